@@ -1,0 +1,1 @@
+from . import clip, heads, losses, segmentors  # noqa: F401
