@@ -1,0 +1,205 @@
+"""mIoU of CAM pseudo masks over a sweep of background thresholds."""
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import MMLogger, print_log
+from prettytable import PrettyTable
+
+from mmseg.registry import METRICS
+
+ThresholdSpec = Union[Sequence[float], tuple, dict, None]
+
+
+def make_thresholds(spec: ThresholdSpec) -> List[float]:
+    """Background thresholds from a list, a range tuple or a range dict.
+
+    Args:
+        spec: None for the SemPLeS sweep 0.40, 0.41, ..., 0.59; a tuple
+            ``(start, stop, step)`` or a dict ``dict(start=, stop=, step=)``
+            for an inclusive range; a list for explicit thresholds.
+
+    Returns:
+        list[float]: thresholds, rounded to 6 decimals (no float drift in
+        the keys of the curve).
+    """
+    if spec is None:
+        spec = dict(start=0.40, stop=0.59, step=0.01)
+    elif isinstance(spec, tuple):
+        if len(spec) != 3:
+            raise ValueError(
+                'PseudoMaskMetric: a tuple bg_thresholds means (start, stop, '
+                f'step), got {spec!r}; give a list for explicit thresholds.')
+        spec = dict(start=spec[0], stop=spec[1], step=spec[2])
+    if isinstance(spec, dict):
+        start, stop, step = spec['start'], spec['stop'], spec['step']
+        if step <= 0 or stop < start:
+            raise ValueError(
+                f'PseudoMaskMetric: bg_thresholds range {spec!r} is empty; '
+                'need step > 0 and stop >= start.')
+        count = int(np.floor((stop - start) / step + 1e-6)) + 1
+        values = [start + i * step for i in range(count)]
+    else:
+        values = list(spec)
+        if not values:
+            raise ValueError('PseudoMaskMetric: bg_thresholds is empty.')
+    return [round(float(v), 6) for v in values]
+
+
+def _field(sample: Any, key: str) -> torch.Tensor:
+    """``sample[key].data`` for a dict (as the Evaluator passes) or a
+    data element."""
+    if isinstance(sample, dict):
+        if key not in sample:
+            raise KeyError(
+                f'PseudoMaskMetric: the data sample has no {key!r}; the model '
+                'must fill data_sample.cam (PixelData, (K, H, W) normalised '
+                'CAMs) and the pipeline gt_sem_seg (PackWSSSInputs).')
+        return sample[key]['data']
+    return getattr(sample, key).data
+
+
+@METRICS.register_module()
+class PseudoMaskMetric(BaseMetric):
+    """CAM pseudo-mask mIoU for each background threshold; keeps the best.
+
+    For every threshold t, the mask is ``argmax([t, cam_1, ..., cam_K])``
+    (ties go to background), and intersections and unions are accumulated
+    for the K + 1 classes. Each data sample must carry ``cam``
+    (PixelData, data (K, H, W): normalised, label-restricted CAMs in [0, 1])
+    and ``gt_sem_seg`` (data (1, H, W), ids 0..K, ``ignore_index`` ignored).
+
+    Per sample, only the per-threshold intersection and prediction areas
+    and the ground-truth area are kept (not the maps), so results gather
+    cheaply across processes.
+
+    Args:
+        bg_thresholds (list | tuple | dict, optional): see
+            :func:`make_thresholds`. Defaults to 0.40..0.59 step 0.01.
+        ignore_index (int): ground-truth id to skip. Defaults to 255.
+        collect_device (str): 'cpu' or 'gpu' for gathering results.
+        prefix (str, optional): prefix of the metric names, e.g. 'cam' to
+            evaluate beside mmseg's IoUMetric (whose 'mIoU' would clash).
+
+    Metrics returned by :meth:`compute_metrics`:
+        ``mIoU`` (best, %), ``bg_threshold`` (its threshold, the lowest on
+        ties), ``mIoU_curve`` ({threshold: mIoU %}) and ``IoU_per_class``
+        ({class name: IoU % at the best threshold}).
+    """
+
+    def __init__(self,
+                 bg_thresholds: ThresholdSpec = None,
+                 ignore_index: int = 255,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None,
+                 **kwargs) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix,
+                         **kwargs)
+        self.bg_thresholds = make_thresholds(bg_thresholds)
+        self.ignore_index = ignore_index
+
+    def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
+        """Accumulate per-threshold confusion counts of each sample.
+
+        Each result is a tuple of int64 arrays: intersection (T, K + 1),
+        predicted area (T, K + 1) and ground-truth area (K + 1,).
+        """
+        for sample in data_samples:
+            cams = _field(sample, 'cam')
+            gt = _field(sample, 'gt_sem_seg').squeeze(0).to(cams.device)
+            self.results.append(self._sample_counts(cams, gt))
+
+    def _sample_counts(self, cams: torch.Tensor, gt: torch.Tensor) -> tuple:
+        """Counts for one sample; cams (K, H, W), gt (H, W)."""
+        if cams.dim() != 3 or cams.shape[1:] != gt.shape:
+            raise ValueError(
+                f'PseudoMaskMetric: cam of shape {tuple(cams.shape)} does not '
+                f'match gt_sem_seg of shape {tuple(gt.shape)}; cams must be '
+                '(K, H, W) at the ground-truth resolution.')
+        num_classes = cams.shape[0] + 1
+        valid = gt != self.ignore_index
+        gt = gt[valid].long()
+        if gt.numel() and int(gt.max()) >= num_classes:
+            raise ValueError(
+                f'PseudoMaskMetric: gt_sem_seg holds id {int(gt.max())} but '
+                f'the cam has only {num_classes - 1} foreground classes.')
+        best_score, best_class = cams[:, valid].max(dim=0)  # (N,)
+        thresholds = torch.tensor(
+            self.bg_thresholds, dtype=best_score.dtype,
+            device=best_score.device)[:, None]
+        # (T, N): class k + 1 where its score beats the threshold, else 0
+        pred = torch.where(best_score[None] > thresholds,
+                           best_class[None] + 1, 0)
+        num_t = len(self.bg_thresholds)
+        offset = torch.arange(num_t, device=pred.device)[:, None] * \
+            num_classes
+        hit = pred == gt[None]
+        intersect = torch.bincount(
+            (pred + offset)[hit], minlength=num_t * num_classes)
+        pred_area = torch.bincount(
+            (pred + offset).flatten(), minlength=num_t * num_classes)
+        gt_area = torch.bincount(gt, minlength=num_classes)
+        return (intersect.view(num_t, num_classes).cpu().numpy(),
+                pred_area.view(num_t, num_classes).cpu().numpy(),
+                gt_area.cpu().numpy())
+
+    def compute_metrics(self, results: list) -> Dict[str, Any]:
+        """Best mIoU over the thresholds, the whole curve, per-class IoU."""
+        if not results:
+            raise ValueError('PseudoMaskMetric: no sample was processed.')
+        sizes = {r[2].shape[0] for r in results}
+        if len(sizes) != 1:
+            raise ValueError('PseudoMaskMetric: samples disagree on the '
+                             f'number of classes: {sorted(sizes)}.')
+        gt_area = np.sum([r[2] for r in results], axis=0).astype(np.float64)
+        if gt_area.sum() == 0:
+            raise ValueError('PseudoMaskMetric: every ground-truth pixel is '
+                             f'ignore_index={self.ignore_index}.')
+        intersect = np.sum([r[0] for r in results], axis=0).astype(np.float64)
+        pred_area = np.sum([r[1] for r in results], axis=0).astype(np.float64)
+        union = pred_area + gt_area[None] - intersect
+        with np.errstate(divide='ignore', invalid='ignore'):
+            iou = intersect / union  # (T, C); NaN where a class never occurs
+        miou = np.nanmean(iou, axis=1) * 100
+        best = int(np.nanargmax(miou))
+        class_names = self._class_names(iou.shape[1])
+        curve = OrderedDict(
+            (t, round(float(m), 2)) for t, m in zip(self.bg_thresholds, miou))
+        per_class = OrderedDict(
+            (name, round(float(v) * 100, 2))
+            for name, v in zip(class_names, iou[best]))
+        self._log_tables(curve, per_class, self.bg_thresholds[best])
+        return dict(
+            mIoU=round(float(miou[best]), 2),
+            bg_threshold=self.bg_thresholds[best],
+            mIoU_curve=dict(curve),
+            IoU_per_class=dict(per_class))
+
+    def _class_names(self, num_classes: int) -> List[str]:
+        names = (self.dataset_meta or {}).get('classes')
+        if names is None:
+            return ['background'] + [f'class_{k}' for k in range(
+                num_classes - 1)]
+        if len(names) != num_classes:
+            raise ValueError(
+                f'PseudoMaskMetric: dataset_meta has {len(names)} classes '
+                f'(background included) but the cams give {num_classes}; '
+                'the model num_classes must be the foreground count K.')
+        return list(names)
+
+    @staticmethod
+    def _log_tables(curve: Dict[float, float], per_class: Dict[str, float],
+                    best_threshold: float) -> None:
+        logger = MMLogger.get_current_instance()
+        curve_table = PrettyTable(['bg threshold', 'mIoU'])
+        for threshold, value in curve.items():
+            curve_table.add_row([f'{threshold:.2f}', value])
+        class_table = PrettyTable(['Class', 'IoU'])
+        for name, value in per_class.items():
+            class_table.add_row([name, value])
+        print_log('pseudo-mask mIoU per background threshold:\n' +
+                  curve_table.get_string(), logger=logger)
+        print_log(f'per-class IoU at bg threshold {best_threshold:.2f}:\n' +
+                  class_table.get_string(), logger=logger)
