@@ -1,0 +1,381 @@
+"""PASCAL VOC (and VOC-layout) dataset with image-level labels for WSSS."""
+import json
+import os.path as osp
+import xml.etree.ElementTree as ET
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from mmengine.logging import print_log
+from mmseg.datasets import BaseSegDataset
+from mmseg.registry import DATASETS
+from PIL import Image
+from tqdm import tqdm
+
+from .class_names import VOC_CLASSES
+from .synthetic.world import (generate_synthetic_world, voc_palette,
+                              world_mismatch)
+
+# Files whose last bytes must hold the format's end marker; a missing marker
+# means the file was cut short (interrupted download or copy).
+_END_MARKERS = {'.jpg': b'\xff\xd9', '.jpeg': b'\xff\xd9', '.png': b'IEND'}
+_TAIL_BYTES = 64
+
+
+def _palette_for(num_classes: int) -> List[List[int]]:
+    flat = voc_palette(num_classes)
+    return [flat[3 * i:3 * i + 3] for i in range(num_classes)]
+
+
+def read_image_list(path: str) -> List[str]:
+    """Image ids from a list file, one per line.
+
+    A line may be an id (``2007_000032``) or, as in some ``trainaug`` lists,
+    paths (``/JPEGImages/2007_000032.jpg /SegmentationClassAug/...``): the
+    stem of the first token is the id. Blank lines are skipped.
+    """
+    ids = []
+    with open(path) as f:
+        for line in f:
+            token = line.strip().split()
+            if not token:
+                continue
+            first = token[0]
+            if '/' in first or '.' in osp.basename(first):
+                first = osp.splitext(osp.basename(first))[0]
+            ids.append(first)
+    return ids
+
+
+def check_image_file(path: str) -> Optional[str]:
+    """Why the image file cannot be used, or None when it looks whole.
+
+    Cheap: opens the file and reads its last bytes. Empty files, unreadable
+    files and JPEG/PNG files without their end marker (truncated) are caught;
+    damage inside an otherwise whole file shows only when it is decoded.
+    """
+    try:
+        with open(path, 'rb') as f:
+            f.seek(0, 2)
+            size = f.tell()
+            if size == 0:
+                return 'the file is empty'
+            f.seek(max(0, size - _TAIL_BYTES))
+            tail = f.read()
+    except OSError as e:
+        return f'cannot read it ({e.strerror})'
+    marker = _END_MARKERS.get(osp.splitext(path)[1].lower())
+    if marker is not None and marker not in tail:
+        return 'it is truncated (no end-of-image marker)'
+    return None
+
+
+def read_mask(path: str) -> np.ndarray:
+    """A class-id mask (H, W) uint8; palette PNGs give their indices."""
+    with Image.open(path) as image:
+        if image.mode not in ('P', 'L'):
+            raise ValueError(
+                f'mask {path} has image mode {image.mode}; class-id masks '
+                'must be single-channel (palette "P" or greyscale "L") PNGs '
+                'whose values are class ids')
+        return np.array(image)
+
+
+def check_mask_values(values: np.ndarray, num_classes: int, path: str,
+                      ignore_index: int = 255) -> None:
+    """Raise if a mask holds ids other than 0..num_classes-1 and the ignore
+    index. ``values``: the unique values of the mask."""
+    bad = [int(v) for v in values
+           if v >= num_classes and v != ignore_index]
+    if bad:
+        raise ValueError(
+            f'mask {path} holds value(s) {bad} outside 0..{num_classes - 1} '
+            f'and {ignore_index} (ignore); the dataset has {num_classes} '
+            'classes including background. Check that the masks are '
+            'class-id PNGs for this dataset (not colour images) and that the '
+            'class list in the config matches them.')
+
+
+@DATASETS.register_module()
+class PascalVOCWSSSDataset(BaseSegDataset):
+    """A VOC-layout segmentation dataset with multi-hot image labels.
+
+    Each data info holds ``img_path``, ``seg_map_path`` (None when the mask
+    file does not exist), ``img_id``, ``gt_class_labels`` (np.float32 (K,),
+    multi-hot over the K foreground classes; index k <-> mask id k + 1),
+    ``reduce_zero_label=False`` and ``seg_fields=[]``.
+
+    Image labels come from, in this order: ``label_file`` if given (JSON
+    ``{img_id: [class names]}``); else the image's mask in
+    ``label_seg_map_path`` (default: ``data_prefix['seg_map_path']``), its
+    unique ids except 0 and 255; else ``<xml_dir>/<img_id>.xml`` (the names
+    of its objects). When ``seg_map_path`` points at pseudo masks, set
+    ``label_seg_map_path`` or ``label_file`` so labels come from the ground
+    truth.
+
+    Checks done when the dataset is built (eager, cheap): the list names
+    existing image files, each image file is readable and not truncated (JPEG
+    and PNG end markers, see :func:`check_image_file`), masks read for labels
+    hold only valid ids, class counts agree with ``num_classes`` /
+    ``num_fg_classes``. Masks used only for training targets (e.g. pseudo
+    masks) are checked when loaded, by the ``CheckSegMapValues`` transform.
+
+    Unlike mmseg's datasets, ``metainfo['classes']`` is the list of mask ids
+    in order (background first); it does not select a subset of
+    ``METAINFO['classes']`` and no label remapping is done.
+
+    Args:
+        ann_file (str): Image list (ids, one per line), relative to
+            ``data_root``, e.g. ``'ImageSets/Segmentation/train.txt'``.
+        data_prefix (dict): ``img_path`` and ``seg_map_path`` folders.
+        img_suffix (str): Image file suffix. Defaults to '.jpg'.
+        seg_map_suffix (str): Mask file suffix. Defaults to '.png'.
+        label_file (str, optional): JSON ``{img_id: [class names]}``.
+        label_seg_map_path (str, optional): Folder of masks to read labels
+            from, relative to ``data_root``.
+        xml_dir (str): Folder of VOC XML annotations. Defaults to
+            'Annotations'.
+        skip_empty (bool, optional): Drop images with no foreground class
+            (the count is logged). Defaults to ``not test_mode``.
+        num_classes (int, optional): Expected number of classes including
+            background (e.g. the decode head's); checked against the class
+            list.
+        num_fg_classes (int, optional): Expected number of foreground classes
+            (e.g. the CAM head's); checked against the class list.
+        synthetic_world (dict, optional): Settings for
+            :func:`generate_synthetic_world` (``seed``, ``num_train``,
+            ``num_val``, ``image_size``, ``context_prob``). If ``data_root``
+            holds no ``world.json``, the world is generated there first; if it
+            holds one with other settings, an error says what differs.
+    """
+    METAINFO = dict(classes=VOC_CLASSES, palette=_palette_for(21))
+
+    def __init__(self,
+                 ann_file: str,
+                 data_root: Optional[str] = None,
+                 data_prefix: dict = dict(
+                     img_path='JPEGImages', seg_map_path='SegmentationClass'),
+                 img_suffix: str = '.jpg',
+                 seg_map_suffix: str = '.png',
+                 metainfo: Optional[dict] = None,
+                 label_file: Optional[str] = None,
+                 label_seg_map_path: Optional[str] = None,
+                 xml_dir: str = 'Annotations',
+                 skip_empty: Optional[bool] = None,
+                 num_classes: Optional[int] = None,
+                 num_fg_classes: Optional[int] = None,
+                 synthetic_world: Optional[dict] = None,
+                 test_mode: bool = False,
+                 reduce_zero_label: bool = False,
+                 **kwargs) -> None:
+        if reduce_zero_label:
+            raise ValueError(
+                'reduce_zero_label=True is not supported by WSSS datasets: '
+                'mask id 0 is background and image labels are built over ids '
+                '1..K; remove reduce_zero_label from the dataset config')
+        metainfo = dict(metainfo or {})
+        classes = tuple(metainfo.get('classes', self.METAINFO['classes']))
+        if 'classes' in metainfo and 'palette' not in metainfo:
+            metainfo['palette'] = _palette_for(len(classes))
+        if num_classes is not None and num_classes != len(classes):
+            raise ValueError(
+                f'num_classes={num_classes} but the dataset has '
+                f'{len(classes)} classes including background ({classes}); '
+                'make the model\'s num_classes and metainfo.classes agree')
+        if num_fg_classes is not None and num_fg_classes != len(classes) - 1:
+            raise ValueError(
+                f'num_fg_classes={num_fg_classes} but the dataset has '
+                f'{len(classes) - 1} foreground classes ({classes[1:]}); '
+                'make the model\'s foreground class count and '
+                'metainfo.classes agree')
+        if synthetic_world is not None:
+            self._prepare_synthetic_world(data_root, synthetic_world, classes)
+
+        self.label_file = label_file
+        self.label_seg_map_path = label_seg_map_path
+        self.xml_dir = xml_dir
+        self.skip_empty = (not test_mode) if skip_empty is None \
+            else skip_empty
+        super().__init__(
+            ann_file=ann_file,
+            data_root=data_root,
+            data_prefix=data_prefix,
+            img_suffix=img_suffix,
+            seg_map_suffix=seg_map_suffix,
+            metainfo=metainfo,
+            test_mode=test_mode,
+            reduce_zero_label=False,
+            **kwargs)
+
+    @classmethod
+    def get_label_map(cls, new_classes: Optional[Sequence] = None):
+        """No remapping: ``metainfo['classes']`` lists the mask ids."""
+        return None
+
+    @staticmethod
+    def _prepare_synthetic_world(data_root, settings, classes):
+        if data_root is None:
+            raise ValueError('synthetic_world needs data_root: the folder to '
+                             'generate the world in')
+        settings = dict(settings)
+        if not osp.isfile(osp.join(data_root, 'world.json')):
+            print_log(f'generating the synthetic world in {data_root} '
+                      f'({settings})', logger='current')
+            generate_synthetic_world(data_root, **settings)
+        diff = world_mismatch(data_root, **{
+            k: v for k, v in settings.items()
+            if k in ('seed', 'num_train', 'num_val', 'image_size',
+                     'context_prob')})
+        if diff is not None:
+            raise ValueError(
+                f'{data_root} holds a synthetic world with other settings '
+                f'than synthetic_world={settings}: {diff}. Delete the folder '
+                'to regenerate it, or change data_root or synthetic_world.')
+        with open(osp.join(data_root, 'world.json')) as f:
+            world_classes = json.load(f)['classes']
+        if list(classes[1:]) != list(world_classes):
+            raise ValueError(
+                f'metainfo classes {classes} do not match the synthetic '
+                f'world\'s classes {["background"] + world_classes} in '
+                f'{data_root}/world.json')
+
+    # -- paths -------------------------------------------------------------
+    def _join_prefix(self):
+        super()._join_prefix()
+        for attr in ('label_file', 'label_seg_map_path', 'xml_dir'):
+            value = getattr(self, attr)
+            if value is not None and not osp.isabs(value):
+                setattr(self, attr, osp.join(self.data_root, value))
+
+    # -- labels --------------------------------------------------------------
+    @property
+    def foreground_classes(self) -> tuple:
+        return tuple(self._metainfo['classes'][1:])
+
+    def _multi_hot(self, names: Sequence[str], source: str) -> np.ndarray:
+        labels = np.zeros(len(self.foreground_classes), np.float32)
+        for name in names:
+            if name not in self.foreground_classes:
+                raise ValueError(
+                    f'{source} names class {name!r}, which is not one of the '
+                    f'dataset\'s classes {self.foreground_classes}')
+            labels[self.foreground_classes.index(name)] = 1.0
+        return labels
+
+    def _labels_from_mask(self, path: str) -> np.ndarray:
+        values = np.unique(read_mask(path))
+        num_classes = len(self._metainfo['classes'])
+        check_mask_values(values, num_classes, path, self.ignore_index)
+        labels = np.zeros(num_classes - 1, np.float32)
+        ids = [int(v) for v in values if 0 < v < num_classes]
+        labels[[i - 1 for i in ids]] = 1.0
+        return labels
+
+    def _labels_from_annotation(self, img_id: str) -> Optional[np.ndarray]:
+        """Labels from the per-image annotation (VOC XML), None if absent."""
+        path = osp.join(self.xml_dir, img_id + '.xml')
+        if not osp.isfile(path):
+            return None
+        try:
+            root = ET.parse(path).getroot()
+        except ET.ParseError as e:
+            raise ValueError(f'cannot parse the XML annotation {path}: {e}')
+        names = [obj.findtext('name', '').strip()
+                 for obj in root.iter('object')]
+        return self._multi_hot(names, f'XML annotation {path}')
+
+    def _annotation_source(self) -> str:
+        return f'{self.xml_dir} (VOC XML)'
+
+    def _load_label_file(self) -> Dict[str, List[str]]:
+        if not osp.isfile(self.label_file):
+            raise FileNotFoundError(
+                f'label_file {self.label_file} does not exist; give a JSON '
+                'file {img_id: [class names]} or leave label_file unset')
+        with open(self.label_file) as f:
+            return json.load(f)
+
+    def _image_labels(self, img_id, label_table, label_mask_dir):
+        if label_table is not None:
+            if img_id not in label_table:
+                raise KeyError(f'image {img_id} has no entry in label_file '
+                               f'{self.label_file}')
+            return self._multi_hot(label_table[img_id],
+                                   f'label_file {self.label_file}')
+        if label_mask_dir is not None:
+            path = osp.join(label_mask_dir, img_id + self.seg_map_suffix)
+            if osp.isfile(path):
+                return self._labels_from_mask(path)
+        labels = self._labels_from_annotation(img_id)
+        if labels is None:
+            raise FileNotFoundError(
+                f'no image labels for {img_id}: no mask in {label_mask_dir} '
+                f'and no annotation in {self._annotation_source()}; give a '
+                'label_file or the masks / annotations')
+        return labels
+
+    # -- the list ------------------------------------------------------------
+    def _read_ids(self) -> List[str]:
+        if not self.ann_file or not osp.isfile(self.ann_file):
+            raise FileNotFoundError(
+                f'image list ann_file={self.ann_file!r} does not exist; give '
+                'a text file of image ids (e.g. ImageSets/Segmentation/'
+                'train.txt relative to data_root)')
+        ids = read_image_list(self.ann_file)
+        if not ids:
+            raise ValueError(f'image list {self.ann_file} is empty')
+        return ids
+
+    def _check_images(self, ids: List[str], img_dir: str) -> None:
+        paths = [osp.join(img_dir, i + self.img_suffix) for i in ids]
+        missing = [i for i, p in zip(ids, paths) if not osp.isfile(p)]
+        if missing:
+            raise FileNotFoundError(
+                f'{len(missing)} of {len(ids)} images in {self.ann_file} are '
+                f'missing from {img_dir} (suffix {self.img_suffix!r}), e.g. '
+                f'{missing[:5]}; check data_root, data_prefix.img_path, '
+                'img_suffix, or convert/download the dataset')
+        for img_id, path in zip(ids, paths):
+            problem = check_image_file(path)
+            if problem is not None:
+                raise OSError(f'image {path} (id {img_id}) is unusable: '
+                              f'{problem}. Re-download or re-extract it, or '
+                              f'remove {img_id} from {self.ann_file}.')
+
+    def load_data_list(self) -> List[dict]:
+        """One data info per listed image (see the class docstring)."""
+        img_dir = self.data_prefix.get('img_path', '')
+        seg_dir = self.data_prefix.get('seg_map_path', None)
+        label_mask_dir = self.label_seg_map_path or seg_dir
+        ids = self._read_ids()
+        self._check_images(ids, img_dir)
+        label_table = (self._load_label_file()
+                       if self.label_file is not None else None)
+
+        data_list, empty = [], []
+        for img_id in tqdm(ids, desc=f'labels of {osp.basename(self.ann_file)}',
+                           unit='img', leave=False,
+                           disable=len(ids) < 2000):
+            seg_map_path = None
+            if seg_dir is not None:
+                path = osp.join(seg_dir, img_id + self.seg_map_suffix)
+                seg_map_path = path if osp.isfile(path) else None
+            labels = self._image_labels(img_id, label_table, label_mask_dir)
+            if self.skip_empty and not labels.any():
+                empty.append(img_id)
+                continue
+            data_list.append(dict(
+                img_path=osp.join(img_dir, img_id + self.img_suffix),
+                seg_map_path=seg_map_path,
+                img_id=img_id,
+                gt_class_labels=labels,
+                label_map=None,
+                reduce_zero_label=False,
+                seg_fields=[]))
+        if empty:
+            print_log(f'{self.__class__.__name__}: skipped {len(empty)} of '
+                      f'{len(ids)} images of {self.ann_file} with no '
+                      f'foreground class (e.g. {empty[:3]})', logger='current')
+        if not data_list:
+            raise ValueError(f'no image of {self.ann_file} has a foreground '
+                             'class; check the labels or set skip_empty=False')
+        return data_list
