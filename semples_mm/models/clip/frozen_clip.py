@@ -1,0 +1,402 @@
+"""A frozen open_clip CLIP that encodes masked images, texts and prompts."""
+import logging
+from contextlib import contextmanager, nullcontext
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmseg.registry import MODELS
+from open_clip.model import CLIP, resize_pos_embed, resize_text_pos_embed
+
+from .clip_checkpoint import ClipWeights, resolve_pretrained
+
+# The CAM network's default data-preprocessor normalisation (0-255 pixels).
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+@contextmanager
+def _quiet_random_init_warning(active: bool):
+    """Hide open_clip's 'initialized randomly' warning when weights follow."""
+    if not active:
+        yield
+        return
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+@MODELS.register_module()
+class FrozenCLIP(BaseModule):
+    """An open_clip CLIP kept frozen: weights never learn, always eval mode.
+
+    Images, texts and learnt prompts are encoded into one L2-normalised
+    embedding space of dimension D (``self.embed_dim``).
+
+    Args:
+        model_name (str): open_clip architecture, e.g. 'ViT-B-16', 'ViT-B-32'
+            or this project's 'semples-synthetic-tiny'.
+        pretrained (str, optional): weights: a local file (OpenAI TorchScript
+            .pt, a torch.save state dict .pt/.pth/.bin, or .safetensors) or an
+            open_clip tag such as 'openai' that is already in the local cache.
+            None gives random weights (tests only).
+        precision (str): 'fp32', 'fp16' or 'bf16' (open_clip's mixed
+            precision: LayerNorms stay fp32). Features are returned in fp32.
+        input_mean (Sequence[float]): per-channel mean, in 0-255 pixel units,
+            that the images given to :meth:`encode_image` were normalised
+            with (the CAM network's data preprocessor).
+        input_std (Sequence[float]): the matching std, 0-255 units.
+        clip_normalize (bool): True (default, correct) converts the images to
+            CLIP's own normalisation before encoding. False feeds them as they
+            are, as the SemPLeS authors did (ImageNet-normalised crops straight
+            into CLIP); offered to reproduce their runs.
+        image_chunk_size (int): images encoded per forward pass.
+        grad_checkpointing (bool): recompute CLIP's activations in backward
+            instead of storing them, bounding memory when gradients flow to
+            the images (costs one more forward pass).
+        quick_gelu (bool, optional): force the activation. None (default)
+            takes it from the weights (OpenAI files and tags mean QuickGELU),
+            and where the file does not say, from the model config.
+        prompt_prefix (str): text before the learnt context vectors.
+        prompt_suffix (str): text after them.
+        cache_dir (str, optional): open_clip download cache, for tags.
+        allow_download (bool): let a tag missing from the cache be
+            downloaded. False (default) fails at once with the file to fetch.
+        init_cfg (dict, optional): unused; weights come from ``pretrained``.
+
+    Checkpoints: CLIP's weights stay in this module's state dict. That makes
+    every training checkpoint larger (ViT-B/16 about 600 MB in fp32), but
+    resuming never depends on finding ``pretrained`` again or on a random
+    initialisation being reproduced, and a checkpoint is self-contained.
+    """
+
+    def __init__(self,
+                 model_name: str = 'ViT-B-16',
+                 pretrained: Optional[str] = None,
+                 precision: str = 'fp32',
+                 input_mean: Sequence[float] = IMAGENET_MEAN,
+                 input_std: Sequence[float] = IMAGENET_STD,
+                 clip_normalize: bool = True,
+                 image_chunk_size: int = 64,
+                 grad_checkpointing: bool = False,
+                 quick_gelu: Optional[bool] = None,
+                 prompt_prefix: str = 'a photo of',
+                 prompt_suffix: str = '.',
+                 cache_dir: Optional[str] = None,
+                 allow_download: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        if model_name not in open_clip.list_models():
+            raise ValueError(
+                f'FrozenCLIP: model_name={model_name!r} is not an open_clip '
+                f'model config. Known: {open_clip.list_models()}')
+        if precision not in ('fp32', 'fp16', 'bf16'):
+            raise ValueError(f'FrozenCLIP: precision={precision!r}; use '
+                             "'fp32', 'fp16' or 'bf16'.")
+        if image_chunk_size < 1:
+            raise ValueError('FrozenCLIP: image_chunk_size must be >= 1, got '
+                             f'{image_chunk_size}.')
+        self.model_name = model_name
+        self.pretrained = pretrained
+        self.clip_normalize = clip_normalize
+        self.image_chunk_size = image_chunk_size
+
+        weights = (resolve_pretrained(model_name, pretrained, cache_dir,
+                                      allow_download) if pretrained else None)
+        self.quick_gelu = self._choose_quick_gelu(quick_gelu, weights)
+        with _quiet_random_init_warning(weights is not None):
+            self.model = open_clip.create_model(
+                model_name,
+                pretrained=None,
+                precision=precision,
+                force_preprocess_cfg=weights.preprocess if weights else None,
+                quick_gelu=self.quick_gelu)
+        if not isinstance(self.model, CLIP):
+            raise NotImplementedError(
+                f'FrozenCLIP: model_name={model_name!r} builds a '
+                f'{type(self.model).__name__}; only the standard open_clip '
+                'CLIP class (built-in text tower) is supported.')
+        if weights is not None:
+            self._load_weights(weights)
+        self.model.requires_grad_(False)
+        self.model.set_grad_checkpointing(grad_checkpointing)
+        self.model.eval()
+
+        self.tokenizer = open_clip.get_tokenizer(model_name)
+        self.context_length = self.model.context_length
+        self.text_width = self.model.token_embedding.embedding_dim
+        self.embed_dim = self.model.visual.output_dim
+        self.image_size = tuple(self.model.visual.image_size)
+        self.interpolation = self.model.visual.preprocess_cfg.get(
+            'interpolation', 'bicubic')
+        self._register_normalisation(input_mean, input_std)
+        self._init_prompt_template(prompt_prefix, prompt_suffix)
+        self._text_cache: Dict[Tuple[str, str], torch.Tensor] = {}
+
+    # ------------------------------------------------------------ building
+    def _choose_quick_gelu(self, forced: Optional[bool],
+                           weights: Optional[ClipWeights]) -> bool:
+        """The activation: forced, else what the weights say, else config."""
+        config_value = bool(
+            open_clip.get_model_config(self.model_name).get(
+                'quick_gelu', False))
+        file_value = weights.quick_gelu if weights is not None else None
+        if forced is not None:
+            if file_value is not None and forced != file_value:
+                logging.getLogger(__name__).warning(
+                    f'FrozenCLIP: quick_gelu={forced} is forced, but '
+                    f'{weights.path} was trained with '
+                    f'quick_gelu={file_value}; its features will be off.')
+            return forced
+        return config_value if file_value is None else file_value
+
+    def _load_weights(self, weights: ClipWeights):
+        """Load a state dict into ``self.model``, naming the file on error."""
+        state_dict = dict(weights.state_dict)
+        persistent = self.model.state_dict()
+        # Non-persistent buffers (the causal attention mask) are rebuilt by
+        # the model; TorchScript archives carry them anyway.
+        for name, _ in self.model.named_buffers():
+            if name not in persistent:
+                state_dict.pop(name, None)
+        if ('logit_scale' in state_dict and state_dict['logit_scale'].ndim
+                != self.model.logit_scale.ndim):
+            state_dict['logit_scale'] = state_dict['logit_scale'].reshape(
+                self.model.logit_scale.shape)
+        resize_pos_embed(state_dict, self.model)
+        resize_text_pos_embed(state_dict, self.model)
+        try:
+            missing, unexpected = self.model.load_state_dict(
+                state_dict, strict=False)
+        except RuntimeError as error:
+            raise ValueError(
+                f'FrozenCLIP: the weights in {weights.path} do not fit '
+                f'model_name={self.model_name!r}: {error}') from error
+        if missing or unexpected:
+            raise ValueError(
+                f'FrozenCLIP: the weights in {weights.path} '
+                f'({weights.file_format}) do not fit model_name='
+                f'{self.model_name!r}: missing keys {missing[:5]}, '
+                f'unexpected keys {unexpected[:5]}. Check model_name.')
+
+    def _register_normalisation(self, input_mean, input_std):
+        """Per-channel affine map from the input to CLIP's normalisation.
+
+        x_clip = (x * s_in / 255 + m_in / 255 - m_clip) / s_clip
+               = x * scale + shift.
+        """
+        input_mean = torch.tensor(input_mean, dtype=torch.float32)
+        input_std = torch.tensor(input_std, dtype=torch.float32)
+        if input_mean.shape != (3, ) or input_std.shape != (3, ):
+            raise ValueError('FrozenCLIP: input_mean and input_std need 3 '
+                             f'values each, got {input_mean.tolist()} and '
+                             f'{input_std.tolist()}.')
+        preprocess = self.model.visual.preprocess_cfg
+        clip_mean = torch.tensor(preprocess['mean'], dtype=torch.float32)
+        clip_std = torch.tensor(preprocess['std'], dtype=torch.float32)
+        scale = input_std / 255. / clip_std
+        shift = (input_mean / 255. - clip_mean) / clip_std
+        self.register_buffer('input_to_clip_scale', scale.view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer('input_to_clip_shift', shift.view(1, 3, 1, 1),
+                             persistent=False)
+
+    def _init_prompt_template(self, prefix: str, suffix: str):
+        """Tokenise '{prefix} {suffix}' once; remember where ctx goes.
+
+        Prompt tokens: [SOT] prefix [ctx_1 .. ctx_L] suffix [EOT] [pad ...].
+        """
+        template = f'{prefix} {suffix}'.strip()
+        self.prompt_template = template
+        tokens = self.tokenizer([template])  # (1, C)
+        prefix_length = len(self.tokenizer.encode(prefix)) if prefix else 0
+        # +1 for the start-of-text token.
+        self.prompt_insert_index = 1 + prefix_length
+        self.prompt_pool_index = self._pool_index(tokens[0])
+        self.register_buffer('prompt_tokens', tokens, persistent=False)
+        # Positions after the EOT are padding; ctx may take that many.
+        self.max_prompt_length = self.context_length - 1 - \
+            self.prompt_pool_index
+
+    def _pool_index(self, tokens: torch.Tensor) -> int:
+        """Position whose feature the text tower pools, for one sequence."""
+        pool_type = self.model.text_pool_type
+        if pool_type == 'argmax':
+            return int(tokens.argmax())
+        if pool_type == 'eos':
+            return int((tokens == self.model.text_eos_id).int().argmax())
+        raise NotImplementedError(
+            f'FrozenCLIP: text pool type {pool_type!r} of {self.model_name} '
+            'is not supported by encode_prompts (needs argmax or eos).')
+
+    # --------------------------------------------------------- frozen state
+    def train(self, mode: bool = True):
+        """Stay in eval mode whatever the parent asks (dropout, norms)."""
+        return super().train(False)
+
+    def init_weights(self):
+        """Nothing to initialise: the weights come from ``pretrained``."""
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        # New weights make cached text features stale.
+        self._text_cache.clear()
+        super()._load_from_state_dict(*args, **kwargs)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Dtype of CLIP's weights (fp16/bf16 under mixed precision)."""
+        return self.model.visual.conv1.weight.dtype
+
+    # ------------------------------------------------------------- images
+    def to_clip_input(self, images: torch.Tensor) -> torch.Tensor:
+        """Convert preprocessor-normalised images to CLIP's input.
+
+        Args:
+            images (Tensor): (N, 3, H, W), normalised with input_mean/std.
+
+        Returns:
+            Tensor: (N, 3, h, w) at CLIP's image size, normalised with CLIP's
+            own mean/std (or unchanged in value if ``clip_normalize=False``).
+        """
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError('FrozenCLIP.encode_image expects (N, 3, H, W) '
+                             f'images, got shape {tuple(images.shape)}.')
+        x = images.float()
+        if self.clip_normalize:
+            x = x * self.input_to_clip_scale + self.input_to_clip_shift
+        if tuple(x.shape[-2:]) != self.image_size:
+            # Resizing and a per-channel affine map commute, so the order of
+            # the two steps does not matter.
+            x = F.interpolate(x, size=self.image_size,
+                              mode=self.interpolation, align_corners=False)
+        return x.to(self.dtype)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Encode images; gradients flow back to ``images``.
+
+        The images are converted to CLIP's normalisation (see
+        ``clip_normalize``) and resized to CLIP's input size (bicubic).
+        When ``images`` does not require grad (or grad is disabled), the
+        encoding runs without autograd: nothing could receive a gradient.
+
+        Args:
+            images (Tensor): (N, 3, H, W) normalised with input_mean/std,
+                e.g. the CAM-masked crops M * X and (1 - M) * X.
+
+        Returns:
+            Tensor: (N, D) L2-normalised fp32 image features.
+        """
+        needs_grad = torch.is_grad_enabled() and images.requires_grad
+        with nullcontext() if needs_grad else torch.no_grad():
+            x = self.to_clip_input(images)
+            features = [
+                self.model.encode_image(chunk, normalize=True)
+                for chunk in x.split(self.image_chunk_size)
+            ]
+        if not features:
+            return images.new_zeros((0, self.embed_dim), dtype=torch.float32)
+        return torch.cat(features).float()
+
+    # -------------------------------------------------------------- texts
+    def tokenize(self, texts: List[str]) -> torch.Tensor:
+        """Token ids (N, C); raises if a text would be truncated."""
+        for text in texts:
+            length = len(self.tokenizer.encode(text)) + 2  # SOT and EOT
+            if length > self.context_length:
+                raise ValueError(
+                    f'FrozenCLIP: text {text!r} has {length} tokens, more '
+                    f'than the context length {self.context_length} of '
+                    f'{self.model_name}; shorten it.')
+        return self.tokenizer(texts)
+
+    @torch.no_grad()
+    def encode_text(self, texts: List[str]) -> torch.Tensor:
+        """Encode texts, caching each (text, device) feature.
+
+        Args:
+            texts (list[str]): N texts, e.g. 'a photo of a boat.'.
+
+        Returns:
+            Tensor: (N, D) L2-normalised fp32 text features, no grad.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        device = self.prompt_tokens.device
+        missing = [t for t in dict.fromkeys(texts)
+                   if (t, str(device)) not in self._text_cache]
+        if missing:
+            tokens = self.tokenize(missing).to(device)
+            features = self.model.encode_text(tokens, normalize=True).float()
+            for text, feature in zip(missing, features):
+                self._text_cache[(text, str(device))] = feature
+        if not texts:
+            return torch.zeros((0, self.embed_dim), device=device)
+        return torch.stack(
+            [self._text_cache[(t, str(device))] for t in texts])
+
+    @torch.no_grad()
+    def token_embeddings(self, text: str) -> torch.Tensor:
+        """Token embeddings of ``text`` without SOT/EOT.
+
+        Returns:
+            Tensor: (T, W) fp32, W = ``self.text_width``; T BPE tokens.
+        """
+        ids = torch.tensor(self.tokenizer.encode(text),
+                           device=self.prompt_tokens.device)
+        return self.model.token_embedding(ids).float().clone()
+
+    def encode_prompts(self, ctx: torch.Tensor) -> torch.Tensor:
+        """Encode learnt context vectors spliced into the prompt template.
+
+        Tokens: [SOT] 'a photo of' ctx_1..ctx_L '.' [EOT] [pad ...], padded
+        to the context length; the feature is read at the EOT position
+        (index 5 + L for the default template), then ln_final and the text
+        projection, as for any text. Gradients flow to ``ctx``.
+
+        Args:
+            ctx (Tensor): (K, L, W) context vectors, W = ``self.text_width``.
+
+        Returns:
+            Tensor: (K, D) L2-normalised fp32 prompt features.
+        """
+        if ctx.dim() != 3 or ctx.shape[-1] != self.text_width:
+            raise ValueError(
+                f'FrozenCLIP.encode_prompts expects ctx (K, L, '
+                f'{self.text_width}), got shape {tuple(ctx.shape)}; set the '
+                f'prompt learner width to {self.text_width}.')
+        num_prompts, length, _ = ctx.shape
+        if length > self.max_prompt_length:
+            raise ValueError(
+                f'FrozenCLIP: {length} context vectors do not fit the '
+                f'context length {self.context_length} of {self.model_name} '
+                f'with the template {self.prompt_template!r}; use a prompt '
+                f'length of at most {self.max_prompt_length}.')
+        model = self.model
+        cast_dtype = model.transformer.get_cast_dtype()
+        with torch.no_grad():
+            template = model.token_embedding(self.prompt_tokens).to(
+                cast_dtype)  # (1, C, W)
+        template = template.expand(num_prompts, -1, -1)
+        cut = self.prompt_insert_index
+        # Drop L padding positions from the end to keep the context length.
+        x = torch.cat([
+            template[:, :cut],
+            ctx.to(cast_dtype),
+            template[:, cut:self.context_length - length]
+        ], dim=1)  # (K, C, W)
+        x = x + model.positional_embedding.to(cast_dtype)
+        x = model.transformer(x, attn_mask=model.attn_mask)
+        x = model.ln_final(x)
+        pool_index = self.prompt_pool_index
+        if pool_index >= cut:
+            pool_index += length
+        x = x[:, pool_index]
+        if isinstance(model.text_projection, torch.nn.Linear):
+            x = model.text_projection(x)
+        elif model.text_projection is not None:
+            x = x @ model.text_projection
+        return F.normalize(x.float(), dim=-1)

@@ -1,0 +1,298 @@
+"""FrozenCLIP: prompt encoding, freezing, weight files, normalisation."""
+import json
+
+import open_clip
+import pytest
+import torch
+from mmseg.registry import MODELS
+from safetensors.torch import save_file
+from torch import nn
+
+import semples_mm.models.clip  # noqa: F401  (registers)
+from semples_mm.models.clip.clip_checkpoint import (_cached_tag_file,
+                                                    is_torchscript_archive)
+
+MICRO = 'semples-test-micro'
+MICRO_CFG = dict(
+    embed_dim=32,
+    quick_gelu=False,
+    vision_cfg=dict(image_size=32, layers=1, width=32, head_width=16,
+                    patch_size=16),
+    text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2,
+                  layers=1))
+
+
+@pytest.fixture(scope='module', autouse=True)
+def micro_config(tmp_path_factory):
+    """Register a micro CLIP config (seconds to build and run)."""
+    folder = tmp_path_factory.mktemp('clip_cfg')
+    (folder / f'{MICRO}.json').write_text(json.dumps(MICRO_CFG))
+    open_clip.add_model_config(folder)
+    return folder
+
+
+def build_clip(**kwargs):
+    torch.manual_seed(0)
+    cfg = dict(type='FrozenCLIP', model_name=MICRO)
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+def random_images(n=3, size=32, seed=1):
+    return torch.randn(n, 3, size, size,
+                       generator=torch.Generator().manual_seed(seed))
+
+
+def test_prompt_of_real_words_equals_text():
+    clip = build_clip()
+    assert clip.prompt_insert_index == 4  # [SOT] a photo of | ctx
+    assert clip.prompt_pool_index == 5  # [SOT] a photo of . [EOT]
+    ctx = torch.stack([clip.token_embeddings('a red boat'),
+                       clip.token_embeddings('one blue car')])  # (2, 3, W)
+    assert ctx.shape == (2, 3, clip.text_width)
+    prompts = clip.encode_prompts(ctx)
+    texts = clip.encode_text(['a photo of a red boat.',
+                              'a photo of one blue car.'])
+    assert prompts.shape == (2, clip.embed_dim)
+    torch.testing.assert_close(prompts, texts, atol=1e-5, rtol=0)
+    # and it is not trivially equal: other words give another feature.
+    other = clip.encode_text(['a photo of a red car.'])
+    assert (prompts[0] - other[0]).abs().max() > 1e-3
+
+
+def test_prompt_gradients_reach_ctx_only():
+    clip = build_clip()
+    learner = MODELS.build(dict(type='BackgroundPromptLearner',
+                                class_names=['boat', 'cow'], length=5,
+                                width=clip.text_width))
+    features = clip.encode_prompts(learner())
+    torch.testing.assert_close(features.norm(dim=-1), torch.ones(2))
+    features[:, 0].sum().backward()
+    assert learner.ctx.grad is not None
+    assert learner.ctx.grad.abs().sum() > 0
+    assert all(p.grad is None for p in clip.parameters())
+
+
+def test_prompt_too_long_and_wrong_width_fail():
+    clip = build_clip()  # context length 16: [SOT] a photo of . [EOT] = 6
+    assert clip.max_prompt_length == 10
+    clip.encode_prompts(torch.rand(1, 10, clip.text_width))
+    with pytest.raises(ValueError, match='at most 10'):
+        clip.encode_prompts(torch.rand(1, 11, clip.text_width))
+    with pytest.raises(ValueError, match='width'):
+        clip.encode_prompts(torch.rand(1, 4, clip.text_width + 1))
+
+
+def test_stays_frozen_under_parent_train():
+    clip = build_clip()
+    parent = nn.ModuleDict(dict(clip=clip, head=nn.Linear(2, 2)))
+    parent.train()
+    assert parent['head'].training
+    assert not clip.training
+    assert not any(m.training for m in clip.modules())
+    assert not any(p.requires_grad for p in clip.parameters())
+
+
+def test_encode_image_gradient_flows_to_input():
+    clip = build_clip()
+    images = random_images(n=3, size=40).requires_grad_()  # resized to 32
+    features = clip.encode_image(images)
+    assert features.shape == (3, clip.embed_dim)
+    torch.testing.assert_close(features.norm(dim=-1), torch.ones(3))
+    features[:, :4].sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+    assert all(p.grad is None for p in clip.parameters())
+    # A frozen input takes the no-grad path.
+    assert not clip.encode_image(images.detach()).requires_grad
+
+
+def test_chunking_does_not_change_features():
+    images = random_images(n=5)
+    whole = build_clip(image_chunk_size=64).encode_image(images)
+    chunked = build_clip(image_chunk_size=2).encode_image(images)
+    torch.testing.assert_close(whole, chunked, atol=1e-6, rtol=0)
+
+
+def test_normalisation_conversion_by_hand():
+    mean, std = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+    clip = build_clip(input_mean=mean, input_std=std)
+    pixel = torch.tensor([255., 0., 128.])
+    normalised = (pixel - torch.tensor(mean)) / torch.tensor(std)
+    images = normalised.view(1, 3, 1, 1).expand(1, 3, 32, 32)
+    clip_mean = (0.48145466, 0.4578275, 0.40821073)  # OpenAI's, the default
+    clip_std = (0.26862954, 0.26130258, 0.27577711)
+    expected = [(255 / 255 - clip_mean[0]) / clip_std[0],
+                (0 / 255 - clip_mean[1]) / clip_std[1],
+                (128 / 255 - clip_mean[2]) / clip_std[2]]
+    converted = clip.to_clip_input(images)
+    assert converted.shape == (1, 3, 32, 32)
+    torch.testing.assert_close(converted[0, :, 5, 7], torch.tensor(expected),
+                               atol=1e-5, rtol=0)
+    # A constant image keeps its value through the bicubic resize.
+    big = normalised.view(1, 3, 1, 1).expand(1, 3, 50, 50)
+    torch.testing.assert_close(clip.to_clip_input(big),
+                               converted, atol=1e-5, rtol=0)
+    # The authors' way: values untouched, only resized.
+    raw = build_clip(clip_normalize=False).to_clip_input(images)
+    torch.testing.assert_close(raw, images)
+
+
+def test_text_cache_and_too_long_text():
+    clip = build_clip()
+    first = clip.encode_text(['a photo of a boat.', 'a photo of water.'])
+    assert ('a photo of a boat.', 'cpu') in clip._text_cache
+    again = clip.encode_text(['a photo of water.'])
+    torch.testing.assert_close(again[0], first[1])
+    assert not first.requires_grad
+    with pytest.raises(ValueError, match='context length 16'):
+        clip.encode_text(['a photo of ' + 'very ' * 20 + 'long boat.'])
+
+
+def test_state_dict_roundtrip_keeps_weights_and_clears_cache():
+    clip = build_clip()
+    clip.encode_text(['a photo of a boat.'])
+    state = clip.state_dict()
+    assert 'model.visual.conv1.weight' in state
+    torch.manual_seed(123)
+    other = MODELS.build(dict(type='FrozenCLIP', model_name=MICRO))
+    other.encode_text(['a photo of a boat.'])
+    other.load_state_dict(state)
+    assert not other._text_cache
+    torch.testing.assert_close(other.encode_text(['a photo of a boat.']),
+                               clip.encode_text(['a photo of a boat.']))
+
+
+@pytest.mark.parametrize('precision', ['fp16', 'bf16'])
+def test_low_precision_builds_and_encodes(precision):
+    clip = build_clip(precision=precision)
+    reference = build_clip()
+    assert clip.dtype != torch.float32
+    features = clip.encode_image(random_images())
+    assert features.dtype == torch.float32
+    torch.testing.assert_close(features, reference.encode_image(
+        random_images()), atol=5e-2, rtol=0)
+
+
+# ------------------------------------------------------------------ weights
+@pytest.fixture(scope='module')
+def weight_files(tmp_path_factory):
+    """The same random QuickGELU micro CLIP saved in every supported form."""
+    folder = tmp_path_factory.mktemp('clip_weights')
+    torch.manual_seed(7)
+    model = open_clip.create_model(MICRO, quick_gelu=True).eval()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    files = {}
+    # OpenAI's released format: a TorchScript archive whose state dict also
+    # has input_resolution, context_length and vocab_size.
+    scripted_source = open_clip.create_model(MICRO, quick_gelu=True)
+    scripted_source.load_state_dict(state)
+    for key, value in (('input_resolution', 32), ('context_length', 16),
+                       ('vocab_size', 49408)):
+        if hasattr(scripted_source, key):
+            delattr(scripted_source, key)  # a plain int in open_clip
+        scripted_source.register_buffer(key, torch.tensor(value))
+    files['openai_jit'] = folder / 'openai_jit.pt'
+    torch.jit.script(scripted_source.eval()).save(str(files['openai_jit']))
+    # OpenAI-format state dict (with the extra entries), torch.save'd.
+    files['openai_state_dict'] = folder / 'openai_state_dict.pt'
+    torch.save(dict(state, input_resolution=torch.tensor(32),
+                    context_length=torch.tensor(16),
+                    vocab_size=torch.tensor(49408)),
+               files['openai_state_dict'])
+    # open_clip-format state dicts: plain .bin, wrapped .pth, .safetensors.
+    files['bin'] = folder / 'open_clip.bin'
+    torch.save(state, files['bin'])
+    files['wrapped_pth'] = folder / 'wrapped.pth'
+    torch.save({'state_dict': {'module.' + k: v for k, v in state.items()}},
+               files['wrapped_pth'])
+    files['safetensors'] = folder / 'open_clip.safetensors'
+    save_file(state, str(files['safetensors']),
+              metadata={'quick_gelu': 'true'})
+    files['safetensors_no_meta'] = folder / 'no_meta.safetensors'
+    save_file(state, str(files['safetensors_no_meta']))
+    return model, files
+
+
+def _features(clip_or_model, images, tokens):
+    with torch.no_grad():
+        return (clip_or_model.encode_image(images, normalize=True),
+                clip_or_model.encode_text(tokens, normalize=True))
+
+
+@pytest.mark.parametrize('form, quick_gelu', [
+    ('openai_jit', True), ('openai_state_dict', True), ('bin', False),
+    ('wrapped_pth', False), ('safetensors', True),
+    ('safetensors_no_meta', False)
+])
+def test_every_pretrained_form_loads(weight_files, form, quick_gelu):
+    """Each file gives the reference features exactly when the activation is
+    right; QuickGELU is detected from OpenAI files and safetensors metadata,
+    and files that do not say follow the model config (GELU here)."""
+    reference, files = weight_files
+    clip = MODELS.build(dict(type='FrozenCLIP', model_name=MICRO,
+                             pretrained=str(files[form])))
+    assert clip.quick_gelu is quick_gelu
+    assert is_torchscript_archive(str(files[form])) is (form == 'openai_jit')
+    images = random_images()
+    tokens = clip.tokenize(['a photo of a boat.', 'a photo of water.'])
+    got = _features(clip.model, images, tokens)
+    want = _features(reference, images, tokens)
+    if quick_gelu:
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    else:
+        # Same weights, wrong activation: the features differ ...
+        assert (got[0] - want[0]).abs().max() > 1e-4
+        # ... and forcing QuickGELU recovers them.
+        forced = MODELS.build(dict(type='FrozenCLIP', model_name=MICRO,
+                                   pretrained=str(files[form]),
+                                   quick_gelu=True))
+        torch.testing.assert_close(
+            _features(forced.model, images, tokens), want, atol=1e-6,
+            rtol=0)
+    # the loaded model is frozen like any other
+    assert not any(p.requires_grad for p in clip.parameters())
+
+
+def test_weights_of_another_model_fail_with_file_name(weight_files, tmp_path):
+    _, files = weight_files
+    state = torch.load(files['bin'], weights_only=True)
+    state['positional_embedding'] = state['positional_embedding'][:8]
+    state.pop('logit_scale')
+    broken = tmp_path / 'broken.bin'
+    torch.save(state, broken)
+    with pytest.raises(ValueError, match='broken.bin'):
+        build_clip(pretrained=str(broken))
+
+
+def test_offline_tag_fails_naming_the_file(monkeypatch, tmp_path):
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    monkeypatch.setenv('HF_HOME', str(tmp_path / 'hf'))
+    monkeypatch.setenv('NO_PROXY', '')
+    monkeypatch.setenv('HTTPS_PROXY', 'http://127.0.0.1:9')  # unreachable
+    with pytest.raises(FileNotFoundError) as error:
+        MODELS.build(dict(type='FrozenCLIP', model_name='ViT-B-32',
+                          pretrained='openai', cache_dir=str(tmp_path)))
+    message = str(error.value)
+    assert 'ViT-B-32.pt' in message  # OpenAI's URL
+    assert 'timm/vit_base_patch32_clip_224.openai' in message  # hf hub id
+    assert "pretrained='/path/to/file'" in message
+    # Even when downloads are allowed, HF_HUB_OFFLINE stops them at once.
+    with pytest.raises(FileNotFoundError, match='HF_HUB_OFFLINE'):
+        MODELS.build(dict(type='FrozenCLIP', model_name='ViT-B-32',
+                          pretrained='laion2b_s34b_b79k',
+                          cache_dir=str(tmp_path), allow_download=True))
+
+
+def test_unknown_pretrained_value_fails():
+    with pytest.raises(FileNotFoundError, match='not-a-tag'):
+        build_clip(pretrained='not-a-tag')
+    with pytest.raises(ValueError, match='no-such-model'):
+        MODELS.build(dict(type='FrozenCLIP', model_name='no-such-model'))
+
+
+def test_cached_tag_file_is_found_without_network(tmp_path):
+    url = 'https://example.invalid/clip/models/abc/ViT-Tiny.pt'
+    assert _cached_tag_file(dict(url=url), str(tmp_path)) is None
+    (tmp_path / 'ViT-Tiny.pt').write_bytes(b'x')
+    assert _cached_tag_file(dict(url=url),
+                            str(tmp_path)) == str(tmp_path / 'ViT-Tiny.pt')
