@@ -1,0 +1,179 @@
+"""COCO 2014 instances -> class-id masks for WSSS.
+
+For each image of ``annotations/instances_<split>.json`` writes
+``<out_dir>/<split>/<image stem>.png`` (palette PNG, values are class ids):
+0 background, 1..80 the categories in increasing category-id order (the
+order of ``COCO_CLASSES``), 255 (ignore) on crowd regions not covered by a
+non-crowd instance. Instances are painted largest first so small objects on
+top stay visible. Also writes ``<coco_root>/ImageSets/<split>.txt`` (all
+image stems; the dataset skips images without objects).
+
+Segmentations supported: polygons (filled with cv2.fillPoly), uncompressed
+RLE (``counts`` a list) and compressed RLE (``counts`` a string, COCO's
+LEB128-like text code). pycocotools is used instead when it is installed.
+
+Example:
+    python tools/dataset_converters/coco2014.py data/coco2014 \
+        --splits train2014 val2014
+"""
+import argparse
+import json
+import os
+import os.path as osp
+from collections import defaultdict
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from semples_mm.datasets.synthetic.world import save_palette_mask
+
+try:
+    from pycocotools import mask as coco_mask
+except ImportError:  # the own decoders below are used
+    coco_mask = None
+
+IGNORE = 255
+
+
+def decode_rle_string(counts: str):
+    """COCO's compressed RLE text -> list of run lengths.
+
+    Each run is coded in 5-bit groups (chars offset by 48), low bits first;
+    0x20 marks "more groups follow", 0x10 in the last group is the sign.
+    From the third run on, runs are stored as the difference to the run two
+    places before.
+    """
+    runs, pos = [], 0
+    data = counts.encode('ascii') if isinstance(counts, str) else counts
+    while pos < len(data):
+        value, shift, more = 0, 0, True
+        while more:
+            code = data[pos] - 48
+            value |= (code & 0x1f) << (5 * shift)
+            more = bool(code & 0x20)
+            pos += 1
+            shift += 1
+            if not more and code & 0x10:
+                value |= -1 << (5 * shift)
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """RLE dict {'size': [h, w], 'counts': list or str} -> (h, w) uint8.
+
+    Runs alternate background / foreground starting with background, over
+    the pixels in column-major order.
+    """
+    height, width = rle['size']
+    counts = rle['counts']
+    runs = decode_rle_string(counts) if isinstance(counts, (str, bytes)) \
+        else list(counts)
+    if sum(runs) != height * width:
+        raise ValueError(f'RLE runs sum to {sum(runs)}, expected '
+                         f'{height} x {width} = {height * width}')
+    values = np.zeros(len(runs), np.uint8)
+    values[1::2] = 1
+    flat = np.repeat(values, runs)
+    return flat.reshape((width, height)).T.copy()
+
+
+def polygons_to_mask(polygons, height, width) -> np.ndarray:
+    """COCO polygons [[x0, y0, x1, y1, ...], ...] -> (h, w) uint8."""
+    mask = np.zeros((height, width), np.uint8)
+    pts = [np.round(np.asarray(p, np.float64).reshape(-1, 2)).astype(np.int32)
+           for p in polygons if len(p) >= 6]
+    if pts:
+        cv2.fillPoly(mask, pts, 1)
+    return mask
+
+
+def annotation_to_mask(segmentation, height, width) -> np.ndarray:
+    """Any COCO segmentation -> (h, w) uint8 binary mask."""
+    if coco_mask is not None:
+        if isinstance(segmentation, list):
+            rles = coco_mask.frPyObjects(segmentation, height, width)
+            rle = coco_mask.merge(rles)
+        elif isinstance(segmentation['counts'], list):
+            rle = coco_mask.frPyObjects(segmentation, height, width)
+        else:
+            rle = segmentation
+        return coco_mask.decode(rle).astype(np.uint8)
+    if isinstance(segmentation, list):
+        return polygons_to_mask(segmentation, height, width)
+    mask = decode_rle(segmentation)
+    if mask.shape != (height, width):
+        raise ValueError(f'RLE size {mask.shape} differs from the image '
+                         f'size {(height, width)}')
+    return mask
+
+
+def class_mask(image: dict, annotations: list, index_of_cat: dict):
+    """The class-id mask (h, w) uint8 of one image."""
+    height, width = image['height'], image['width']
+    mask = np.zeros((height, width), np.uint8)
+    crowd = [a for a in annotations if a.get('iscrowd', 0)]
+    objects = sorted((a for a in annotations if not a.get('iscrowd', 0)),
+                     key=lambda a: -a.get('area', 0))
+    for ann in crowd:
+        mask[annotation_to_mask(ann['segmentation'], height, width) > 0] = \
+            IGNORE
+    for ann in objects:
+        mask[annotation_to_mask(ann['segmentation'], height, width) > 0] = \
+            index_of_cat[ann['category_id']]
+    return mask
+
+
+def convert_split(coco_root, split, out_dir=None):
+    """Write the masks and the image list of one split; returns the count."""
+    ann_path = osp.join(coco_root, 'annotations', f'instances_{split}.json')
+    if not osp.isfile(ann_path):
+        raise FileNotFoundError(f'{ann_path} does not exist; download the '
+                                'COCO 2014 annotations into annotations/')
+    with open(ann_path) as f:
+        coco = json.load(f)
+    cat_ids = sorted(c['id'] for c in coco['categories'])
+    index_of_cat = {c: i + 1 for i, c in enumerate(cat_ids)}
+    by_image = defaultdict(list)
+    for ann in coco['annotations']:
+        by_image[ann['image_id']].append(ann)
+
+    out_split = osp.join(out_dir or osp.join(coco_root, 'SegmentationClass'),
+                         split)
+    os.makedirs(out_split, exist_ok=True)
+    stems = []
+    for image in tqdm(coco['images'], desc=f'{split} masks', unit='img'):
+        stem = osp.splitext(image['file_name'])[0]
+        mask = class_mask(image, by_image.get(image['id'], []), index_of_cat)
+        save_palette_mask(mask, osp.join(out_split, stem + '.png'))
+        stems.append(stem)
+    os.makedirs(osp.join(coco_root, 'ImageSets'), exist_ok=True)
+    with open(osp.join(coco_root, 'ImageSets', f'{split}.txt'), 'w') as f:
+        f.write(''.join(s + '\n' for s in sorted(stems)))
+    return len(stems)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description='Convert COCO 2014 instances to class-id masks')
+    parser.add_argument('coco_root', help='folder with annotations/, '
+                        'train2014/, val2014/')
+    parser.add_argument('--splits', nargs='+',
+                        default=['train2014', 'val2014'])
+    parser.add_argument('--out-dir', default=None,
+                        help='default: <coco_root>/SegmentationClass')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    for split in args.splits:
+        count = convert_split(args.coco_root, split, args.out_dir)
+        print(f'{split}: {count} masks')
+
+
+if __name__ == '__main__':
+    main()
