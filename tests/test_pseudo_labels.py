@@ -1,0 +1,338 @@
+"""Tests of the pseudo-mask exporter (semples_mm/pseudo_labels)."""
+import os
+import os.path as osp
+import socket
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.dataset import DefaultSampler, pseudo_collate
+from mmengine.evaluator import BaseMetric
+from mmengine.model import BaseModel
+from mmengine.structures import PixelData
+from mmseg.registry import METRICS, MODELS
+from mmseg.structures import SegDataSample
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from semples_mm.pseudo_labels import (cams_to_labels, check_output_dir,
+                                      export_pseudo_masks,
+                                      multi_scale_flip_cams, normalize_cams,
+                                      voc_palette)
+from semples_mm.pseudo_labels.palette import TEMP_PREFIX, TEMP_SUFFIX
+
+NUM_CLASSES = 3
+
+
+@MODELS.register_module(force=True)
+class PseudoLabelTestCAMModel(BaseModel):
+    """Deterministic CAMs: colour channel k, 2x2 average-pooled, minus 0.1.
+
+    With inputs scaled to [0, 1], a region painted in channel k is class k.
+    """
+
+    def __init__(self, data_preprocessor=None):
+        # built from mmseg's registry (a config's default_scope does this)
+        super().__init__(data_preprocessor=MODELS.build(data_preprocessor))
+
+    def predict_cams(self, inputs, data_samples=None):
+        """(B, 3, H, W) -> (B, 3, H // 2, W // 2) raw CAMs."""
+        return F.avg_pool2d(inputs, 2) - 0.1
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        return self.predict_cams(inputs)
+
+
+@METRICS.register_module(force=True)
+class PseudoLabelTestMetric(BaseMetric):
+    """Records what it was fed; 'mIoU' is the number of distinct images."""
+
+    def process(self, data_batch, data_samples):
+        for sample in data_samples:
+            cam = sample['cam']['data']
+            gt = sample['gt_sem_seg']['data']
+            assert cam.shape[1:] == gt.shape[1:]
+            self.results.append((sample['img_id'], tuple(cam.shape),
+                                 float(cam.max())))
+
+    def compute_metrics(self, results):
+        return dict(mIoU=float(len({r[0] for r in results})),
+                    best_threshold=0.5, count=len(results))
+
+
+def build_test_model():
+    return MODELS.build(
+        dict(type='PseudoLabelTestCAMModel',
+             data_preprocessor=dict(
+                 type='SegDataPreProcessor', mean=[0., 0., 0.],
+                 std=[255., 255., 255.], bgr_to_rgb=False)))
+
+
+def paint_image(seed, height, width):
+    """An RGB image with 1-2 rectangles, each painted in one class channel.
+
+    Returns:
+        tuple: image (H, W, 3) uint8, mask (H, W) ids, labels (K,) float.
+    """
+    rng = np.random.default_rng(seed)
+    image = np.zeros((height, width, 3), np.uint8)
+    mask = np.zeros((height, width), np.int64)
+    labels = np.zeros(NUM_CLASSES, np.float32)
+    for _ in range(rng.integers(1, 3)):
+        cls = int(rng.integers(NUM_CLASSES))
+        top, left = rng.integers(0, height // 2), rng.integers(0, width // 2)
+        bottom = top + rng.integers(3, height // 2 + 1)
+        right = left + rng.integers(3, width // 2 + 1)
+        image[top:bottom, left:right] = 0
+        image[top:bottom, left:right, cls] = rng.integers(180, 256)
+        mask[top:bottom, left:right] = cls + 1
+        labels[cls] = 1
+    return image, mask, labels
+
+
+class ToyWSSSDataset(Dataset):
+    """Images of mixed sizes written to ``root``, packed as the exporter
+    expects (uint8 (3, H, W) inputs, SegDataSample)."""
+
+    SIZES = [(16, 16), (16, 24), (24, 16), (20, 20)]
+
+    def __init__(self, root, num_images=5):
+        self.samples = []
+        os.makedirs(root, exist_ok=True)
+        for index in range(num_images):
+            height, width = self.SIZES[index % len(self.SIZES)]
+            image, mask, labels = paint_image(index, height, width)
+            path = osp.join(root, f'img_{index:03d}.png')
+            Image.fromarray(image).save(path)
+            self.samples.append((path, image, mask, labels))
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, index):
+        path, image, mask, labels = self.samples[index]
+        sample = SegDataSample(metainfo=dict(
+            img_id=osp.splitext(osp.basename(path))[0], img_path=path,
+            ori_shape=image.shape[:2], img_shape=image.shape[:2]))
+        sample.gt_class_labels = torch.from_numpy(labels)
+        sample.gt_sem_seg = PixelData(data=torch.from_numpy(mask)[None])
+        return dict(inputs=torch.from_numpy(image).permute(2, 0, 1).clone(),
+                    data_samples=sample)
+
+
+def build_loader(dataset, batch_size=2):
+    return DataLoader(dataset, batch_size=batch_size,
+                      sampler=DefaultSampler(dataset, shuffle=False),
+                      collate_fn=pseudo_collate)
+
+
+def read_folder(folder):
+    return {name: open(osp.join(folder, name), 'rb').read()
+            for name in sorted(os.listdir(folder))}
+
+
+# ---------------------------------------------------------------- arithmetic
+def test_flip_sums_unflipped_relu_cams():
+    ramp = torch.tensor([1., 2., 3., 4.])
+    inputs = torch.tensor([1., -1., 2., 0.5]).reshape(1, 1, 1, 4)
+    cams = multi_scale_flip_cams(lambda x: x * ramp, inputs, scales=(1.0, ),
+                                 flip=True)
+    # image: relu([1, -2, 6, 2]); flip: relu([.5, 4, -3, 4]) flipped back
+    expected = torch.tensor([1., 0., 6., 2.]) + torch.tensor([4., 0., 4., .5])
+    torch.testing.assert_close(cams.flatten(), expected)
+
+
+def test_scales_are_resized_upsampled_and_summed():
+    inputs = torch.tensor([[1., 3.], [5., 7.]]).reshape(1, 1, 2, 2)
+    cams = multi_scale_flip_cams(lambda x: x, inputs, scales=(1.0, 0.5),
+                                 flip=True)
+    # scale 0.5: bilinear 2x2 -> 1x1 is the mean 4, upsampled back to 2x2;
+    # the identity is flip-equivariant, so the flip doubles the sum
+    expected = 2 * (torch.tensor([[1., 3.], [5., 7.]]) + 4.)
+    torch.testing.assert_close(cams[0, 0], expected)
+    out = multi_scale_flip_cams(lambda x: x, inputs, scales=(1.0, ),
+                                flip=False, out_size=(4, 4))
+    assert out.shape == (1, 1, 4, 4)
+
+
+def test_normalize_and_argmax_with_background_threshold():
+    cams = torch.tensor([[1., 3., 5.], [2., 9., 2.],
+                         [0., 4., 8.]]).reshape(1, 3, 1, 3)
+    labels = torch.tensor([[1., 0., 1.]])
+    norm = normalize_cams(cams, labels, eps=1e-6)
+    # (M - min) / (max - min + eps); the absent class 1 is all zero
+    torch.testing.assert_close(norm[0, :, 0], torch.tensor(
+        [[0., .5, 1.], [0., 0., 0.], [0., .5, 1.]]), atol=1e-5, rtol=0)
+    norm[0, 2, 0, 1:] = torch.tensor([0.3, 0.9])  # class 0 wins both
+    assert cams_to_labels(norm, 0.43)[0, 0].tolist() == [0, 1, 1]
+    assert cams_to_labels(norm, 0.6)[0, 0].tolist() == [0, 0, 1]
+
+
+# --------------------------------------------------------------- PNG output
+def test_written_png_has_voc_palette_and_expected_ids(tmp_path):
+    # left half class 0 (red), right half class 1 (green), two black rows on
+    # top with a blue stripe of the absent class 2
+    image = np.zeros((8, 8, 3), np.uint8)
+    image[2:, :4, 0] = 255
+    image[2:, 4:, 1] = 255
+    image[:2, :, 2] = 255
+    sample = SegDataSample(metainfo=dict(img_id='two_halves',
+                                         img_path='unused', ori_shape=(8, 8)))
+    sample.gt_class_labels = torch.tensor([1., 1., 0.])
+    batch = dict(inputs=[torch.from_numpy(image).permute(2, 0, 1)],
+                 data_samples=[sample])
+    summary = export_pseudo_masks(build_test_model(), [batch], tmp_path,
+                                  scales=(1.0, ), flip=True, bg_threshold=0.43,
+                                  progress=False)
+    png = Image.open(tmp_path / 'two_halves.png')
+    assert png.mode == 'P'
+    assert png.getpalette()[:768] == voc_palette().reshape(-1).tolist()
+    expected = np.zeros((8, 8), np.uint8)
+    expected[2:, :4] = 1
+    expected[2:, 4:] = 2
+    np.testing.assert_array_equal(np.array(png), expected)
+    assert summary['num_written'] == 1 and summary['num_images'] == 1
+
+
+# ------------------------------------------------------------- output guard
+@pytest.mark.parametrize('name', ['SegmentationClass', 'SegmentationClassAug',
+                                  'SegmentationObject'])
+def test_refuses_annotation_folder_names(tmp_path, name):
+    with pytest.raises(ValueError, match=name):
+        check_output_dir(str(tmp_path / 'VOC2012' / name))
+    with pytest.raises(ValueError, match='ground-truth'):
+        check_output_dir(str(tmp_path / name / 'pseudo'))
+
+
+def test_refuses_the_datasets_own_seg_map_folder(tmp_path):
+    dataset = ToyWSSSDataset(str(tmp_path / 'images'), num_images=1)
+    dataset.data_prefix = dict(seg_map_path=str(tmp_path / 'masks'))
+    with pytest.raises(ValueError, match='seg_map_path'):
+        export_pseudo_masks(build_test_model(), build_loader(dataset),
+                            str(tmp_path / 'masks'), progress=False)
+    assert not os.listdir(tmp_path / 'masks') if osp.isdir(
+        tmp_path / 'masks') else True
+    check_output_dir(str(tmp_path / 'pseudo_masks'),
+                     [str(tmp_path / 'masks')])  # a folder of its own is fine
+
+
+# -------------------------------------------------------- restart / resume
+def test_restart_after_kill_is_byte_identical(tmp_path):
+    dataset = ToyWSSSDataset(str(tmp_path / 'images'), num_images=6)
+    model = build_test_model()
+    settings = dict(scales=(1.0, 1.2), flip=True, progress=False)
+    export_pseudo_masks(model, build_loader(dataset), str(tmp_path / 'full'),
+                        **settings)
+
+    resumed = tmp_path / 'resumed'
+
+    def kill_after_three(img_id, written=[]):
+        written.append(img_id)
+        if len(written) == 3:
+            raise KeyboardInterrupt('simulated kill')
+
+    with pytest.raises(KeyboardInterrupt):
+        export_pseudo_masks(model, build_loader(dataset), str(resumed),
+                            on_written=kill_after_three, **settings)
+    assert len(os.listdir(resumed)) == 3
+    # a kill during a write leaves a temporary file behind
+    (resumed / f'{TEMP_PREFIX}img_004.png.x{TEMP_SUFFIX}').write_bytes(b'x')
+    summary = export_pseudo_masks(model, build_loader(dataset), str(resumed),
+                                  **settings)
+    assert summary['num_skipped'] == 3 and summary['num_written'] == 3
+    full = read_folder(tmp_path / 'full')
+    assert len(full) == 6
+    assert read_folder(resumed) == full
+
+
+# ------------------------------------------------------------- distributed
+def _export_in_process_group(rank, world_size, port, image_root, out_dir,
+                             result_file):
+    torch.distributed.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+        world_size=world_size)
+    try:
+        dataset = ToyWSSSDataset(image_root, num_images=5)
+        summary = export_pseudo_masks(
+            build_test_model(), build_loader(dataset), out_dir,
+            scales=(1.0, 1.2), progress=False,
+            evaluator=[dict(type='PseudoLabelTestMetric')])
+        if rank == 0:
+            torch.save(summary, result_file)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def test_two_process_gloo_export_equals_single_process(tmp_path):
+    image_root = str(tmp_path / 'images')
+    dataset = ToyWSSSDataset(image_root, num_images=5)
+    single = export_pseudo_masks(
+        build_test_model(), build_loader(dataset), str(tmp_path / 'single'),
+        scales=(1.0, 1.2), progress=False,
+        evaluator=[dict(type='PseudoLabelTestMetric')])
+    result_file = str(tmp_path / 'summary.pt')
+    torch.multiprocessing.spawn(
+        _export_in_process_group,
+        args=(2, _free_port(), image_root, str(tmp_path / 'dist'),
+              result_file),
+        nprocs=2, join=True)
+    assert read_folder(tmp_path / 'dist') == read_folder(tmp_path / 'single')
+    dist_summary = torch.load(result_file, weights_only=False)
+    # 5 images on 2 ranks: the sampler pads one duplicate, the metric drops it
+    assert single['mIoU'] == dist_summary['mIoU'] == 5.0
+    assert dist_summary['metrics']['count'] == 5
+    assert dist_summary['num_images'] == 5
+    assert dist_summary['world_size'] == 2
+
+
+# ------------------------------------------------------------------- metric
+def test_evaluator_gets_normalised_cams_and_keeps_existing_pngs(tmp_path):
+    dataset = ToyWSSSDataset(str(tmp_path / 'images'), num_images=4)
+    out_dir = str(tmp_path / 'out')
+    export_pseudo_masks(build_test_model(), build_loader(dataset), out_dir,
+                        progress=False)
+    before = read_folder(out_dir)
+    summary = export_pseudo_masks(
+        build_test_model(), build_loader(dataset), out_dir, progress=False,
+        evaluator=[dict(type='PseudoLabelTestMetric')], split='toy')
+    assert summary['mIoU'] == 4.0 and summary['best_threshold'] == 0.5
+    assert summary['num_inferred'] == 4 and summary['num_skipped'] == 4
+    assert summary['split'] == 'toy'
+    assert read_folder(out_dir) == before
+
+
+# ---------------------------------------------------------------------- CRF
+def test_missing_pydensecrf_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'pydensecrf', None)
+    monkeypatch.setitem(sys.modules, 'pydensecrf.densecrf', None)
+    dataset = ToyWSSSDataset(str(tmp_path / 'images'), num_images=1)
+    with pytest.raises(ImportError, match=r'pip install pydensecrf2') as info:
+        export_pseudo_masks(build_test_model(), build_loader(dataset),
+                            str(tmp_path / 'out'), crf=True, progress=False)
+    assert 'semples-mm[optional]' in str(info.value)
+    assert not osp.exists(tmp_path / 'out')  # failed before any work
+
+
+def test_crf_export_writes_present_ids_only(tmp_path):
+    pytest.importorskip('pydensecrf.densecrf')
+    dataset = ToyWSSSDataset(str(tmp_path / 'images'), num_images=3)
+    export_pseudo_masks(build_test_model(), build_loader(dataset),
+                        str(tmp_path / 'out'), crf=True, crf_workers=1,
+                        progress=False)
+    for index in range(3):
+        path, image, mask, labels = dataset.samples[index]
+        written = np.array(Image.open(tmp_path / 'out' / f'img_{index:03d}.png'))
+        assert written.shape == mask.shape
+        allowed = {0} | {k + 1 for k in np.flatnonzero(labels)}
+        assert set(np.unique(written)) <= allowed
+        # the painted rectangles are easy: the CRF keeps most pixels right
+        # (0.77-1.0 here; without CRF 0.99-1.0)
+        assert (written == mask).mean() > 0.7
