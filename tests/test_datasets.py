@@ -196,3 +196,21 @@ def test_real_dataset_configs_parse(name):
     assert len(cfg.class_names) == cfg.num_classes == cfg.num_fg_classes + 1
     assert cfg.val_evaluator == dict(type='IoUMetric', iou_metrics=['mIoU'])
     assert DATASETS.get(cfg.train_dataloader.dataset.type) is not None
+
+
+def test_labels_stay_ground_truth_with_pseudo_masks(tmp_path):
+    root = tmp_path / 'world'
+    cfg = _synthetic_cfg(root, num_train=6, num_val=1)
+    gt = DATASETS.build(cfg.train_dataloader.dataset)
+    pseudo = tmp_path / 'pseudo'
+    pseudo.mkdir()
+    for i in range(len(gt)):  # all-background pseudo masks
+        save_palette_mask(np.zeros((64, 64), np.uint8),
+                          str(pseudo / f'{gt.get_data_info(i)["img_id"]}.png'))
+    cfg.train_dataloader.dataset.data_prefix.seg_map_path = str(pseudo)
+    cfg.train_dataloader.dataset.skip_empty = False
+    on_pseudo = DATASETS.build(cfg.train_dataloader.dataset)
+    for i in range(len(gt)):
+        a, b = gt.get_data_info(i), on_pseudo.get_data_info(i)
+        assert np.array_equal(a['gt_class_labels'], b['gt_class_labels'])
+        assert b['seg_map_path'].startswith(str(pseudo))

@@ -57,6 +57,9 @@ train_dataloader = dict(
         data_prefix=dict(
             img_path='train2014',
             seg_map_path='SegmentationClass/train2014'),
+        # labels from the ground truth even when seg_map_path is changed
+        # to pseudo masks
+        label_seg_map_path='SegmentationClass/train2014',
         num_classes=num_classes,
         pipeline=train_pipeline))
 val_dataloader = dict(
@@ -70,6 +73,7 @@ val_dataloader = dict(
         ann_file='ImageSets/val2014.txt',
         data_prefix=dict(
             img_path='val2014', seg_map_path='SegmentationClass/val2014'),
+        label_seg_map_path='SegmentationClass/val2014',
         num_classes=num_classes,
         test_mode=True,
         pipeline=val_pipeline))

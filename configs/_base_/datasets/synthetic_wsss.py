@@ -41,6 +41,9 @@ train_dataloader = dict(
         data_prefix=dict(
             img_path='JPEGImages', seg_map_path='SegmentationClass'),
         img_suffix='.png',
+        # labels from the ground truth even when seg_map_path is changed
+        # to pseudo masks
+        label_seg_map_path='SegmentationClass',
         metainfo=dict(classes=class_names),
         num_classes=num_classes,
         synthetic_world=synthetic_world,
@@ -57,6 +60,7 @@ val_dataloader = dict(
         data_prefix=dict(
             img_path='JPEGImages', seg_map_path='SegmentationClass'),
         img_suffix='.png',
+        label_seg_map_path='SegmentationClass',
         metainfo=dict(classes=class_names),
         num_classes=num_classes,
         synthetic_world=synthetic_world,

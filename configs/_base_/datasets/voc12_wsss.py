@@ -48,6 +48,9 @@ train_dataloader = dict(
         ann_file='ImageSets/Segmentation/trainaug.txt',
         data_prefix=dict(
             img_path='JPEGImages', seg_map_path='SegmentationClassAug'),
+        # labels from the ground truth even when seg_map_path is changed
+        # to pseudo masks
+        label_seg_map_path='SegmentationClassAug',
         num_classes=num_classes,
         pipeline=train_pipeline))
 val_dataloader = dict(
@@ -61,6 +64,7 @@ val_dataloader = dict(
         ann_file='ImageSets/Segmentation/val.txt',
         data_prefix=dict(
             img_path='JPEGImages', seg_map_path='SegmentationClass'),
+        label_seg_map_path='SegmentationClass',
         num_classes=num_classes,
         test_mode=True,
         pipeline=val_pipeline))
