@@ -310,8 +310,12 @@ def export_pseudo_masks(model,
         summary.update(
             metrics=_to_builtin(metrics),
             mIoU=_to_builtin(_metric_value(metrics, 'mIoU')),
+            # PseudoMaskMetric names it bg_threshold; other metrics may say
+            # best_threshold
             best_threshold=_to_builtin(
-                _metric_value(metrics, 'best_threshold')))
+                _metric_value(metrics, 'best_threshold')
+                if _metric_value(metrics, 'best_threshold') is not None else
+                _metric_value(metrics, 'bg_threshold')))
     barrier()
     return summary
 

@@ -1,0 +1,154 @@
+"""CAM heatmaps of a few fixed images, drawn through the runner's visualizer."""
+import copy
+
+import numpy as np
+import torch
+from mmengine.dataset import pseudo_collate
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmseg.registry import DATASETS, HOOKS
+from PIL import Image
+
+from ...pseudo_labels import compute_normalized_cams, sample_image_id
+
+
+def jet_colormap(values):
+    """Map values in [0, 1] to jet colours.
+
+    Args:
+        values (np.ndarray): (H, W) float.
+
+    Returns:
+        np.ndarray: (H, W, 3) uint8 RGB.
+    """
+    values = np.clip(values, 0.0, 1.0)[..., None]
+    centres = np.array([0.75, 0.5, 0.25])  # red, green, blue peaks
+    rgb = np.clip(1.5 - np.abs(4.0 * (values - centres)), 0.0, 1.0)
+    return (rgb * 255).round().astype(np.uint8)
+
+
+def overlay_cam(image, cam, alpha=0.5):
+    """Blend a jet heatmap of ``cam`` (H, W) over ``image`` (H, W, 3)."""
+    blended = (1 - alpha) * image.astype(np.float32) + \
+        alpha * jet_colormap(cam).astype(np.float32)
+    return blended.round().clip(0, 255).astype(np.uint8)
+
+
+@HOOKS.register_module()
+class CAMVisualizationHook(Hook):
+    """Draw CAM overlays of fixed images at chosen iterations.
+
+    For each image of ``image_indices`` (indices into the dataset of
+    ``dataloader``, default the config's ``val_dataloader``) and each class
+    in its image labels, adds an image ``cam_<img_id>_<class>`` (the
+    normalised CAM as a jet heatmap over the image) through
+    ``runner.visualizer.add_image``, so the file and TensorBoard backends
+    both receive it. Drawn on rank 0 only.
+
+    Args:
+        image_indices (Sequence[int]): dataset indices of the images.
+        iters (Sequence[int], optional): finished-iteration counts at which
+            to draw.
+        phases (Sequence[str], optional): also draw at the end of these
+            model phases (``model.phase_end_iter(name)``).
+        draw_after_train (bool): also draw when training ends.
+        dataloader (dict, optional): config whose ``dataset`` gives images.
+        scales (Sequence[float]): CAM input scales.
+        flip (bool): add horizontal flips.
+        alpha (float): heatmap opacity.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self,
+                 image_indices=(0, 1, 2, 3),
+                 iters=None,
+                 phases=None,
+                 draw_after_train=True,
+                 dataloader=None,
+                 scales=(1.0, ),
+                 flip=False,
+                 alpha=0.5):
+        self.image_indices = list(image_indices)
+        self.iters = set(iters or ())
+        self.phases = list(phases or ())
+        self.draw_after_train = draw_after_train
+        self.dataloader = dataloader
+        self.scales = tuple(scales)
+        self.flip = flip
+        self.alpha = alpha
+        self._dataset = None
+        self._draw_iters = set()
+
+    @staticmethod
+    def _model(runner):
+        return runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+
+    def before_train(self, runner):
+        self._draw_iters = set(self.iters)
+        model = self._model(runner)
+        for phase in self.phases:
+            if not hasattr(model, 'phase_end_iter'):
+                raise AttributeError(
+                    f'CAMVisualizationHook(phases={self.phases}): '
+                    f'{type(model).__name__} has no phase_end_iter(name); '
+                    'pass iters=[...] instead')
+            self._draw_iters.add(int(model.phase_end_iter(phase)))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if runner.iter + 1 in self._draw_iters:
+            self.draw(runner, step=runner.iter + 1)
+
+    def after_train(self, runner):
+        if self.draw_after_train and runner.iter not in self._draw_iters:
+            self.draw(runner, step=runner.iter)
+
+    def _get_dataset(self, runner):
+        if self._dataset is None:
+            cfg = self.dataloader if self.dataloader is not None else \
+                runner.cfg.get('val_dataloader')
+            if not isinstance(cfg, dict) or 'dataset' not in cfg:
+                raise ValueError(
+                    'CAMVisualizationHook needs a dataloader config with a '
+                    'dataset: pass dataloader=dict(dataset=...) or define '
+                    'val_dataloader in the config')
+            self._dataset = DATASETS.build(copy.deepcopy(cfg['dataset']))
+        return self._dataset
+
+    def draw(self, runner, step):
+        """Add the overlays of every image to the visualizer."""
+        if not is_main_process():
+            return
+        dataset = self._get_dataset(runner)
+        class_names = dataset.metainfo.get('classes')
+        model = self._model(runner)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                for index in self.image_indices:
+                    if index >= len(dataset):
+                        raise IndexError(
+                            f'CAMVisualizationHook: image index {index} is '
+                            f'past the dataset ({len(dataset)} images)')
+                    batch = pseudo_collate([dataset[index]])
+                    data_sample = batch['data_samples'][0]
+                    cams = compute_normalized_cams(
+                        model, batch['inputs'][0], data_sample, self.scales,
+                        self.flip).cpu().numpy()
+                    image = np.asarray(Image.open(
+                        data_sample.metainfo['img_path']).convert('RGB'))
+                    img_id = sample_image_id(data_sample)
+                    present = torch.nonzero(
+                        data_sample.gt_class_labels > 0).flatten().tolist()
+                    for k in present:
+                        name = class_names[k + 1] if class_names else \
+                            f'class{k + 1}'
+                        runner.visualizer.add_image(
+                            f'cam_{img_id}_{name}'.replace(' ', '_'),
+                            overlay_cam(image, cams[k], self.alpha), step=step)
+        finally:
+            model.train(was_training)

@@ -1,0 +1,175 @@
+"""Writes pseudo masks at the end of training or of a training phase."""
+import copy
+import os.path as osp
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmseg.registry import HOOKS
+
+from ...pseudo_labels import (dataset_has_masks, export_pseudo_masks,
+                              update_summary_file)
+
+
+def build_export_dataloader(runner, dataloader_cfg=None, ann_file=None):
+    """An in-order dataloader for export, from a config dict.
+
+    Args:
+        runner (Runner): gives the seed and, without ``dataloader_cfg``, the
+            config's ``val_dataloader``.
+        dataloader_cfg (dict, optional): mmengine dataloader config.
+        ann_file (str, optional): replaces ``dataset.ann_file``.
+
+    Returns:
+        DataLoader: with ``DefaultSampler(shuffle=False)``, so that under
+        torch.distributed every rank gets its own shard.
+    """
+    cfg = dataloader_cfg if dataloader_cfg is not None else \
+        runner.cfg.get('val_dataloader')
+    if not isinstance(cfg, dict):
+        raise ValueError(
+            'PseudoLabelHook needs a dataloader config: pass dataloader=dict('
+            '...) or define val_dataloader in the config')
+    cfg = copy.deepcopy(dict(cfg))
+    if ann_file is not None:
+        cfg['dataset']['ann_file'] = ann_file
+    cfg['sampler'] = dict(type='DefaultSampler', shuffle=False)
+    cfg.pop('persistent_workers', None)  # one pass: no workers to keep
+    return runner.build_dataloader(cfg, seed=runner.seed)
+
+
+@HOOKS.register_module()
+class PseudoLabelHook(Hook):
+    """Export pseudo masks with :func:`export_pseudo_masks` during training.
+
+    Writes ``<work_dir>/pseudo_masks/<label>/<img_id>.png`` and sets
+    ``summary[label]`` in ``<work_dir>/summary.json`` (image count, split,
+    settings, images/s, and with ground truth the best threshold and mIoU of
+    ``metric``). The export runs once: after iteration ``after_iter`` (1-based
+    count of finished iterations), at the end of phase ``phase`` (read from
+    ``model.phase_end_iter(phase)``), or, with neither, after training.
+    Existing PNGs are kept, so an export cut short finishes on the next run.
+
+    Args:
+        label (str): name of this export, e.g. 'cam' or 'semples'.
+        after_iter (int, optional): export once this many iterations ran.
+        phase (str, optional): export at the end of this model phase.
+        dataloader (dict, optional): dataloader config; default: the
+            config's ``val_dataloader``. Its sampler is replaced by an
+            in-order DefaultSampler.
+        ann_file (str, optional): image list replacing the dataset's.
+        split (str, optional): split name for the summary; default: the
+            stem of the ann_file.
+        scales (Sequence[float]): CAM input scales.
+        flip (bool): add horizontal flips.
+        bg_threshold (float): background score of the written masks.
+        crf (bool): refine with a dense CRF (needs pydensecrf).
+        crf_cfg (dict, optional): CRF settings (see pseudo_labels.crf).
+        metric (dict, optional): metric config fed the CAMs and ground
+            truth; used only when every image has a mask. None: no metric.
+        out_dir (str, optional): output folder; default
+            ``<work_dir>/pseudo_masks/<label>``.
+        summary_file (str): JSON file name inside work_dir.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self,
+                 label='semples',
+                 after_iter=None,
+                 phase=None,
+                 dataloader=None,
+                 ann_file=None,
+                 split=None,
+                 scales=(1.0, 1.2),
+                 flip=True,
+                 bg_threshold=0.43,
+                 crf=False,
+                 crf_cfg=None,
+                 metric=dict(type='PseudoMaskMetric'),
+                 out_dir=None,
+                 summary_file='summary.json'):
+        if after_iter is not None and phase is not None:
+            raise ValueError('PseudoLabelHook: give after_iter or phase, not '
+                             f'both (got {after_iter} and {phase!r})')
+        if after_iter is not None and after_iter < 1:
+            raise ValueError('PseudoLabelHook: after_iter counts finished '
+                             f'iterations and must be >= 1, got {after_iter}')
+        self.label = label
+        self.after_iter = after_iter
+        self.phase = phase
+        self.dataloader = dataloader
+        self.ann_file = ann_file
+        self.split = split
+        self.export_cfg = dict(
+            scales=tuple(scales), flip=flip, bg_threshold=bg_threshold,
+            crf=crf, crf_cfg=crf_cfg)
+        self.metric = metric
+        self.out_dir = out_dir
+        self.summary_file = summary_file
+        self._export_iter = None
+        self.summary = None
+
+    def before_train(self, runner):
+        self._export_iter = self.after_iter
+        if self.phase is not None:
+            model = runner.model.module if is_model_wrapper(
+                runner.model) else runner.model
+            if not hasattr(model, 'phase_end_iter'):
+                raise AttributeError(
+                    f'PseudoLabelHook(phase={self.phase!r}): '
+                    f'{type(model).__name__} has no phase_end_iter(name); '
+                    'pass after_iter=<iteration> instead')
+            self._export_iter = int(model.phase_end_iter(self.phase))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if self._export_iter is not None and \
+                runner.iter + 1 == self._export_iter:
+            self.export(runner, finished_iters=runner.iter + 1)
+
+    def after_train(self, runner):
+        if self._export_iter is None:
+            self.export(runner)
+
+    def export(self, runner, finished_iters=None):
+        """Run the export now; returns (and stores) its summary.
+
+        ``finished_iters`` (default ``runner.iter``) is recorded as ``iter``.
+        """
+        dataloader = build_export_dataloader(runner, self.dataloader,
+                                             self.ann_file)
+        dataset = dataloader.dataset
+        evaluator = None
+        if self.metric is not None:
+            if dataset_has_masks(dataset):
+                evaluator = [copy.deepcopy(self.metric)]
+            else:
+                runner.logger.warning(
+                    f'PseudoLabelHook[{self.label}]: not every image of the '
+                    'export split has a mask, so the pseudo masks are written '
+                    'but not scored')
+        split = self.split or osp.splitext(
+            osp.basename(getattr(dataset, 'ann_file', '') or 'images'))[0]
+        out_dir = self.out_dir or osp.join(runner.work_dir, 'pseudo_masks',
+                                           self.label)
+        runner.logger.info(f'PseudoLabelHook[{self.label}]: writing pseudo '
+                           f'masks of {split} to {out_dir}')
+        summary = export_pseudo_masks(
+            runner.model, dataloader, out_dir, evaluator=evaluator,
+            split=split, **self.export_cfg)
+        summary['iter'] = runner.iter if finished_iters is None \
+            else finished_iters
+        if is_main_process():
+            update_summary_file(
+                osp.join(runner.work_dir, self.summary_file), self.label,
+                summary)
+        scored = '' if summary.get('mIoU') is None else (
+            f", mIoU {summary['mIoU']} at bg threshold "
+            f"{summary['best_threshold']}")
+        runner.logger.info(
+            f"PseudoLabelHook[{self.label}]: {summary['num_images']} images "
+            f"({summary['num_written']} written, {summary['num_skipped']} "
+            f"already there), {summary['images_per_s']} images/s{scored}")
+        self.summary = summary
+        return summary

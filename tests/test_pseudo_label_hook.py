@@ -1,0 +1,169 @@
+"""Tests of PseudoLabelHook and CAMVisualizationHook in a real Runner."""
+import glob
+import json
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from mmseg.registry import HOOKS, MODELS
+from PIL import Image
+
+import semples_mm  # noqa: F401  (registers datasets, metrics)
+from semples_mm.datasets import SYNTHETIC_WSSS_CLASSES, generate_synthetic_world
+from semples_mm.engine.hooks.cam_visualization_hook import (
+    CAMVisualizationHook, jet_colormap)
+from semples_mm.engine.hooks.pseudo_label_hook import PseudoLabelHook
+
+NUM_FG = len(SYNTHETIC_WSSS_CLASSES) - 1
+
+
+@MODELS.register_module(force=True)
+class HookTestCAMModel(BaseModel):
+    """CAMs from a fixed random colour projection; one trainable scale."""
+
+    def __init__(self, num_classes=NUM_FG, data_preprocessor=None):
+        super().__init__(data_preprocessor=MODELS.build(data_preprocessor))
+        generator = torch.Generator().manual_seed(0)
+        self.register_buffer(
+            'weight', torch.randn(num_classes, 3, generator=generator))
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def predict_cams(self, inputs, data_samples=None):
+        """(B, 3, H, W) -> (B, K, H / 4, W / 4)."""
+        pooled = F.avg_pool2d(inputs, 4)
+        return torch.einsum('kc,bchw->bkhw', self.weight, pooled) * self.scale
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        if mode == 'loss':
+            return dict(loss=(self.scale - 2) ** 2 +
+                        0 * self.predict_cams(inputs).mean())
+        return self.predict_cams(inputs)
+
+
+@pytest.fixture(scope='module')
+def world(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('world'))
+    generate_synthetic_world(root, seed=0, num_train=6, num_val=4,
+                             progress=False)
+    return root
+
+
+def dataset_cfg(root, split):
+    return dict(
+        type='PascalVOCWSSSDataset', data_root=root,
+        ann_file=f'ImageSets/Segmentation/{split}.txt',
+        data_prefix=dict(img_path='JPEGImages',
+                         seg_map_path='SegmentationClass'),
+        img_suffix='.png', metainfo=dict(classes=SYNTHETIC_WSSS_CLASSES),
+        test_mode=split != 'train',
+        pipeline=[dict(type='LoadImageFromFile'),
+                  dict(type='LoadAnnotations'),
+                  dict(type='PackWSSSInputs')])
+
+
+def runner_cfg(root, work_dir, custom_hooks, max_iters=3):
+    val_loader = dict(batch_size=2, num_workers=0,
+                      sampler=dict(type='DefaultSampler', shuffle=False),
+                      dataset=dataset_cfg(root, 'val'))
+    for hook in custom_hooks:
+        hook.setdefault('dataloader', val_loader)
+    return Config(dict(
+        default_scope='mmseg',
+        work_dir=work_dir,
+        model=dict(type='HookTestCAMModel', data_preprocessor=dict(
+            type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375], bgr_to_rgb=True, size=(64, 64))),
+        train_dataloader=dict(
+            batch_size=2, num_workers=0,
+            sampler=dict(type='InfiniteSampler', shuffle=True),
+            dataset=dataset_cfg(root, 'train')),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           interval=1000)),
+        visualizer=dict(type='Visualizer',
+                        vis_backends=[dict(type='LocalVisBackend')]),
+        custom_hooks=custom_hooks))
+
+
+def test_hooks_export_after_iteration_and_after_training(world, tmp_path):
+    work_dir = str(tmp_path / 'work')
+    cfg = runner_cfg(world, work_dir, [
+        dict(type='PseudoLabelHook', label='cam', after_iter=1,
+             scales=(1.0, ), flip=False),
+        dict(type='PseudoLabelHook', label='semples', scales=(1.0, 1.2)),
+        dict(type='CAMVisualizationHook', image_indices=[0, 1], iters=[2],
+             draw_after_train=False),
+    ])
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+
+    summary = json.load(open(osp.join(work_dir, 'summary.json')))
+    assert set(summary) == {'cam', 'semples'}
+    assert summary['cam']['iter'] == 1 and summary['semples']['iter'] == 3
+    val_ids = open(osp.join(world, 'ImageSets/Segmentation/val.txt')).read(
+    ).split()
+    for label in ('cam', 'semples'):
+        info = summary[label]
+        assert info['split'] == 'val' and info['num_images'] == len(val_ids)
+        assert info['num_written'] == len(val_ids)
+        assert 0.0 <= info['mIoU'] <= 100.0
+        assert 0.40 <= info['best_threshold'] <= 0.59
+        assert info['scales'] == ([1.0] if label == 'cam' else [1.0, 1.2])
+        folder = osp.join(work_dir, 'pseudo_masks', label)
+        assert sorted(os.listdir(folder)) == sorted(
+            f'{img_id}.png' for img_id in val_ids)
+        mask = np.array(Image.open(osp.join(folder, f'{val_ids[0]}.png')))
+        assert mask.shape == (64, 64) and mask.max() <= NUM_FG
+    # the model kept training after the mid-training export
+    assert runner.model.training
+    drawn = glob.glob(osp.join(work_dir, '*', 'vis_data', 'vis_image',
+                               'cam_*_2.png'))
+    assert drawn, 'CAMVisualizationHook wrote no image'
+
+
+def test_hook_resumes_and_refuses_ground_truth_folder(world, tmp_path):
+    work_dir = str(tmp_path / 'work')
+    cfg = runner_cfg(world, work_dir, [
+        dict(type='PseudoLabelHook', label='cam', metric=None)], max_iters=1)
+    runner = Runner.from_cfg(cfg)
+    hook = [h for h in runner.hooks if isinstance(h, PseudoLabelHook)][0]
+    first = hook.export(runner)
+    assert first['num_written'] == 4 and 'mIoU' not in first
+    folder = osp.join(work_dir, 'pseudo_masks', 'cam')
+    removed = sorted(os.listdir(folder))[0]
+    before = open(osp.join(folder, removed), 'rb').read()
+    os.remove(osp.join(folder, removed))
+    second = hook.export(runner)
+    assert second['num_written'] == 1 and second['num_skipped'] == 3
+    assert open(osp.join(folder, removed), 'rb').read() == before
+
+    bad = HOOKS.build(dict(type='PseudoLabelHook', label='gt',
+                           dataloader=hook.dataloader,
+                           out_dir=osp.join(world, 'SegmentationClass')))
+    with pytest.raises(ValueError, match='ground-truth'):
+        bad.export(runner)
+
+
+def test_hook_arguments_are_checked():
+    with pytest.raises(ValueError, match='not both'):
+        HOOKS.build(dict(type='PseudoLabelHook', after_iter=3, phase='cam'))
+    with pytest.raises(ValueError, match='>= 1'):
+        HOOKS.build(dict(type='PseudoLabelHook', after_iter=0))
+
+
+def test_jet_colormap_endpoints():
+    colours = jet_colormap(np.array([[0.0, 0.5, 1.0]]))
+    # jet: dark blue at 0, green at 0.5, dark red at 1
+    assert colours[0, 0].tolist() == [0, 0, 128]
+    assert colours[0, 1].tolist() == [128, 255, 128]
+    assert colours[0, 2].tolist() == [128, 0, 0]
+    assert isinstance(HOOKS.build(dict(type='CAMVisualizationHook')),
+                      CAMVisualizationHook)
