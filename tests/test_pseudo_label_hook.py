@@ -167,3 +167,42 @@ def test_jet_colormap_endpoints():
     assert colours[0, 2].tolist() == [128, 0, 0]
     assert isinstance(HOOKS.build(dict(type='CAMVisualizationHook')),
                       CAMVisualizationHook)
+
+
+def _load_tool(name):
+    import importlib.util
+    path = osp.join(osp.dirname(__file__), '..', 'tools', f'{name}.py')
+    spec = importlib.util.spec_from_file_location(f'tool_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_pseudo_labels_tool(world, tmp_path):
+    cfg = runner_cfg(world, str(tmp_path / 'work'), [])
+    cfg.val_dataloader = dict(
+        batch_size=2, num_workers=0,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=dataset_cfg(world, 'val'))
+    cfg.pseudo_label_cfg = dict(scales=(1.0, ), bg_threshold=0.5)
+    config_path = str(tmp_path / 'cfg.py')
+    cfg.dump(config_path)
+    model = MODELS.build(cfg.model)
+    checkpoint = str(tmp_path / 'model.pth')
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    tool = _load_tool('make_pseudo_labels')
+
+    out = str(tmp_path / 'masks_train')
+    summary = tool.main([config_path, checkpoint, '--out', out, '--split',
+                         'train', '--no-progress'])
+    train_ids = open(osp.join(world, 'ImageSets/Segmentation/train.txt')
+                     ).read().split()
+    assert sorted(os.listdir(out)) == sorted(f'{i}.png' for i in train_ids)
+    assert summary['split'] == 'train' and summary['scales'] == [1.0]
+    assert summary['bg_threshold'] == 0.5 and summary['mIoU'] is not None
+    saved = json.load(open(tmp_path / 'work' / 'summary.json'))
+    assert saved['masks_train']['num_images'] == len(train_ids)
+
+    with pytest.raises(ValueError, match='ground-truth'):
+        tool.main([config_path, checkpoint, '--out',
+                   osp.join(world, 'SegmentationClass'), '--no-progress'])
