@@ -1,0 +1,72 @@
+"""Start-up helpers shared by ``tools/train.py``, ``tools/test.py`` and
+``tools/make_pseudo_labels.py``."""
+import os
+import os.path as osp
+
+import torch
+import torch.distributed as torch_dist
+
+
+def init_cpu_distributed(cfg, launcher):
+    """Make ``launcher='pytorch'`` work on machines without CUDA.
+
+    mmengine's pytorch launcher calls ``torch.cuda.set_device`` and its default
+    DDP wrapper passes ``device_ids``; both fail on CPU. When CUDA is missing we
+    initialise a gloo process group ourselves (the Runner then skips its own
+    init) and let the wrapper run without ``device_ids``. On GPUs nothing
+    changes. Returns the config, modified in place.
+    """
+    if launcher == 'none' or torch.cuda.is_available():
+        return cfg
+    if launcher != 'pytorch':
+        raise ValueError(
+            f"launcher '{launcher}' needs GPUs; on CPU use --launcher pytorch "
+            '(torchrun / tools/dist_train.sh) or --launcher none')
+    for key in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        if key not in os.environ:
+            raise RuntimeError(
+                f'--launcher pytorch needs the environment variable {key}; '
+                'start the script with torchrun or tools/dist_train.sh')
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo')
+    cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    return cfg
+
+
+def set_work_dir(cfg, work_dir, config_path):
+    """``--work-dir`` wins, then the config's ``work_dir``, then
+    ``./work_dirs/<config name>`` (mmseg's convention)."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config_path))[0])
+    return cfg
+
+
+def enable_amp(cfg):
+    """Switch every optimizer wrapper of the config to ``AmpOptimWrapper``.
+
+    Handles both a single wrapper (``optim_wrapper.type``) and the
+    multi-optimizer form (``optim_wrapper=dict(cam=dict(...), prompt=...)``).
+    """
+    optim_wrapper = cfg.optim_wrapper
+    if 'optimizer' in optim_wrapper or 'type' in optim_wrapper:
+        wrappers = [optim_wrapper]
+    else:
+        wrappers = [v for k, v in optim_wrapper.items()
+                    if k != 'constructor' and isinstance(v, dict)]
+    for wrapper in wrappers:
+        if wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+            continue
+        if wrapper.get('type', 'OptimWrapper') != 'OptimWrapper':
+            raise ValueError(
+                f"--amp needs 'OptimWrapper' in optim_wrapper, "
+                f"got {wrapper['type']!r}")
+        wrapper['type'] = 'AmpOptimWrapper'
+        wrapper.setdefault('loss_scale', 'dynamic')
+    return cfg

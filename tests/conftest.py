@@ -1,0 +1,69 @@
+"""Shared test fixtures: tiny data on disk and access to the tools/ scripts."""
+import importlib.util
+import os
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEST_CONFIGS = REPO_ROOT / 'tests' / 'data' / 'configs'
+
+# Keep the suite on the 2 cores CI has, and never reach for the network.
+os.environ.setdefault('OMP_NUM_THREADS', '2')
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+
+
+def load_tool(name):
+    """Import ``tools/<name>.py`` as a module (tools/ is not a package)."""
+    path = REPO_ROOT / 'tools' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(f'tools_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope='session')
+def tiny_seg_root(tmp_path_factory):
+    """Eight 32x32 RGB images with a square (id 1) and a disc (id 2)."""
+    root = tmp_path_factory.mktemp('tiny_seg')
+    (root / 'images').mkdir()
+    (root / 'masks').mkdir()
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:32, :32]
+    for i in range(8):
+        image = rng.integers(0, 60, (32, 32, 3), dtype=np.uint8)
+        mask = np.zeros((32, 32), np.uint8)
+        x0, y0 = rng.integers(0, 16, 2)
+        mask[y0:y0 + 12, x0:x0 + 12] = 1
+        cx, cy = rng.integers(8, 24, 2)
+        mask[(yy - cy) ** 2 + (xx - cx) ** 2 < 25] = 2
+        image[mask == 1] = (220, 40, 40)
+        image[mask == 2] = (40, 40, 220)
+        Image.fromarray(image).save(root / 'images' / f'{i:03d}.png')
+        Image.fromarray(mask).save(root / 'masks' / f'{i:03d}.png')
+    return root
+
+
+@pytest.fixture
+def python_env():
+    """Environment for subprocesses: this repo importable, 1 thread each."""
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        [str(REPO_ROOT), env.get('PYTHONPATH', '')])
+    env['OMP_NUM_THREADS'] = '1'
+    return env
+
+
+@pytest.fixture
+def python_exe():
+    return sys.executable
