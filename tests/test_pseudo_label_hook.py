@@ -206,3 +206,27 @@ def test_make_pseudo_labels_tool(world, tmp_path):
     with pytest.raises(ValueError, match='ground-truth'):
         tool.main([config_path, checkpoint, '--out',
                    osp.join(world, 'SegmentationClass'), '--no-progress'])
+
+
+def test_visualize_prompts_lists_words_and_texts():
+    tool = _load_tool('visualize_prompts')
+    model = nn.Module()
+    model.clip = MODELS.build(dict(type='FrozenCLIP',
+                                   model_name='semples-synthetic-tiny'))
+    width = model.clip.model.token_embedding.weight.shape[1]
+    model.prompt_learner = MODELS.build(dict(
+        type='BackgroundPromptLearner', class_names=['boat', 'plane'],
+        length=3, width=width))
+    # make context vector 0 of 'boat' the embedding of the word 'water'
+    water_id = model.clip.tokenizer.encode('water')[0]
+    with torch.no_grad():
+        model.prompt_learner.ctx[0, 0] = \
+            model.clip.model.token_embedding.weight[water_id]
+    report = tool.describe_prompts(
+        model, ['a photo of water.', 'a photo of sky.', 'a photo of rails.'],
+        topk=2)
+    assert set(report) == {'boat', 'plane'}
+    assert len(report['boat']['words']) == 3
+    assert report['boat']['words'][0][0] == ('water', 1.0)
+    assert len(report['plane']['texts']) == 2
+    assert 'ctx  0: water(1.0)' in tool.format_report(report)
