@@ -1,12 +1,15 @@
 """CAM head and DeepLabV2 head, checked against hand-computed values."""
 import math
+import os.path as osp
 
 import pytest
 import torch
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmengine.config import ConfigDict
+from mmengine.config import Config, ConfigDict
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
 
 import semples_mm  # noqa: F401  (registers the heads)
@@ -199,3 +202,68 @@ def test_deeplabv2_head_rejects_channels():
     with pytest.raises(TypeError, match='channels'):
         MODELS.build(dict(type='DeepLabV2Head', in_channels=8, channels=4,
                           num_classes=3))
+
+
+CONFIG_DIR = osp.join(osp.dirname(osp.dirname(__file__)), 'configs',
+                      'deeplabv2')
+
+
+@pytest.mark.parametrize('name, num_classes, crop', [
+    ('deeplabv2_r101_voc_pseudo.py', 21, (321, 321)),
+    ('deeplabv2_r101_coco_pseudo.py', 81, (481, 481)),
+])
+def test_deeplabv2_r101_configs(name, num_classes, crop):
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, name))
+    assert cfg.train_dataloader.batch_size == 10
+    assert cfg.train_cfg.max_iters == 20000
+    assert cfg.model.data_preprocessor.size == crop
+    assert cfg.train_dataloader.dataset.pipeline[-3].crop_size == crop
+    prefix = cfg.train_dataloader.dataset.data_prefix
+    assert prefix.seg_map_path == cfg.pseudo_mask_dir
+    assert osp.isabs(cfg.pseudo_mask_dir)
+    assert cfg.model.backbone.init_cfg == dict(
+        type='Pretrained', checkpoint=cfg.pretrained_checkpoint)
+    assert cfg.param_scheduler[0].type == 'PolyLR'
+    assert cfg.param_scheduler[0].power == 0.9
+    assert cfg.tta_model.type == 'SegTTAModel'
+    assert cfg.val_evaluator.type == 'IoUMetric'
+    # test at full resolution: no resize in the test pipeline
+    assert 'Resize' not in [t.type for t in cfg.test_dataloader.dataset.pipeline]
+
+    # as the Runner does: build in the config's default scope (mmseg)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)  # no init_weights: no checkpoint
+    model.eval()
+    with torch.no_grad():
+        feats = model.extract_feat(torch.zeros(1, 3, 65, 65))
+        logits = model.decode_head(feats)
+    assert feats[0].shape == (1, 2048, 9, 9)  # output stride 8
+    assert logits.shape == (1, num_classes, 9, 9)
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    lrs = {}
+    for group in optim_wrapper.optimizer.param_groups:
+        for param in group['params']:
+            lrs[id(param)] = group['lr']
+    head_lrs = {lrs[id(p)] for p in model.decode_head.parameters()}
+    backbone_lrs = {lrs[id(p)] for p in model.backbone.parameters()
+                    if p.requires_grad}
+    assert len(head_lrs) == 1 and len(backbone_lrs) == 1
+    assert head_lrs.pop() == pytest.approx(2.5e-3)
+    assert backbone_lrs.pop() == pytest.approx(2.5e-4)
+    assert optim_wrapper.optimizer.defaults['momentum'] == 0.9
+    assert optim_wrapper.optimizer.defaults['weight_decay'] == 5e-4
+
+
+def test_deeplabv2_tiny_synthetic_config():
+    cfg = Config.fromfile(
+        osp.join(CONFIG_DIR, 'deeplabv2_tiny_synthetic_pseudo.py'))
+    assert cfg.train_dataloader.dataset.data_prefix.seg_map_path == \
+        cfg.pseudo_mask_dir
+    assert cfg.train_cfg.max_iters <= 500
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    with torch.no_grad():
+        logits = model.decode_head(
+            model.extract_feat(torch.zeros(2, 3, 64, 64)))
+    assert logits.shape == (2, 6, 8, 8)

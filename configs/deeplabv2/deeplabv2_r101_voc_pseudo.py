@@ -7,26 +7,29 @@
 #       disk). ImageNet, not COCO, initialisation: COCO-pretrained DeepLab
 #       inflates WSSS results by 1-3 points.
 #   pseudo_mask_dir: the folder of pseudo-mask PNGs (ids 0..20, 255 ignore,
-#       one <img_id>.png per training image) written by
-#       tools/make_pseudo_labels.py or the PseudoLabelHook. Absolute, or
-#       relative to data_root.
-# The dataset sections are written here, not taken from
-# configs/_base_/datasets/voc12_wsss.py: that file did not exist when this
-# config was written, and DeepLab needs its own (crop 321) pipelines anyway.
-_base_ = ['./_base_/deeplabv2_r101_20k.py']
+#       one <img_id>.png per trainaug image) written by
+#       tools/make_pseudo_labels.py or the PseudoLabelHook. A relative path
+#       is taken from the directory you run tools/train.py in.
+# With --cfg-options, set the keys the variables feed, e.g.
+#   train_dataloader.dataset.data_prefix.seg_map_path=/abs/pseudo_masks
+#   model.backbone.init_cfg.checkpoint=/abs/resnet101.pth
+import os.path as osp
+
+_base_ = [
+    '../_base_/datasets/voc12_wsss.py', './_base_/deeplabv2_r101_20k.py'
+]
 
 pretrained_checkpoint = 'checkpoints/resnet101_imagenet_torchvision.pth'
 pseudo_mask_dir = 'work_dirs/semples_voc/pseudo_masks'
+# mmengine would join a relative data_prefix onto data_root; resolve it here
+pseudo_mask_dir = osp.abspath(pseudo_mask_dir)
 
-data_root = 'data/VOCdevkit/VOC2012'
-dataset_type = 'PascalVOCWSSSDataset'
 num_classes = 21
 crop_size = (321, 321)
 
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(
-        init_cfg=dict(checkpoint=pretrained_checkpoint)),
+    backbone=dict(init_cfg=dict(checkpoint=pretrained_checkpoint)),
     decode_head=dict(num_classes=num_classes))
 
 train_pipeline = [
@@ -44,40 +47,21 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs')
 ]
-test_pipeline = [
+# DeepLab is evaluated at full resolution (no resize)
+val_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')
 ]
+test_pipeline = val_pipeline
 
 train_dataloader = dict(
     batch_size=10,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        # mmseg's VOC-aug converter writes this list (trainaug minus val)
-        ann_file='ImageSets/Segmentation/aug.txt',
-        data_prefix=dict(img_path='JPEGImages', seg_map_path=pseudo_mask_dir),
+        data_prefix=dict(seg_map_path=pseudo_mask_dir),
         # keep every listed image: DeepLab trains on its pseudo mask even if
         # it came out all background
         skip_empty=False,
-        num_classes=num_classes,
         pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='ImageSets/Segmentation/val.txt',
-        data_prefix=dict(
-            img_path='JPEGImages', seg_map_path='SegmentationClass'),
-        test_mode=True,
-        num_classes=num_classes,
-        pipeline=test_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader

@@ -1,11 +1,11 @@
 # DeepLabV2 (ResNet-101, ASPP v2, output stride 8) and its WSSS training
 # recipe: SGD lr 2.5e-4 (head x10), momentum 0.9, wd 5e-4, poly 0.9, batch
-# 10, 20k iterations. The dataset configs beside this file set num_classes,
-# crop_size, the data and the pretrained checkpoint.
-custom_imports = dict(imports=['semples_mm'], allow_failed_imports=False)
+# 10, 20k iterations. The configs that use it add a dataset base config
+# (configs/_base_/datasets/*) and set num_classes, the crop size, the
+# DeepLab pipelines and the pretrained checkpoint. No key here may repeat a
+# dataset base's key (mmengine refuses duplicate keys among bases).
 default_scope = 'mmseg'
 
-crop_size = (321, 321)
 # DeepLab v2 keeps the ImageNet BN statistics (batch 10 is too small to
 # re-estimate them): frozen affine and running stats.
 norm_cfg = dict(type='BN', requires_grad=False)
@@ -16,7 +16,7 @@ data_preprocessor = dict(
     bgr_to_rgb=True,
     pad_val=0,
     seg_pad_val=255,
-    size=crop_size)
+    size=(321, 321))  # the crop size; set with the pipeline's crop
 model = dict(
     type='EncoderDecoder',
     data_preprocessor=data_preprocessor,
@@ -70,8 +70,6 @@ train_cfg = dict(
     type='IterBasedTrainLoop', max_iters=max_iters, val_interval=2000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator
 
 # runtime
 default_hooks = dict(
