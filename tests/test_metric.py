@@ -127,3 +127,28 @@ def test_metric_errors_name_the_problem():
     sample = SegDataSample().to_dict()
     with pytest.raises(KeyError, match='cam'):
         metric.process({}, [sample])
+
+
+def test_metric_through_evaluator_with_prefix_and_json_log():
+    import json
+
+    from mmengine.evaluator import Evaluator
+    evaluator = Evaluator([
+        METRICS.build(dict(type='PseudoMaskMetric', bg_thresholds=[0.4, 0.55],
+                           prefix='cam')),
+        METRICS.build(dict(type='IoUMetric', iou_metrics=['mIoU'])),
+    ])
+    evaluator.dataset_meta = dict(classes=('background', 'boat', 'train'))
+    samples = []
+    for cam, gt in ((CAM_A, GT_A), (CAM_B, GT_B)):
+        sample = _sample(cam, gt, as_dict=False)
+        sample.pred_sem_seg = PixelData(data=torch.zeros_like(
+            sample.gt_sem_seg.data))
+        samples.append(sample)
+    evaluator.process(samples)  # the Evaluator hands the metric dicts
+    results = evaluator.evaluate(2)
+    assert results['cam/mIoU'] == pytest.approx(_expected()[0.55], abs=0.01)
+    assert results['cam/bg_threshold'] == 0.55
+    assert 'mIoU' in results  # IoUMetric beside it, no key clash
+    # the LoggerHook dumps test metrics as JSON: plain Python values only
+    json.dumps({k: v for k, v in results.items() if k.startswith('cam/')})
