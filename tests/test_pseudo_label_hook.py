@@ -16,7 +16,8 @@ from mmseg.registry import HOOKS, MODELS
 from PIL import Image
 
 import semples_mm  # noqa: F401  (registers datasets, metrics)
-from semples_mm.datasets import SYNTHETIC_WSSS_CLASSES, generate_synthetic_world
+from semples_mm.datasets import (SYNTHETIC_WSSS_CLASSES,
+                                 generate_synthetic_world)
 from semples_mm.engine.hooks.cam_visualization_hook import (
     CAMVisualizationHook, jet_colormap)
 from semples_mm.engine.hooks.pseudo_label_hook import PseudoLabelHook

@@ -329,7 +329,8 @@ def test_crf_export_writes_present_ids_only(tmp_path):
                         progress=False)
     for index in range(3):
         path, image, mask, labels = dataset.samples[index]
-        written = np.array(Image.open(tmp_path / 'out' / f'img_{index:03d}.png'))
+        written = np.array(
+            Image.open(tmp_path / 'out' / f'img_{index:03d}.png'))
         assert written.shape == mask.shape
         allowed = {0} | {k + 1 for k in np.flatnonzero(labels)}
         assert set(np.unique(written)) <= allowed

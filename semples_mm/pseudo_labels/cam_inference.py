@@ -36,7 +36,8 @@ def multi_scale_flip_cams(predict_cams, inputs, scales=(1.0, ), flip=True,
         if scale == 1.0:
             scaled = inputs
         else:
-            size = (max(1, round(height * scale)), max(1, round(width * scale)))
+            size = (max(1, round(height * scale)),
+                    max(1, round(width * scale)))
             scaled = F.interpolate(
                 inputs, size=size, mode='bilinear', align_corners=False)
         if flip:

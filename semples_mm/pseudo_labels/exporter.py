@@ -23,7 +23,8 @@ from mmseg.structures import SegDataSample
 from PIL import Image
 from tqdm import tqdm
 
-from .cam_inference import cams_to_labels, multi_scale_flip_cams, normalize_cams
+from .cam_inference import (cams_to_labels, multi_scale_flip_cams,
+                            normalize_cams)
 from .crf import dense_crf_labels, merge_crf_cfg, require_pydensecrf
 from .output_guard import check_output_dir, dataset_annotation_dirs
 from .palette import remove_stale_temp_files, save_mask_png
@@ -245,7 +246,8 @@ def export_pseudo_masks(model,
                         model, inputs, data_sample, scales, flip, eps)
                     counts['inferred'] += 1
                     if evaluator is not None:
-                        evaluated.append(_metric_sample(data_sample, norm_cams))
+                        evaluated.append(
+                            _metric_sample(data_sample, norm_cams))
                     if exists:
                         counts['skipped'] += 1
                     elif pool is not None:

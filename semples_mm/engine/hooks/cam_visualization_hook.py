@@ -1,4 +1,4 @@
-"""CAM heatmaps of a few fixed images, drawn through the runner's visualizer."""
+"""CAM heatmaps of a few fixed images, drawn by the runner's visualizer."""
 import copy
 
 import numpy as np
