@@ -119,30 +119,49 @@ class PseudoMaskMetric(BaseMetric):
                 f'match gt_sem_seg of shape {tuple(gt.shape)}; cams must be '
                 '(K, H, W) at the ground-truth resolution.')
         num_classes = cams.shape[0] + 1
-        valid = gt != self.ignore_index
-        gt = gt[valid].long()
-        if gt.numel() and int(gt.max()) >= num_classes:
+        gt = gt.flatten().long()
+        ignored = gt == self.ignore_index
+        bad = (gt < 0) | (gt >= num_classes)
+        if bool((bad & ~ignored).any()):
             raise ValueError(
-                f'PseudoMaskMetric: gt_sem_seg holds id {int(gt.max())} but '
-                f'the cam has only {num_classes - 1} foreground classes.')
-        best_score, best_class = cams[:, valid].max(dim=0)  # (N,)
+                f'PseudoMaskMetric: gt_sem_seg holds id '
+                f'{int(gt[bad & ~ignored].max())} but the cam has only '
+                f'{num_classes - 1} foreground classes.')
+        # ignored pixels go to an extra gt row, dropped below (cheaper than
+        # boolean indexing of the K maps)
+        gt = gt.masked_fill(ignored, num_classes)
+        best_score, best_class = cams.flatten(1).max(dim=0)  # (N,)
+        # A pixel is class best_class + 1 at threshold t iff best_score > t
+        # (ties go to background), so it is enough to know how many sorted
+        # thresholds lie strictly below its score: one histogram over
+        # (gt, best class, that count) gives every threshold's counts, in
+        # O(N + C K T) instead of O(N T).
         thresholds = torch.tensor(
             self.bg_thresholds, dtype=best_score.dtype,
-            device=best_score.device)[:, None]
-        # (T, N): class k + 1 where its score beats the threshold, else 0
-        pred = torch.where(best_score[None] > thresholds,
-                           best_class[None] + 1, 0)
+            device=best_score.device)
+        sorted_thr, order = thresholds.sort()
         num_t = len(self.bg_thresholds)
-        offset = torch.arange(num_t, device=pred.device)[:, None] * \
-            num_classes
-        hit = pred == gt[None]
-        intersect = torch.bincount(
-            (pred + offset)[hit], minlength=num_t * num_classes)
-        pred_area = torch.bincount(
-            (pred + offset).flatten(), minlength=num_t * num_classes)
-        gt_area = torch.bincount(gt, minlength=num_classes)
-        return (intersect.view(num_t, num_classes).cpu().numpy(),
-                pred_area.view(num_t, num_classes).cpu().numpy(),
+        num_fg = num_classes - 1
+        below = torch.searchsorted(sorted_thr, best_score.contiguous(),
+                                   side='left')  # (N,) in 0..T
+        hist = torch.bincount(
+            (gt * num_fg + best_class) * (num_t + 1) + below,
+            minlength=(num_classes + 1) * num_fg * (num_t + 1)).view(
+                num_classes + 1, num_fg, num_t + 1)[:num_classes]
+        # fg[g, c, i]: pixels of gt g predicted c + 1 at sorted threshold i
+        suffix = hist.flip(-1).cumsum(-1).flip(-1)  # sum over below >= j
+        fg = suffix[:, :, 1:]  # below > i
+        gt_area = hist.sum(dim=(1, 2))  # (C,)
+        fg_pred_area = fg.sum(dim=0)  # (K, T)
+        fg_intersect = fg[1:].diagonal(dim1=0, dim2=1).t()  # (K, T)
+        bg_pred_area = gt_area.sum() - fg_pred_area.sum(dim=0)  # (T,)
+        bg_intersect = gt_area[0] - fg[0].sum(dim=0)  # (T,)
+        intersect = torch.cat([bg_intersect[None], fg_intersect]).t()
+        pred_area = torch.cat([bg_pred_area[None], fg_pred_area]).t()
+        # back from sorted to the configured threshold order
+        unsort = order.argsort()
+        return (intersect[unsort].cpu().numpy(),
+                pred_area[unsort].cpu().numpy(),
                 gt_area.cpu().numpy())
 
     def compute_metrics(self, results: list) -> Dict[str, Any]:
