@@ -50,11 +50,11 @@ def test_metric_matches_hand_computation():
     metric.process({}, [_sample(CAM_A, GT_A), _sample(CAM_B, GT_B)])
     results = metric.evaluate(size=2)
     expected = _expected()
-    assert results['mIoU_curve'] == {
+    assert results['pseudo/mIoU_curve'] == {
         t: pytest.approx(v, abs=0.01) for t, v in expected.items()}
-    assert results['bg_threshold'] == 0.55
-    assert results['mIoU'] == pytest.approx(expected[0.55], abs=0.01)
-    assert results['IoU_per_class'] == {
+    assert results['pseudo/bg_threshold'] == 0.55
+    assert results['pseudo/mIoU'] == pytest.approx(expected[0.55], abs=0.01)
+    assert results['pseudo/IoU_per_class'] == {
         'background': 50.0, 'boat': 50.0, 'train': 100.0}
 
 
@@ -65,9 +65,9 @@ def test_metric_ties_go_to_background_and_lowest_threshold_wins():
     metric.process({}, [_sample([[[0.5, 0.1]]], [[1, 0]])])
     results = metric.evaluate(size=1)
     # t = 0.3 and 0.4: [1, 0] exact -> 100; t = 0.5: [0, 0] -> bg 1/2, c1 0
-    assert results['mIoU_curve'] == {0.3: 100.0, 0.5: 25.0, 0.4: 100.0}
-    assert results['bg_threshold'] == 0.3
-    assert set(results['IoU_per_class']) == {'background', 'class_0'}
+    assert results['pseudo/mIoU_curve'] == {0.3: 100.0, 0.5: 25.0, 0.4: 100.0}
+    assert results['pseudo/bg_threshold'] == 0.3
+    assert set(results['pseudo/IoU_per_class']) == {'background', 'class_0'}
 
 
 def test_metric_default_sweep_and_range_specs():
@@ -114,7 +114,7 @@ def test_metric_equals_loop_reference_on_random_maps():
                         inter[c] += (pred == c) and (g == c)
                         union[c] += (pred == c) or (g == c)
         ious = [i / u for i, u in zip(inter, union) if u > 0]
-        assert results['mIoU_curve'][t] == pytest.approx(
+        assert results['pseudo/mIoU_curve'][t] == pytest.approx(
             100 * sum(ious) / len(ious), abs=0.01)
 
 
@@ -129,13 +129,12 @@ def test_metric_errors_name_the_problem():
         metric.process({}, [sample])
 
 
-def test_metric_through_evaluator_with_prefix_and_json_log():
+def test_metric_through_evaluator_beside_iou_metric_and_json_log():
     import json
 
     from mmengine.evaluator import Evaluator
     evaluator = Evaluator([
-        METRICS.build(dict(type='PseudoMaskMetric', bg_thresholds=[0.4, 0.55],
-                           prefix='cam')),
+        METRICS.build(dict(type='PseudoMaskMetric', bg_thresholds=[0.4, 0.55])),
         METRICS.build(dict(type='IoUMetric', iou_metrics=['mIoU'])),
     ])
     evaluator.dataset_meta = dict(classes=('background', 'boat', 'train'))
@@ -147,8 +146,8 @@ def test_metric_through_evaluator_with_prefix_and_json_log():
         samples.append(sample)
     evaluator.process(samples)  # the Evaluator hands the metric dicts
     results = evaluator.evaluate(2)
-    assert results['cam/mIoU'] == pytest.approx(_expected()[0.55], abs=0.01)
-    assert results['cam/bg_threshold'] == 0.55
-    assert 'mIoU' in results  # IoUMetric beside it, no key clash
+    assert results['pseudo/mIoU'] == pytest.approx(_expected()[0.55], abs=0.01)
+    assert results['pseudo/bg_threshold'] == 0.55
+    assert 'mIoU' in results  # IoUMetric's, no clash with the default prefix
     # the LoggerHook dumps test metrics as JSON: plain Python values only
-    json.dumps({k: v for k, v in results.items() if k.startswith('cam/')})
+    json.dumps({k: v for k, v in results.items() if k.startswith('pseudo/')})

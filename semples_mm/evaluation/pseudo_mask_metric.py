@@ -80,14 +80,16 @@ class PseudoMaskMetric(BaseMetric):
             :func:`make_thresholds`. Defaults to 0.40..0.59 step 0.01.
         ignore_index (int): ground-truth id to skip. Defaults to 255.
         collect_device (str): 'cpu' or 'gpu' for gathering results.
-        prefix (str, optional): prefix of the metric names, e.g. 'cam' to
-            evaluate beside mmseg's IoUMetric (whose 'mIoU' would clash).
+        prefix (str, optional): prefix of the metric names. Defaults to
+            'pseudo', so the metric runs beside mmseg's IoUMetric (whose
+            'mIoU' would otherwise clash in one evaluator).
 
-    Metrics returned by :meth:`compute_metrics`:
-        ``mIoU`` (best, %), ``bg_threshold`` (its threshold, the lowest on
-        ties), ``mIoU_curve`` ({threshold: mIoU %}) and ``IoU_per_class``
-        ({class name: IoU % at the best threshold}).
+    Metrics returned by :meth:`compute_metrics` (keys get the prefix, e.g.
+    ``pseudo/mIoU``): ``mIoU`` (best, %), ``bg_threshold`` (its threshold,
+    the lowest on ties), ``mIoU_curve`` ({threshold: mIoU %}) and
+    ``IoU_per_class`` ({class name: IoU % at the best threshold}).
     """
+    default_prefix = 'pseudo'
 
     def __init__(self,
                  bg_thresholds: ThresholdSpec = None,
