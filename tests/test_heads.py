@@ -228,7 +228,8 @@ def test_deeplabv2_r101_configs(name, num_classes, crop):
     assert cfg.tta_model.type == 'SegTTAModel'
     assert cfg.val_evaluator.type == 'IoUMetric'
     # test at full resolution: no resize in the test pipeline
-    assert 'Resize' not in [t.type for t in cfg.test_dataloader.dataset.pipeline]
+    test_transforms = [t.type for t in cfg.test_dataloader.dataset.pipeline]
+    assert 'Resize' not in test_transforms
 
     # as the Runner does: build in the config's default scope (mmseg)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):

@@ -134,7 +134,8 @@ def test_metric_through_evaluator_beside_iou_metric_and_json_log():
 
     from mmengine.evaluator import Evaluator
     evaluator = Evaluator([
-        METRICS.build(dict(type='PseudoMaskMetric', bg_thresholds=[0.4, 0.55])),
+        METRICS.build(
+            dict(type='PseudoMaskMetric', bg_thresholds=[0.4, 0.55])),
         METRICS.build(dict(type='IoUMetric', iou_metrics=['mIoU'])),
     ])
     evaluator.dataset_meta = dict(classes=('background', 'boat', 'train'))

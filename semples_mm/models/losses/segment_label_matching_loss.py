@@ -10,7 +10,8 @@ from .similarity_log import neg_log_dissimilarity, neg_log_similarity
 class SegmentLabelMatchingLoss(nn.Module):
     """Match the CAM foreground to its class text, and not the background.
 
-    ``L = mean[-log s(E_I(M*X), t_k)] + bg_weight * mean[-log(1 - s(E_I((1-M)*X), t_k))]``
+    ``L = mean[-log s(E_I(M*X), t_k)]
+    + bg_weight * mean[-log(1 - s(E_I((1-M)*X), t_k))]``
     over the P present (image, class) pairs; similarities are clamped to
     [1e-4, 0.9999] before each log.
 
