@@ -13,8 +13,8 @@ MODEL_CONFIG_DIR = Path(__file__).parent / 'model_configs'
 if MODEL_CONFIG_DIR not in open_clip.factory._MODEL_CONFIG_PATHS:
     open_clip.add_model_config(MODEL_CONFIG_DIR)
 
-from .clip_checkpoint import (ClipWeights, is_torchscript_archive,  # noqa: E402
-                              read_clip_file, resolve_pretrained)
+from .clip_checkpoint import (  # noqa: E402
+    ClipWeights, is_torchscript_archive, read_clip_file, resolve_pretrained)
 from .frozen_clip import FrozenCLIP  # noqa: E402
 from .prompt_learner import BackgroundPromptLearner  # noqa: E402
 from .synthetic_clip import (SYNTHETIC_CLIP_MODEL_NAME,  # noqa: E402
