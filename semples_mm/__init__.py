@@ -5,6 +5,6 @@ registries (MODELS, DATASETS, TRANSFORMS, HOOKS, METRICS, ...), so configs
 only need ``custom_imports = dict(imports=['semples_mm'])``.
 """
 from .version import __version__
-from . import datasets, engine, evaluation, models  # noqa: F401  (registers)
+from . import datasets, engine, evaluation, models, pseudo_labels  # noqa
 
 __all__ = ['__version__']

@@ -1,3 +1,9 @@
+from .cam_visualization_hook import CAMVisualizationHook
+from .phase_hook import SemPLeSPhaseHook
+from .pseudo_label_hook import PseudoLabelHook
 from .random_state_hook import RandomStateHook
 
-__all__ = ['RandomStateHook']
+__all__ = [
+    'CAMVisualizationHook', 'PseudoLabelHook', 'RandomStateHook',
+    'SemPLeSPhaseHook'
+]

@@ -10,6 +10,7 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from open_clip.model import CLIP, resize_pos_embed, resize_text_pos_embed
 
+from ...utils.paths import resolve_package_path
 from .clip_checkpoint import ClipWeights, resolve_pretrained
 
 # The CAM network's default data-preprocessor normalisation (0-255 pixels).
@@ -41,7 +42,8 @@ class FrozenCLIP(BaseModule):
         model_name (str): open_clip architecture, e.g. 'ViT-B-16', 'ViT-B-32'
             or this project's 'semples-synthetic-tiny'.
         pretrained (str, optional): weights: a local file (OpenAI TorchScript
-            .pt, a torch.save state dict .pt/.pth/.bin, or .safetensors) or an
+            .pt, a torch.save state dict .pt/.pth/.bin, or .safetensors; a
+            ``semples_mm://`` path names a file shipped in the package) or an
             open_clip tag such as 'openai' that is already in the local cache.
             None gives random weights (tests only).
         precision (str): 'fp32', 'fp16' or 'bf16' (open_clip's mixed
@@ -105,6 +107,7 @@ class FrozenCLIP(BaseModule):
         self.clip_normalize = clip_normalize
         self.image_chunk_size = image_chunk_size
 
+        pretrained = resolve_package_path(pretrained)
         weights = (resolve_pretrained(model_name, pretrained, cache_dir,
                                       allow_download) if pretrained else None)
         self.quick_gelu = self._choose_quick_gelu(quick_gelu, weights)

@@ -1,0 +1,77 @@
+# SemPLeS on the embedded synthetic world, CPU-sized: a small CAM network,
+# the small CLIP pretrained on this world (shipped in semples_mm/assets),
+# all four phases in a few minutes on 2 cores.
+_base_ = [
+    '../_base_/datasets/synthetic_wsss.py',
+    '../_base_/models/cam_resnet18_tiny.py',
+    '../_base_/default_runtime.py',
+]
+fg_class_names = ('boat', 'plane', 'train', 'cow', 'bird')
+
+# Iterations per phase. Overriding one on the command line means
+# overriding max_iters too (SemPLeSPhaseHook checks that they agree).
+cam_iters, match_iters, prompt_iters, refine_iters = 400, 300, 200, 300
+max_iters = cam_iters + match_iters + prompt_iters + refine_iters
+
+model = dict(
+    type='SemPLeS',
+    data_preprocessor={{_base_.data_preprocessor}},
+    backbone={{_base_.cam_backbone}},
+    cam_head={{_base_.cam_head}},
+    class_names=fg_class_names,
+    phases=[
+        dict(name='cam', iters=cam_iters),
+        dict(name='match', iters=match_iters),
+        dict(name='prompt', iters=prompt_iters),
+        dict(name='refine', iters=refine_iters),
+    ],
+    clip=dict(
+        type='FrozenCLIP',
+        model_name='semples-synthetic-tiny',
+        pretrained='semples_mm://assets/synthetic_clip.safetensors',
+        input_mean=[123.675, 116.28, 103.53],
+        input_std=[58.395, 57.12, 57.375]),
+    prompt_learner=dict(
+        type='BackgroundPromptLearner', class_names=fg_class_names,
+        length=16, width=96),
+    match_loss=dict(type='SegmentLabelMatchingLoss', bg_weight=2.4),
+    prompt_loss=dict(type='ContrastivePromptLoss', text_weight=0.02),
+    refine_loss=dict(type='PromptRefinementLoss', loss_weight=0.05),
+    test_cfg=dict(bg_threshold=0.45))
+
+train_dataloader = dict(batch_size=32)
+optim_wrapper = dict(
+    constructor='ModuleGroupsOptimWrapperConstructor',
+    cam=dict(
+        type='OptimWrapper',
+        optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4),
+        modules=('backbone', 'neck', 'cam_head')),
+    prompt=dict(
+        type='OptimWrapper',
+        optimizer=dict(type='AdamW', lr=0.025, weight_decay=0.03),
+        modules=('prompt_learner', )))
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                 val_interval=max_iters)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+val_evaluator = [
+    dict(type='IoUMetric', iou_metrics=['mIoU']),
+    dict(type='PseudoMaskMetric'),
+]
+test_evaluator = val_evaluator
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=100,
+                    max_keep_ckpts=2, save_last=True),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'))
+custom_hooks = [
+    # Per-phase cosine learning rates (no param_scheduler); stages 1 and 3
+    # fine-tune the CAM network at a tenth of stage 0's rate.
+    dict(type='SemPLeSPhaseHook', lr_mult=dict(match=0.1, refine=0.1)),
+    dict(type='RandomStateHook'),
+]
+model_wrapper_cfg = dict(
+    type='PhasedDistributedDataParallel', find_unused_parameters=True)
+randomness = dict(seed=0)

@@ -1,0 +1,3 @@
+from .module_groups_constructor import ModuleGroupsOptimWrapperConstructor
+
+__all__ = ['ModuleGroupsOptimWrapperConstructor']

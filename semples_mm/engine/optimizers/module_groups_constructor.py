@@ -1,0 +1,60 @@
+"""One optimizer per named group of sub-modules (OptimWrapperDict)."""
+from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapperDict
+from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS
+from torch import nn
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class ModuleGroupsOptimWrapperConstructor:
+    """Builds an :class:`OptimWrapperDict` with one wrapper per group.
+
+    Every key of ``optim_wrapper`` but ``constructor`` names a group; its
+    value is an ordinary optimizer-wrapper config plus ``modules``, the
+    attribute names of the model's sub-modules the group trains (default:
+    the group's own name). Sub-modules that are None (an absent neck) are
+    skipped. Inside a group, ``paramwise_cfg`` works as usual with parameter
+    names relative to the model (``backbone.layer1...``).
+
+    Example::
+
+        optim_wrapper = dict(
+            constructor='ModuleGroupsOptimWrapperConstructor',
+            cam=dict(optimizer=dict(type='AdamW', lr=1e-4),
+                     modules=('backbone', 'neck', 'cam_head')),
+            prompt=dict(optimizer=dict(type='AdamW', lr=2e-3),
+                        modules=('prompt_learner', )))
+    """
+
+    def __init__(self, optim_wrapper_cfg, paramwise_cfg=None):
+        if paramwise_cfg is not None:
+            raise ValueError(
+                'ModuleGroupsOptimWrapperConstructor: put paramwise_cfg inside '
+                'each group of optim_wrapper, not at its top level.')
+        if not optim_wrapper_cfg:
+            raise ValueError('ModuleGroupsOptimWrapperConstructor: '
+                             'optim_wrapper names no group.')
+        self.groups = {}
+        for name, cfg in optim_wrapper_cfg.items():
+            cfg = dict(cfg)
+            modules = tuple(cfg.pop('modules', (name, )))
+            group_paramwise = cfg.pop('paramwise_cfg', None)
+            self.groups[name] = (modules, DefaultOptimWrapperConstructor(
+                cfg, group_paramwise))
+
+    def __call__(self, model: nn.Module) -> OptimWrapperDict:
+        model = getattr(model, 'module', model)
+        wrappers = {}
+        for name, (modules, constructor) in self.groups.items():
+            missing = [m for m in modules if not hasattr(model, m)]
+            if missing:
+                raise AttributeError(
+                    f'optim_wrapper.{name}.modules names {missing}, which '
+                    f'{type(model).__name__} does not have.')
+            # A ModuleDict holding references keeps parameter names as in the
+            # model, so paramwise_cfg custom_keys read the same.
+            group = nn.ModuleDict({
+                m: getattr(model, m)
+                for m in modules if getattr(model, m) is not None
+            })
+            wrappers[name] = constructor(group)
+        return OptimWrapperDict(**wrappers)

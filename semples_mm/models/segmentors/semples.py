@@ -1,0 +1,417 @@
+"""The SemPLeS segmentor: a CAM network trained in phases against a frozen
+CLIP and learnt background prompts."""
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmseg.models.segmentors import BaseSegmentor
+from mmseg.registry import MODELS
+from mmseg.utils import OptSampleList, SampleList
+from torch import Tensor
+
+from ..heads.cam_head import normalize_cams
+
+PHASES = ('cam', 'match', 'prompt', 'refine')
+# The CAM network: what the 'cam' optimizer trains and 'refine' restarts.
+CAM_MODULES = ('backbone', 'neck', 'cam_head')
+
+
+@MODELS.register_module()
+class SemPLeS(BaseSegmentor):
+    """SemPLeS (WACV 2025) on any mmseg backbone.
+
+    Phases, run in the order given by ``phases`` and switched by
+    :class:`SemPLeSPhaseHook` from the iteration count:
+
+    - ``cam``: multi-label classification, the plain CAM network (stage 0).
+    - ``match``: Segment-Label Matching (stage 1). The CAM mask M_k of every
+      present (image, class) pair cuts the crop into M_k X and (1 - M_k) X;
+      the frozen CLIP must read the first, and not the second, as class k.
+    - ``prompt``: Contrastive Prompt Learning (stage 2). The CAM network is
+      frozen (eval, no grad); per-class prompts learn to describe the
+      background crops (1 - M_k) X while staying away from the class text.
+    - ``refine``: Prompt-guided Semantic Refinement (stage 3). The CAM
+      network restarts from its weights at the end of ``cam`` and trains
+      with the matching loss plus a term pushing M_k X away from the frozen
+      prompt of class k.
+
+    Each phase trains one optimizer of the runner's ``OptimWrapperDict``:
+    ``cam`` for ``cam``/``match``/``refine`` and ``prompt`` for ``prompt``
+    (a plain ``OptimWrapper`` is accepted for CAM-only configs).
+
+    Args:
+        backbone (dict): mmseg backbone config.
+        cam_head (dict): :class:`CAMHead` config.
+        class_names (Sequence[str]): K foreground names written into CLIP's
+            text template (the authors write 'player' for VOC's person).
+        phases (Sequence[dict]): ``dict(name=..., iters=...)`` in training
+            order; names from ('cam', 'match', 'prompt', 'refine').
+        clip (dict, optional): :class:`FrozenCLIP` config; needed by every
+            phase but ``cam``.
+        prompt_learner (dict, optional): :class:`BackgroundPromptLearner`
+            config; needed by ``prompt`` and ``refine``.
+        match_loss (dict, optional): :class:`SegmentLabelMatchingLoss`.
+        prompt_loss (dict, optional): :class:`ContrastivePromptLoss`.
+        refine_loss (dict, optional): :class:`PromptRefinementLoss`.
+        neck (dict, optional): mmseg neck config.
+        text_template (str): class text, ``'a photo of {}.'``.
+        mask_eps (dict): eps of the per-map min-max normalisation of CAM
+            masks per phase (METHOD.md: 0.1 when training masks, 1e-4 when
+            learning prompts).
+        cls_loss_weight (dict): weight of the classification loss per phase;
+            the authors use it only to train the stage-0 CAM network.
+        train_cfg (dict, optional): unused, mmseg convention.
+        test_cfg (dict, optional): ``bg_threshold`` of the predicted
+            segmentation; ``use_gt_labels`` (default True) restricts CAMs to
+            the image labels, as WSSS evaluates CAMs and pseudo masks.
+        data_preprocessor (dict, optional): mmseg ``SegDataPreProcessor``.
+        init_cfg (dict, optional): initialisation config.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 cam_head: dict,
+                 class_names: Sequence[str],
+                 phases: Sequence[dict],
+                 clip: Optional[dict] = None,
+                 prompt_learner: Optional[dict] = None,
+                 match_loss: Optional[dict] = None,
+                 prompt_loss: Optional[dict] = None,
+                 refine_loss: Optional[dict] = None,
+                 neck: Optional[dict] = None,
+                 text_template: str = 'a photo of {}.',
+                 mask_eps: Optional[dict] = None,
+                 cls_loss_weight: Optional[dict] = None,
+                 train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.neck = MODELS.build(neck) if neck is not None else None
+        self.cam_head = MODELS.build(cam_head)
+        self.class_names = list(class_names)
+        if len(self.class_names) != self.cam_head.num_classes:
+            raise ValueError(
+                f'SemPLeS: class_names has {len(self.class_names)} names but '
+                f'cam_head.num_classes is {self.cam_head.num_classes}; both '
+                'count the foreground classes only.')
+        self.phases = self._check_phases(phases)
+        names = {p['name'] for p in self.phases}
+        needs = dict(clip=names - {'cam'}, prompt_learner=names & {
+            'prompt', 'refine'}, match_loss=names & {'match', 'refine'},
+                     prompt_loss=names & {'prompt'},
+                     refine_loss=names & {'refine'})
+        given = dict(clip=clip, prompt_learner=prompt_learner,
+                     match_loss=match_loss, prompt_loss=prompt_loss,
+                     refine_loss=refine_loss)
+        for key, needed_by in needs.items():
+            if needed_by and given[key] is None:
+                raise ValueError(
+                    f'SemPLeS: phases {sorted(needed_by)} need model.{key} '
+                    'in the config.')
+        self.clip = MODELS.build(clip) if clip is not None else None
+        self.prompt_learner = (MODELS.build(prompt_learner)
+                               if prompt_learner is not None else None)
+        self.match_loss = MODELS.build(match_loss) if match_loss else None
+        self.prompt_loss = MODELS.build(prompt_loss) if prompt_loss else None
+        self.refine_loss = MODELS.build(refine_loss) if refine_loss else None
+        self.text_template = text_template
+        self.mask_eps = dict(cam=0.1, match=0.1, prompt=1e-4, refine=0.1)
+        self.mask_eps.update(mask_eps or {})
+        self.cls_loss_weight = dict(cam=1.0, match=0.0, prompt=0.0,
+                                    refine=0.0)
+        self.cls_loss_weight.update(cls_loss_weight or {})
+        self.train_cfg = train_cfg or {}
+        self.test_cfg = test_cfg or {}
+        self.align_corners = False  # read by postprocess_result
+        # Training state that must survive a resume (see get_extra_state).
+        self.phase: Optional[str] = None
+        self.cam_snapshot: Optional[Dict[str, Tensor]] = None
+
+    # ------------------------------------------------------------ phases
+    @staticmethod
+    def _check_phases(phases: Sequence[dict]) -> List[dict]:
+        checked = []
+        for i, phase in enumerate(phases):
+            name, iters = phase.get('name'), phase.get('iters')
+            if name not in PHASES:
+                raise ValueError(f'SemPLeS: phases[{i}].name={name!r} is not '
+                                 f'one of {PHASES}.')
+            if not isinstance(iters, int) or iters < 1:
+                raise ValueError(f'SemPLeS: phases[{i}].iters={iters!r} must '
+                                 'be a positive int.')
+            checked.append(dict(name=name, iters=iters))
+        order = [PHASES.index(p['name']) for p in checked]
+        if not checked or order != sorted(set(order)):
+            raise ValueError(
+                'SemPLeS: phases must name each phase at most once, in the '
+                f"order {PHASES}; got {[p['name'] for p in checked]}.")
+        return checked
+
+    @property
+    def total_iters(self) -> int:
+        """Iterations of all phases together (the config's max_iters)."""
+        return sum(p['iters'] for p in self.phases)
+
+    def phase_at(self, iteration: int) -> str:
+        """Name of the phase that trains iteration ``iteration`` (0-based)."""
+        end = 0
+        for phase in self.phases:
+            end += phase['iters']
+            if iteration < end:
+                return phase['name']
+        return self.phases[-1]['name']
+
+    def phase_start_iter(self, name: str) -> int:
+        """Number of iterations done when phase ``name`` starts."""
+        return self.phase_end_iter(name) - next(
+            p['iters'] for p in self.phases if p['name'] == name)
+
+    def phase_end_iter(self, name: str) -> int:
+        """Number of iterations done when phase ``name`` ends."""
+        end = 0
+        for phase in self.phases:
+            end += phase['iters']
+            if phase['name'] == name:
+                return end
+        raise KeyError(f'SemPLeS: no phase {name!r} in '
+                       f"{[p['name'] for p in self.phases]}.")
+
+    def set_phase(self, name: str) -> bool:
+        """Enter phase ``name``; returns True if the phase changed.
+
+        Leaving ``cam`` snapshots the CAM network; entering ``refine``
+        restores it (stage 3 restarts from the stage-0 weights). Idempotent,
+        so a resumed run re-entering its saved phase changes nothing.
+        """
+        if name not in PHASES:
+            raise ValueError(f'SemPLeS.set_phase: unknown phase {name!r}.')
+        if name == self.phase:
+            return False
+        if name != 'cam' and self.cam_snapshot is None:
+            self.cam_snapshot = {
+                k: v.detach().clone()
+                for k, v in self._cam_network_state().items()
+            }
+        if name == 'refine':
+            self._load_cam_network_state(self.cam_snapshot)
+        self.phase = name
+        self.train(self.training)  # prompt phase: CAM network to eval
+        return True
+
+    def optimizer_name(self, phase: Optional[str] = None) -> str:
+        """The OptimWrapperDict key that phase ``phase`` steps."""
+        return 'prompt' if (phase or self.phase) == 'prompt' else 'cam'
+
+    def _cam_network_state(self) -> Dict[str, Tensor]:
+        return {
+            f'{name}.{key}': value
+            for name in CAM_MODULES if getattr(self, name) is not None
+            for key, value in getattr(self, name).state_dict().items()
+        }
+
+    def _load_cam_network_state(self, state: Dict[str, Tensor]):
+        for name in CAM_MODULES:
+            module = getattr(self, name)
+            if module is None:
+                continue
+            prefix = f'{name}.'
+            module.load_state_dict({
+                k[len(prefix):]: v
+                for k, v in state.items() if k.startswith(prefix)
+            })
+
+    def get_extra_state(self) -> dict:
+        return dict(phase=self.phase, cam_snapshot=self.cam_snapshot)
+
+    def set_extra_state(self, state: dict):
+        self.phase = state['phase']
+        self.cam_snapshot = state['cam_snapshot']
+
+    def train(self, mode: bool = True):
+        """The prompt phase keeps the CAM network in eval mode (frozen BN)."""
+        super().train(mode)
+        if mode and self.phase == 'prompt':
+            for name in CAM_MODULES:
+                if getattr(self, name) is not None:
+                    getattr(self, name).eval()
+        return self
+
+    # ----------------------------------------------------- CAM network
+    def extract_feat(self, inputs: Tensor) -> List[Tensor]:
+        """(B, 3, H, W) -> backbone (and neck) feature maps."""
+        feats = self.backbone(inputs)
+        if self.neck is not None:
+            feats = self.neck(feats)
+        return feats
+
+    def predict_cams(self, inputs: Tensor,
+                     data_samples: OptSampleList = None) -> Tensor:
+        """Raw (pre-ReLU) CAMs (B, K, h, w) at feature resolution."""
+        return self.cam_head(self.extract_feat(inputs))[0]
+
+    def encode_decode(self, inputs: Tensor,
+                      batch_img_metas: List[dict]) -> Tensor:
+        """Segmentation scores (B, K + 1, H, W): a constant background
+        channel and the CAMs normalised over all classes (no labels)."""
+        cams = self.predict_cams(inputs)
+        norm = normalize_cams(cams, None, inputs.shape[-2:],
+                              self.mask_eps['cam'])
+        return self._with_background(norm)
+
+    def _with_background(self, norm_cams: Tensor) -> Tensor:
+        bg = torch.full_like(norm_cams[:, :1],
+                             self.test_cfg.get('bg_threshold', 0.45))
+        return torch.cat([bg, norm_cams], dim=1)
+
+    def _forward(self, inputs: Tensor, data_samples: OptSampleList = None):
+        return self.cam_head(self.extract_feat(inputs))
+
+    # ------------------------------------------------------------ losses
+    @staticmethod
+    def _labels(data_samples: SampleList) -> Tensor:
+        if not data_samples or not hasattr(data_samples[0],
+                                           'gt_class_labels'):
+            raise KeyError(
+                'SemPLeS needs data_sample.gt_class_labels: add '
+                "dict(type='PackWSSSInputs') at the end of the pipeline.")
+        return torch.stack([s.gt_class_labels for s in data_samples])
+
+    def _class_text_features(self) -> Tensor:
+        """(K, D) CLIP features of the class texts, cached by FrozenCLIP."""
+        return self.clip.encode_text(
+            [self.text_template.format(name) for name in self.class_names])
+
+    def _pair_images(self, inputs: Tensor, masks: Tensor, labels: Tensor):
+        """Foreground and background crops of every present (image, class).
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) normalised images.
+            masks (Tensor): (B, K, H, W) normalised CAMs in [0, 1].
+            labels (Tensor): (B, K) multi-hot labels.
+
+        Returns:
+            tuple: fg M_k X and bg (1 - M_k) X, each (P, 3, H, W), and the
+            class index of each pair (P,). Masked pixels become 0, i.e. the
+            normalisation mean colour.
+        """
+        image_idx, class_idx = labels.nonzero(as_tuple=True)
+        pair_masks = masks[image_idx, class_idx].unsqueeze(1)
+        pair_images = inputs[image_idx]
+        return (pair_masks * pair_images, (1 - pair_masks) * pair_images,
+                class_idx)
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """Losses of the current phase.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) normalised images.
+            data_samples (list[SegDataSample]): with ``gt_class_labels``.
+        """
+        phase = self.phase or self.phases[0]['name']
+        labels = self._labels(data_samples).to(inputs.dtype)
+        losses = {}
+        if phase == 'prompt':
+            with torch.no_grad():
+                cams, logits = self._forward(inputs)
+        else:
+            cams, logits = self._forward(inputs)
+        if self.cls_loss_weight[phase] > 0:
+            cls = self.cam_head.loss_by_cls(logits, labels)
+            losses.update({k: v * self.cls_loss_weight[phase]
+                           for k, v in cls.items()})
+        if phase == 'cam':
+            return losses
+
+        masks = normalize_cams(cams, labels, inputs.shape[-2:],
+                               self.mask_eps[phase])
+        fg, bg, class_idx = self._pair_images(inputs, masks, labels)
+        num_pairs = class_idx.numel()
+        text = self._class_text_features()
+        if phase == 'prompt':
+            prompts = self.clip.encode_prompts(self.prompt_learner())
+            fg_weight = self.prompt_loss.fg_weight
+            with torch.no_grad():
+                feats = self.clip.encode_image(
+                    torch.cat([bg, fg]) if fg_weight > 0 else bg)
+            pair_prompts = prompts[class_idx]
+            bg_feat, fg_feat = feats[:num_pairs], feats[num_pairs:]
+            losses[self.prompt_loss.loss_name] = self.prompt_loss(
+                (bg_feat * pair_prompts).sum(-1),
+                (text[class_idx] * pair_prompts).sum(-1),
+                (fg_feat * pair_prompts).sum(-1) if fg_weight > 0 else None)
+            return losses
+
+        feats = self.clip.encode_image(torch.cat([fg, bg]))
+        fg_feat, bg_feat = feats[:num_pairs], feats[num_pairs:]
+        pair_text = text[class_idx]
+        losses[self.match_loss.loss_name] = self.match_loss(
+            (fg_feat * pair_text).sum(-1), (bg_feat * pair_text).sum(-1))
+        if phase == 'refine':
+            with torch.no_grad():  # prompts are frozen in stage 3
+                prompts = self.clip.encode_prompts(self.prompt_learner())
+            losses[self.refine_loss.loss_name] = self.refine_loss(
+                (fg_feat * prompts[class_idx]).sum(-1))
+        return losses
+
+    def train_step(self, data, optim_wrapper) -> Dict[str, Tensor]:
+        """One step of the current phase's optimizer.
+
+        Args:
+            data (dict): a batch from the dataloader.
+            optim_wrapper (OptimWrapperDict | OptimWrapper): 'cam' and
+                'prompt' wrappers, or one wrapper for CAM-only configs.
+        """
+        wrapper = self.active_optim_wrapper(optim_wrapper)
+        with wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode='loss')
+        parsed_loss, log_vars = self.parse_losses(losses)
+        wrapper.update_params(parsed_loss)
+        return log_vars
+
+    def active_optim_wrapper(self, optim_wrapper) -> OptimWrapper:
+        """The wrapper the current phase steps."""
+        if isinstance(optim_wrapper, OptimWrapperDict):
+            name = self.optimizer_name()
+            if name not in optim_wrapper:
+                raise KeyError(
+                    f"SemPLeS phase '{self.phase}' steps optim_wrapper.{name}"
+                    f', which the config does not define (it has '
+                    f'{list(optim_wrapper.keys())}).')
+            return optim_wrapper[name]
+        if self.phase == 'prompt':
+            raise TypeError(
+                'SemPLeS: the prompt phase needs optim_wrapper with a '
+                "'prompt' group (ModuleGroupsOptimWrapperConstructor).")
+        return optim_wrapper
+
+    # ------------------------------------------------------------ predict
+    def predict(self, inputs: Tensor,
+                data_samples: OptSampleList = None) -> SampleList:
+        """Segmentation from CAMs, and the CAMs for PseudoMaskMetric.
+
+        Fills ``pred_sem_seg`` (ids 0..K, background where no normalised CAM
+        beats ``test_cfg.bg_threshold``), ``seg_logits`` (K + 1, H, W) and
+        ``cam`` (K, H, W), normalised and restricted to the image labels
+        (``test_cfg.use_gt_labels``, default True) or to the classes the
+        classifier predicts (sigmoid > 0.5).
+        """
+        cams, logits = self._forward(inputs)
+        if data_samples is None:
+            raise ValueError('SemPLeS.predict needs data_samples (image '
+                             'metadata) to restore the original size.')
+        if self.test_cfg.get('use_gt_labels', True):
+            labels = self._labels(data_samples).to(cams.dtype)
+        else:
+            labels = (logits.sigmoid() > 0.5).to(cams.dtype)
+        norm = normalize_cams(cams, labels, inputs.shape[-2:],
+                              self.mask_eps['cam'])
+        results = self.postprocess_result(self._with_background(norm),
+                                          data_samples)
+        for sample in results:
+            sample.set_data(dict(cam=type(sample.seg_logits)(
+                data=sample.seg_logits.data[1:])))
+        return results
