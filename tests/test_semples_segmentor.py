@@ -1,0 +1,551 @@
+"""SemPLeS segmentor: gradient routing per phase, the loss formulas by hand,
+phase switching (CAM snapshot / restore), its state in checkpoints, the
+two-optimizer constructor and the phase-aware train steps.
+
+Every model is built from tests/data/configs/tiny_semples.py (ResNetV1c-18 at
+width 8 on 32x32 inputs, randomly initialised 'semples-synthetic-tiny'
+CLIP), as a user's config would build it.
+"""
+import copy
+import io
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.optim import OptimWrapper, OptimWrapperDict, build_optim_wrapper
+from mmengine.registry import DefaultScope, init_default_scope
+from mmseg.registry import MODEL_WRAPPERS, MODELS
+from mmseg.structures import SegDataSample
+
+import semples_mm  # noqa: F401  (registers)
+from conftest import TEST_CONFIGS, free_port
+
+init_default_scope('mmseg')
+CFG = Config.fromfile(str(TEST_CONFIGS / 'tiny_semples.py'))
+NAMES = ('boat', 'plane', 'train', 'cow', 'bird')
+CAM_NET = ('backbone', 'cam_head')
+SIM_MIN, SIM_MAX = 1e-4, 0.9999
+
+
+def build_model(seed=0, **overrides):
+    """SemPLeS from the tiny config; ``overrides`` replace model keys."""
+    cfg = copy.deepcopy(CFG.model)
+    cfg.update(overrides)
+    torch.manual_seed(seed)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        return MODELS.build(cfg)
+
+
+def make_batch(labels, seed=0, size=32):
+    """Normalised inputs (B, 3, size, size) and SegDataSamples holding the
+    multi-hot ``labels`` (B, K) as ``gt_class_labels``."""
+    gen = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(len(labels), 3, size, size, generator=gen)
+    return inputs, make_samples(labels, size)
+
+
+def make_samples(labels, size=32):
+    samples = []
+    for i, row in enumerate(labels):
+        sample = SegDataSample(metainfo=dict(
+            img_shape=(size, size), ori_shape=(size, size),
+            pad_shape=(size, size), img_id=f'img_{i}'))
+        sample.set_field(torch.tensor(row, dtype=torch.float32),
+                         'gt_class_labels')
+        samples.append(sample)
+    return samples
+
+
+LABELS = [[1, 0, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 0],
+          [0, 1, 0, 0, 1]]
+
+
+def params_of(model, names):
+    return [(f'{name}.{key}', p) for name in names
+            for key, p in getattr(model, name).named_parameters()]
+
+
+def cam_state(model):
+    return {f'{name}.{key}': value.detach().clone() for name in CAM_NET
+            for key, value in getattr(model, name).state_dict().items()}
+
+
+def assert_states_equal(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def states_differ(a, b):
+    return any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def sgd_step(model, inputs, samples, lr=0.5):
+    """One plain SGD step of the current phase's loss on the CAM network."""
+    params = [p for _, p in params_of(model, CAM_NET)]
+    model.zero_grad(set_to_none=True)
+    losses = model.loss(inputs, samples)
+    sum(losses.values()).backward()
+    with torch.no_grad():
+        for p in params:
+            if p.grad is not None:
+                p -= lr * p.grad
+    model.zero_grad(set_to_none=True)
+
+
+# ------------------------------------------------------ gradient routing
+def _grad_norms(model, names):
+    return {key: (None if p.grad is None else float(p.grad.abs().sum()))
+            for key, p in params_of(model, names)}
+
+
+@pytest.mark.parametrize('phase, loss_keys', [
+    ('cam', {'loss_cls'}),
+    ('match', {'loss_match'}),
+    ('prompt', {'loss_prompt'}),
+    ('refine', {'loss_match', 'loss_refine'}),
+])
+def test_gradients_reach_only_the_phase_parameters(phase, loss_keys):
+    model = build_model()
+    model.train()
+    for earlier in ('cam', 'match', 'prompt', 'refine'):
+        model.set_phase(earlier)
+        if earlier == phase:
+            break
+    inputs, samples = make_batch(LABELS)
+    running_mean = model.backbone.stem[1].running_mean.clone()
+
+    losses = model.loss(inputs, samples)
+    assert set(losses) == loss_keys
+    for key, value in losses.items():
+        assert value.dim() == 0 and torch.isfinite(value), (key, value)
+    sum(losses.values()).backward()
+
+    cam_grads = _grad_norms(model, CAM_NET)
+    ctx_grad = model.prompt_learner.ctx.grad
+    # The frozen CLIP never learns, whatever the phase.
+    assert not any(p.requires_grad for p in model.clip.parameters())
+    assert all(p.grad is None for p in model.clip.parameters())
+    assert not model.clip.training
+    if phase == 'prompt':
+        assert all(g is None for g in cam_grads.values()), cam_grads
+        assert ctx_grad is not None and ctx_grad.abs().sum() > 0
+        # The CAM network is frozen in eval mode: its BN statistics stay.
+        assert not any(getattr(model, m).training for m in CAM_NET)
+        torch.testing.assert_close(model.backbone.stem[1].running_mean,
+                                   running_mean, rtol=0, atol=0)
+    else:
+        assert ctx_grad is None
+        assert all(getattr(model, m).training for m in CAM_NET)
+        assert any(g for g in cam_grads.values()), cam_grads
+        assert model.cam_head.classifier.weight.grad.abs().sum() > 0
+        # a backbone parameter deep in the network learns too
+        assert model.backbone.layer4[1].conv2.weight.grad.abs().sum() > 0
+
+
+def test_cam_phase_is_the_classification_loss():
+    model = build_model()
+    model.train()
+    model.set_phase('cam')
+    inputs, samples = make_batch(LABELS)
+    losses = model.loss(inputs, samples)
+    _, logits = model.cam_head(model.extract_feat(inputs))
+    labels = torch.tensor(LABELS, dtype=torch.float32)
+    expected = F.multilabel_soft_margin_loss(logits, labels)
+    torch.testing.assert_close(losses['loss_cls'], expected)
+
+
+# ----------------------------------------------------- formulas by hand
+def _hand_masks(model, inputs, labels, eps):
+    """M_k: ReLU, bilinear to the input size, per-map min-max with eps."""
+    cams = F.relu(model.predict_cams(inputs))
+    cams = F.interpolate(cams, size=inputs.shape[-2:], mode='bilinear',
+                         align_corners=False)
+    low = cams.amin(dim=(2, 3), keepdim=True)
+    high = cams.amax(dim=(2, 3), keepdim=True)
+    return (cams - low) / (high - low + eps)
+
+
+def _hand_pairs(model, inputs, labels, eps):
+    """Foreground/background crops of the present pairs, in label order."""
+    masks = _hand_masks(model, inputs, labels, eps)
+    fg, bg, classes = [], [], []
+    for b, row in enumerate(labels):
+        for k, present in enumerate(row):
+            if present:
+                fg.append(masks[b, k] * inputs[b])
+                bg.append((1 - masks[b, k]) * inputs[b])
+                classes.append(k)
+    return torch.stack(fg), torch.stack(bg), classes
+
+
+def _cos(a, b):
+    return F.cosine_similarity(a, b, dim=-1).clamp(SIM_MIN, SIM_MAX)
+
+
+def _hand_match_loss(model, inputs, labels, eps=0.1):
+    fg, bg, classes = _hand_pairs(model, inputs, labels, eps)
+    text = model.clip.encode_text(
+        [f'a photo of {NAMES[k]}.' for k in classes])
+    fg_sim = _cos(model.clip.encode_image(fg), text)
+    bg_sim = _cos(model.clip.encode_image(bg), text)
+    return (-torch.log(fg_sim)).mean() + 2.4 * (-torch.log(1 - bg_sim)).mean()
+
+
+def test_match_loss_is_the_formula():
+    model = build_model()
+    model.eval()  # same BN statistics in both computations
+    model.set_phase('match')
+    inputs, samples = make_batch(LABELS)
+    with torch.no_grad():
+        got = model.loss(inputs, samples)['loss_match']
+        expected = _hand_match_loss(model, inputs, LABELS)
+        # The check is sharp enough to see the mask eps of another phase.
+        other_eps = _hand_match_loss(model, inputs, LABELS, eps=1e-4)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert (other_eps - expected).abs() > 1e-3
+
+
+def test_prompt_and_refine_losses_are_the_formulas():
+    model = build_model()
+    model.eval()
+    model.set_phase('prompt')
+    inputs, samples = make_batch(LABELS)
+    with torch.no_grad():
+        got = model.loss(inputs, samples)['loss_prompt']
+        fg, bg, classes = _hand_pairs(model, inputs, LABELS, eps=1e-4)
+        prompts = model.clip.encode_prompts(model.prompt_learner.ctx)
+        pair_prompts = prompts[classes]
+        text = model.clip.encode_text(
+            [f'a photo of {NAMES[k]}.' for k in classes])
+        bg_sim = _cos(model.clip.encode_image(bg), pair_prompts)
+        text_sim = _cos(text, pair_prompts)
+        expected = (-torch.log(bg_sim)).mean() + \
+            0.02 * torch.log(text_sim).mean()
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+    model.set_phase('refine')
+    with torch.no_grad():
+        got = model.loss(inputs, samples)
+        fg, _, classes = _hand_pairs(model, inputs, LABELS, eps=0.1)
+        fg_sim = _cos(model.clip.encode_image(fg), prompts[classes])
+        expected_refine = 0.05 * (-torch.log(1 - fg_sim)).mean()
+        expected_match = _hand_match_loss(model, inputs, LABELS)
+    torch.testing.assert_close(got['loss_refine'], expected_refine,
+                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got['loss_match'], expected_match,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_unlabelled_images_add_no_pair():
+    """An image without labels changes nothing: the loss over the batch
+    equals the loss over the labelled images alone."""
+    model = build_model()
+    model.eval()
+    model.set_phase('match')
+    inputs, samples = make_batch(LABELS)
+    keep = [0, 1, 3]
+    with torch.no_grad():
+        whole = model.loss(inputs, samples)['loss_match']
+        part = model.loss(inputs[keep], [samples[i] for i in keep])
+    torch.testing.assert_close(whole, part['loss_match'])
+
+
+@pytest.mark.parametrize('phase', ['match', 'prompt', 'refine'])
+def test_batch_without_any_label_gives_a_trainable_zero(phase):
+    """design.md: P = 0 -> differentiable 0. The step must not crash (a
+    backward through a loss that needs no grad raises)."""
+    model = build_model()
+    model.train()
+    for name in ('cam', 'match', 'prompt', 'refine'):
+        model.set_phase(name)
+        if name == phase:
+            break
+    inputs, samples = make_batch([[0] * 5, [0] * 5])
+    losses = model.loss(inputs, samples)
+    total = sum(losses.values())
+    assert torch.isfinite(total) and float(total) == 0.0
+    assert total.requires_grad
+    total.backward()
+
+
+def test_missing_labels_raise_clear_error():
+    model = build_model()
+    inputs, _ = make_batch(LABELS)
+    samples = [SegDataSample(metainfo=dict(img_shape=(32, 32)))
+               for _ in LABELS]
+    with pytest.raises(KeyError, match='PackWSSSInputs'):
+        model.loss(inputs, samples)
+
+
+# ------------------------------------------------------ phase switching
+def test_refine_restarts_from_the_end_of_cam_weights():
+    model = build_model()
+    model.train()
+    inputs, samples = make_batch(LABELS)
+    initial = cam_state(model)
+    assert model.set_phase('cam') is True
+    assert model.cam_snapshot is None
+    sgd_step(model, inputs, samples)
+    end_of_cam = cam_state(model)
+    assert states_differ(initial, end_of_cam)
+
+    assert model.set_phase('match') is True
+    assert_states_equal(model.cam_snapshot, end_of_cam)
+    sgd_step(model, inputs, samples)
+    end_of_match = cam_state(model)
+    assert states_differ(end_of_match, end_of_cam)
+    # the snapshot is a copy, not a view of the trained weights
+    assert_states_equal(model.cam_snapshot, end_of_cam)
+
+    ctx = model.prompt_learner.ctx.detach().clone()
+    assert model.set_phase('prompt') is True
+    assert_states_equal(cam_state(model), end_of_match)  # prompt: no restore
+    with torch.no_grad():
+        model.prompt_learner.ctx.add_(1.0)  # "learnt" prompts
+
+    assert model.set_phase('refine') is True
+    assert_states_equal(cam_state(model), end_of_cam)
+    # the prompts are kept, only the CAM network restarts
+    torch.testing.assert_close(model.prompt_learner.ctx, ctx + 1.0)
+    assert all(getattr(model, m).training for m in CAM_NET)
+
+    # Idempotent: entering the current phase again restores nothing.
+    sgd_step(model, inputs, samples)
+    refined = cam_state(model)
+    assert states_differ(refined, end_of_cam)
+    assert model.set_phase('refine') is False
+    assert_states_equal(cam_state(model), refined)
+    assert model.phase == 'refine'
+
+
+def test_set_phase_is_idempotent_and_checks_names():
+    model = build_model()
+    assert model.set_phase('match') is True
+    snapshot = model.cam_snapshot
+    assert model.set_phase('match') is False
+    assert model.cam_snapshot is snapshot
+    with pytest.raises(ValueError, match='unknown phase'):
+        model.set_phase('warmup')
+
+
+def test_phase_arithmetic():
+    model = build_model()  # cam 4, match 3, prompt 3, refine 3
+    assert model.total_iters == 13
+    expected = ['cam'] * 4 + ['match'] * 3 + ['prompt'] * 3 + ['refine'] * 3
+    assert [model.phase_at(i) for i in range(13)] == expected
+    assert model.phase_at(13) == 'refine'  # past the end: the last phase
+    starts = {p: model.phase_start_iter(p) for p in NAMES_OF_PHASES}
+    ends = {p: model.phase_end_iter(p) for p in NAMES_OF_PHASES}
+    assert starts == dict(cam=0, match=4, prompt=7, refine=10)
+    assert ends == dict(cam=4, match=7, prompt=10, refine=13)
+    assert [model.optimizer_name(p) for p in NAMES_OF_PHASES] == [
+        'cam', 'cam', 'prompt', 'cam']
+    with pytest.raises(KeyError):
+        build_model(phases=[dict(name='cam', iters=2)]).phase_end_iter(
+            'match')
+
+
+NAMES_OF_PHASES = ('cam', 'match', 'prompt', 'refine')
+
+
+@pytest.mark.parametrize('phases, match', [
+    ([dict(name='match', iters=2), dict(name='cam', iters=2)], 'order'),
+    ([dict(name='cam', iters=2), dict(name='cam', iters=2)], 'order'),
+    ([dict(name='warmup', iters=2)], 'warmup'),
+    ([dict(name='cam', iters=0)], 'positive'),
+    ([dict(name='cam', iters=2.5)], 'positive'),
+    ([dict(name='cam')], 'positive'),
+    ([], 'order'),
+])
+def test_invalid_phases_raise(phases, match):
+    with pytest.raises(ValueError, match=match):
+        build_model(phases=phases)
+
+
+def test_missing_parts_raise():
+    with pytest.raises(ValueError, match='model.clip'):
+        build_model(clip=None)
+    with pytest.raises(ValueError, match='model.prompt_learner'):
+        build_model(prompt_learner=None)
+    with pytest.raises(ValueError, match='model.refine_loss'):
+        build_model(refine_loss=None)
+    with pytest.raises(ValueError, match='class_names'):
+        build_model(class_names=NAMES[:4])
+    # A CAM-only model needs no CLIP.
+    cam_only = build_model(phases=[dict(name='cam', iters=3)], clip=None,
+                           prompt_learner=None, match_loss=None,
+                           prompt_loss=None, refine_loss=None)
+    assert cam_only.clip is None and cam_only.total_iters == 3
+    # phases given as a subset: match alone needs CLIP and the match loss
+    with pytest.raises(ValueError, match='model.match_loss'):
+        build_model(phases=[dict(name='match', iters=2)], match_loss=None)
+
+
+# -------------------------------------------------- state in checkpoints
+def test_phase_and_snapshot_survive_state_dict_round_trip():
+    model = build_model(seed=0)
+    model.train()
+    inputs, samples = make_batch(LABELS)
+    model.set_phase('cam')
+    sgd_step(model, inputs, samples)
+    end_of_cam = cam_state(model)
+    model.set_phase('match')
+    sgd_step(model, inputs, samples)
+    model.set_phase('prompt')
+
+    # Through bytes, loaded the way torch >= 2.6 loads by default.
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+
+    fresh = build_model(seed=1)
+    assert fresh.phase is None and fresh.cam_snapshot is None
+    assert states_differ(cam_state(fresh), cam_state(model))
+    fresh.load_state_dict(state)
+    assert fresh.phase == 'prompt'
+    assert_states_equal(fresh.cam_snapshot, end_of_cam)
+    assert_states_equal(cam_state(fresh), cam_state(model))
+    # The restored model enters refine from the end-of-cam weights, as the
+    # uninterrupted one does.
+    fresh.set_phase('refine')
+    model.set_phase('refine')
+    assert_states_equal(cam_state(fresh), end_of_cam)
+    assert_states_equal(cam_state(model), end_of_cam)
+
+
+def test_state_dict_before_any_phase_loads():
+    fresh = build_model(seed=1)
+    fresh.load_state_dict(build_model(seed=0).state_dict())
+    assert fresh.phase is None and fresh.cam_snapshot is None
+
+
+# --------------------------------------------- optimizers per module group
+def _param_ids(params):
+    return {id(p) for p in params}
+
+
+def _optimizer_ids(wrapper):
+    return {id(p) for group in wrapper.optimizer.param_groups
+            for p in group['params']}
+
+
+def test_module_groups_constructor_splits_the_model():
+    model = build_model()
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        wrappers = build_optim_wrapper(model, copy.deepcopy(CFG.optim_wrapper))
+    assert isinstance(wrappers, OptimWrapperDict)
+    assert set(wrappers.keys()) == {'cam', 'prompt'}
+    cam_ids = _param_ids(p for _, p in params_of(model, CAM_NET))
+    assert _optimizer_ids(wrappers['cam']) == cam_ids
+    assert _optimizer_ids(wrappers['prompt']) == {id(model.prompt_learner.ctx)}
+    assert not _optimizer_ids(wrappers['cam']) & _param_ids(
+        model.clip.parameters())
+    assert isinstance(wrappers['cam'].optimizer, torch.optim.AdamW)
+    assert wrappers['prompt'].optimizer.defaults['lr'] == 0.025
+    assert wrappers['cam'].optimizer.defaults['lr'] == 1e-3
+
+
+def test_module_groups_paramwise_cfg_uses_model_names():
+    model = build_model()
+    cfg = copy.deepcopy(CFG.optim_wrapper)
+    cfg['cam']['paramwise_cfg'] = dict(
+        custom_keys={'cam_head.classifier': dict(lr_mult=10.0)})
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        wrappers = build_optim_wrapper(model, cfg)
+    head = {id(model.cam_head.classifier.weight)}
+    lrs = {}
+    for group in wrappers['cam'].optimizer.param_groups:
+        for p in group['params']:
+            lrs[id(p)] = group['lr']
+    assert [lrs[i] for i in head] == [pytest.approx(1e-2)]
+    assert {v for k, v in lrs.items() if k not in head} == {1e-3}
+
+
+def test_module_groups_constructor_errors():
+    model = build_model()
+    cfg = copy.deepcopy(CFG.optim_wrapper)
+    cfg['cam']['modules'] = ('backbone', 'cam_head2')
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        with pytest.raises(AttributeError, match='cam_head2'):
+            build_optim_wrapper(model, cfg)
+        with pytest.raises(ValueError, match='paramwise_cfg'):
+            build_optim_wrapper(model, dict(
+                copy.deepcopy(CFG.optim_wrapper),
+                paramwise_cfg=dict(norm_decay_mult=0.)))
+
+
+# --------------------------------------------------------- train steps
+def _batch_data(labels, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return dict(
+        inputs=[torch.randint(0, 256, (3, 32, 32), generator=gen,
+                              dtype=torch.uint8) for _ in labels],
+        data_samples=make_samples(labels))
+
+
+def _snapshot(model):
+    return (cam_state(model), model.prompt_learner.ctx.detach().clone())
+
+
+def _check_train_step_routing(model, wrappers, step):
+    data = _batch_data(LABELS)
+    model.train()
+    for phase in ('cam', 'match', 'prompt', 'refine'):
+        model.set_phase(phase)
+        cams, ctx = _snapshot(model)
+        log_vars = step(data, wrappers)
+        assert {'loss'} < set(log_vars)
+        new_cams, new_ctx = _snapshot(model)
+        weights_changed = any(
+            not torch.equal(cams[k], new_cams[k]) for k in cams
+            if k.endswith('weight'))
+        if phase == 'prompt':
+            assert not weights_changed
+            assert_states_equal(cams, new_cams)  # BN statistics too
+            assert not torch.equal(ctx, new_ctx)
+        else:
+            assert weights_changed, phase
+            torch.testing.assert_close(ctx, new_ctx, rtol=0, atol=0)
+
+
+def test_train_step_steps_the_phase_optimizer():
+    model = build_model()
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        wrappers = build_optim_wrapper(model, copy.deepcopy(CFG.optim_wrapper))
+    _check_train_step_routing(model, wrappers, model.train_step)
+
+
+def test_active_optim_wrapper_errors():
+    model = build_model()
+    single = OptimWrapper(torch.optim.SGD(model.cam_head.parameters(), lr=1))
+    model.set_phase('match')
+    assert model.active_optim_wrapper(single) is single
+    model.set_phase('prompt')
+    with pytest.raises(TypeError, match='prompt'):
+        model.active_optim_wrapper(single)
+    with pytest.raises(KeyError, match='prompt'):
+        model.active_optim_wrapper(OptimWrapperDict(cam=single))
+
+
+def test_phased_ddp_steps_the_phase_optimizer():
+    """PhasedDistributedDataParallel in a one-process gloo group."""
+    import torch.distributed as dist
+    assert not dist.is_initialized()
+    os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
+    os.environ['MASTER_PORT'] = str(free_port())
+    dist.init_process_group('gloo', rank=0, world_size=1)
+    try:
+        model = build_model()
+        with DefaultScope.overwrite_default_scope('mmseg'):
+            wrapped = MODEL_WRAPPERS.build(dict(
+                type='PhasedDistributedDataParallel', module=model,
+                device_ids=None, find_unused_parameters=True))
+            wrappers = build_optim_wrapper(
+                wrapped, copy.deepcopy(CFG.optim_wrapper))
+        _check_train_step_routing(model, wrappers, wrapped.train_step)
+    finally:
+        dist.destroy_process_group()
