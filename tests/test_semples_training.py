@@ -1,0 +1,270 @@
+"""SemPLeS training through mmengine's Runner: all four phases with
+validation at phase ends, per-phase learning rates and fresh optimizer
+states, exact resume inside a phase, the max_iters check, and the shipped
+configs/semples/synthetic.py through tools/train.py."""
+import copy
+import itertools
+import math
+import re
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+from mmseg.registry import HOOKS, MODELS
+
+import semples_mm  # noqa: F401  (registers)
+from conftest import REPO_ROOT, TEST_CONFIGS, load_tool
+
+TINY = str(TEST_CONFIGS / 'tiny_semples.py')
+# tiny_semples.py: cam 4, match 3, prompt 3, refine 3 iterations.
+STARTS = dict(cam=0, match=4, prompt=7, refine=10)
+LENGTHS = dict(cam=4, match=3, prompt=3, refine=3)
+MAX_ITERS = 13
+INITIAL_LR = dict(cam=1e-3, prompt=0.025)
+LR_MULT = dict(cam=1.0, match=0.1, prompt=1.0, refine=0.1)
+_run_ids = itertools.count()
+
+
+@HOOKS.register_module(force=True)
+class _PhaseRecorderHook(Hook):
+    """Records, after SemPLeSPhaseHook (priority HIGH) has run, the phase,
+    learning rates and optimizer states every iteration starts with."""
+    priority = 'NORMAL'
+
+    def __init__(self):
+        self.records = []
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        model = runner.model
+        self.records.append(dict(
+            iter=runner.iter, phase=model.phase,
+            lr={name: [g['lr'] for g in w.optimizer.param_groups]
+                for name, w in runner.optim_wrapper.items()},
+            initial_lr={name: [g['initial_lr']
+                               for g in w.optimizer.param_groups]
+                        for name, w in runner.optim_wrapper.items()},
+            num_states={name: len(w.optimizer.state)
+                        for name, w in runner.optim_wrapper.items()}))
+
+
+@HOOKS.register_module(force=True)
+class _SemPLeSStopHook(Hook):
+    """Simulates a killed job once iteration ``stop_iter`` is done and saved
+    (VERY_LOW: after the CheckpointHook)."""
+    priority = 'VERY_LOW'
+
+    def __init__(self, stop_iter):
+        self.stop_iter = stop_iter
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if runner.iter + 1 == self.stop_iter:
+            raise KeyboardInterrupt(f'stopped after iter {self.stop_iter}')
+
+
+def tiny_cfg(work_dir, data_root, extra_hooks=(), resume=False):
+    cfg = Config.fromfile(TINY)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = str(data_root)
+    cfg.work_dir = str(work_dir)
+    # Runners built in the same second would share one logger otherwise.
+    cfg.experiment_name = f'tiny_semples_{next(_run_ids)}'
+    cfg.custom_hooks = list(cfg.custom_hooks) + list(extra_hooks)
+    cfg.resume = resume
+    return cfg
+
+
+def train(cfg):
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+def read_logs(work_dir):
+    return ''.join(p.read_text()
+                   for p in sorted(work_dir.glob('*/*.log')))
+
+
+def load_ckpt(path):
+    return torch.load(path, map_location='cpu', weights_only=False)
+
+
+@pytest.fixture(scope='module')
+def world_root(tmp_path_factory):
+    """Folder the tiny config generates its synthetic world in."""
+    return tmp_path_factory.mktemp('semples_world') / 'world'
+
+
+@pytest.fixture(scope='module')
+def full_run(tmp_path_factory, world_root):
+    """One uninterrupted tiny SemPLeS run, shared by the tests below."""
+    work_dir = tmp_path_factory.mktemp('semples_full')
+    runner = train(tiny_cfg(work_dir, world_root,
+                            [dict(type='_PhaseRecorderHook')]))
+    recorder = next(h for h in runner.hooks
+                    if isinstance(h, _PhaseRecorderHook))
+    return dict(work_dir=work_dir, records=recorder.records,
+                log=read_logs(work_dir), model=runner.model)
+
+
+def test_all_phases_run_and_validate_at_phase_ends(full_run):
+    log, records = full_run['log'], full_run['records']
+    assert [r['iter'] for r in records] == list(range(MAX_ITERS))
+    assert [r['phase'] for r in records] == [
+        p for p in STARTS for _ in range(LENGTHS[p])]
+    for phase, start in STARTS.items():
+        assert f'phase "{phase}" starts at iteration {start + 1}' in log
+    # Validation right after cam and match end (and after refine, by the
+    # training loop), none after prompt (not in validate_after).
+    cam_val = log.index('validating the end of phase "cam"')
+    match_val = log.index('validating the end of phase "match"')
+    # (the phase hook validates before the LoggerHook writes the line of
+    # the iteration that ended the phase)
+    assert log.index(f'Iter(train) [ 3/{MAX_ITERS}]') < cam_val < \
+        log.index(f'Iter(train) [ 5/{MAX_ITERS}]')
+    assert log.index(f'Iter(train) [ 6/{MAX_ITERS}]') < match_val < \
+        log.index(f'Iter(train) [ 8/{MAX_ITERS}]')
+    assert 'validating the end of phase "prompt"' not in log
+    assert 'validating the end of phase "refine"' not in log
+    assert log.count('pseudo/mIoU: ') == 3
+    # Each phase's loss is logged while it runs.
+    assert 'loss_cls' in log and 'loss_match' in log
+    assert 'loss_prompt' in log and 'loss_refine' in log
+
+    work_dir = full_run['work_dir']
+    ckpt = load_ckpt(work_dir / f'iter_{MAX_ITERS}.pth')
+    assert ckpt['meta']['iter'] == MAX_ITERS
+    assert ckpt['state_dict']['_extra_state']['phase'] == 'refine'
+    assert full_run['model'].phase == 'refine'
+    # The checkpoint saved inside the prompt phase knows its phase.
+    assert load_ckpt(work_dir / 'iter_8.pth')['state_dict'][
+        '_extra_state']['phase'] == 'prompt'
+
+
+def test_learning_rate_and_fresh_optimizer_per_phase(full_run):
+    for record in full_run['records']:
+        i, phase = record['iter'], record['phase']
+        active = 'prompt' if phase == 'prompt' else 'cam'
+        # initial_lr is the config's lr, kept in the optimizer state.
+        assert record['initial_lr'][active] == [INITIAL_LR[active]]
+        progress = (i - STARTS[phase]) / LENGTHS[phase]
+        expected = INITIAL_LR[active] * LR_MULT[phase] * 0.5 * (
+            1 + math.cos(math.pi * progress))
+        assert record['lr'][active] == [pytest.approx(expected, rel=1e-9)], \
+            record
+        if i == STARTS[phase]:
+            assert record['lr'][active] == [pytest.approx(
+                INITIAL_LR[active] * LR_MULT[phase])]
+            assert record['num_states'][active] == 0, record  # reset
+        else:
+            assert record['num_states'][active] > 0, record
+    # The resets are real: the cam optimizer had state when match and
+    # refine started.
+    by_iter = {r['iter']: r for r in full_run['records']}
+    assert by_iter[3]['num_states']['cam'] > 0
+    assert by_iter[9]['num_states']['cam'] > 0
+    assert by_iter[9]['num_states']['prompt'] > 0
+
+
+def test_logged_learning_rate_is_the_one_used(full_run):
+    """The log line of iteration i shows the learning rates iteration i
+    trained with (mmengine's RuntimeInfoHook reads them in
+    before_train_iter; the phase hook must have set them by then)."""
+    logged = {
+        int(m.group(1)): dict(cam=float(m.group(2)), prompt=float(m.group(3)))
+        for m in re.finditer(
+            r'Iter\(train\) \[\s*(\d+)/\d+\]\s+cam\.lr: (\S+)\s+'
+            r'prompt\.lr: (\S+)', full_run['log'])}
+    assert sorted(logged) == list(range(1, MAX_ITERS + 1))
+    for record in full_run['records']:
+        for name in ('cam', 'prompt'):
+            assert logged[record['iter'] + 1][name] == pytest.approx(
+                record['lr'][name][0], rel=1e-3), (record['iter'] + 1, name)
+
+
+def test_resume_inside_prompt_and_refine_is_exact(tmp_path, world_root,
+                                                  full_run):
+    """Killed after iteration 8 (inside prompt) and after 12 (inside
+    refine), resumed each time: the end state equals the uninterrupted
+    run's exactly."""
+    work_dir = tmp_path / 'stopped'
+    for stop_iter in (8, 12):
+        cfg = tiny_cfg(work_dir, world_root,
+                       [dict(type='_SemPLeSStopHook', stop_iter=stop_iter)],
+                       resume=stop_iter != 8)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg)
+        assert (work_dir / f'iter_{stop_iter}.pth').exists()
+        assert not (work_dir / f'iter_{stop_iter + 2}.pth').exists()
+    runner = train(tiny_cfg(work_dir, world_root, resume=True))
+    assert runner.model.phase == 'refine'
+    log = read_logs(work_dir)
+    assert log.count('resumed') >= 2
+    # Resuming inside a phase does not restart it (no second reset).
+    assert log.count('phase "prompt" starts') == 1
+    assert log.count('phase "refine" starts') == 1
+
+    full = load_ckpt(full_run['work_dir'] / f'iter_{MAX_ITERS}.pth')
+    resumed = load_ckpt(work_dir / f'iter_{MAX_ITERS}.pth')
+    assert resumed['meta']['iter'] == MAX_ITERS
+    a, b = full['state_dict'], resumed['state_dict']
+    assert a.keys() == b.keys()
+    for key in a:
+        if key.endswith('_extra_state'):
+            continue
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    extra_a, extra_b = a['_extra_state'], b['_extra_state']
+    assert extra_a['phase'] == extra_b['phase'] == 'refine'
+    for key in extra_a['cam_snapshot']:
+        torch.testing.assert_close(extra_a['cam_snapshot'][key],
+                                   extra_b['cam_snapshot'][key],
+                                   rtol=0, atol=0, msg=key)
+    torch.testing.assert_close(full['optimizer'], resumed['optimizer'],
+                               rtol=0, atol=0)
+
+
+def test_max_iters_must_match_the_phases(tmp_path, world_root):
+    cfg = tiny_cfg(tmp_path, world_root)
+    cfg.train_cfg.max_iters = MAX_ITERS - 1
+    with pytest.raises(ValueError, match=r'train_cfg.max_iters=12 but '
+                       r'model.phases add up to 13'):
+        train(cfg)
+
+
+def test_shipped_synthetic_config_trains_with_tools_train(tmp_path):
+    """configs/semples/synthetic.py, shrunk from the command line, through
+    tools/train.py: every phase runs with the shipped small CLIP."""
+    root = tmp_path / 'world'
+    options = [f'model.phases.{i}.iters=2' for i in range(4)]
+    options += ['train_cfg.max_iters=8', 'train_cfg.val_interval=8',
+                'default_hooks.logger.interval=1',
+                'default_hooks.checkpoint.interval=8']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        options += [f'{loader}.dataset.data_root={root}',
+                    f'{loader}.dataset.synthetic_world.num_train=64',
+                    f'{loader}.dataset.synthetic_world.num_val=16',
+                    f'{loader}.dataset.synthetic_world.progress=False',
+                    f'{loader}.num_workers=0',
+                    f'{loader}.persistent_workers=False']
+    options += ['train_dataloader.batch_size=4', 'val_dataloader.batch_size=4']
+    work_dir = tmp_path / 'work'
+    load_tool('train').main([
+        str(REPO_ROOT / 'configs' / 'semples' / 'synthetic.py'),
+        '--work-dir', str(work_dir), '--cfg-options', *options])
+
+    log = read_logs(work_dir)
+    for phase, start in dict(cam=1, match=3, prompt=5, refine=7).items():
+        assert f'phase "{phase}" starts at iteration {start}' in log
+    assert 'pseudo/mIoU' in log
+    ckpt = load_ckpt(work_dir / 'iter_8.pth')
+    assert ckpt['state_dict']['_extra_state']['phase'] == 'refine'
+    # The real config path: the CLIP in the checkpoint is the shipped one.
+    cfg = Config.fromfile(REPO_ROOT / 'configs' / 'semples' / 'synthetic.py')
+    shipped = MODELS.build(copy.deepcopy(cfg.model.clip)).state_dict()
+    assert cfg.model.clip.pretrained == \
+        'semples_mm://assets/synthetic_clip.safetensors'
+    for key, value in shipped.items():
+        torch.testing.assert_close(ckpt['state_dict'][f'clip.{key}'], value,
+                                   rtol=0, atol=0, msg=key)
