@@ -417,6 +417,29 @@ def test_phase_and_snapshot_survive_state_dict_round_trip():
     assert_states_equal(cam_state(model), end_of_cam)
 
 
+def test_leaving_cam_again_takes_a_new_snapshot():
+    """A model loaded from a finished run (mmengine ``load_from``) carries
+    that run's phase and snapshot; training it again from ``cam`` must
+    snapshot its own end-of-cam weights when it leaves ``cam`` (set_phase:
+    'Leaving cam snapshots the CAM network'), not keep the old ones."""
+    inputs, samples = make_batch(LABELS)
+    old = build_model(seed=0)
+    old.train()
+    old.set_phase('cam')
+    old.set_phase('match')
+    old.set_phase('refine')
+
+    model = build_model(seed=1)
+    model.load_state_dict(old.state_dict())
+    model.train()
+    model.set_phase('cam')
+    sgd_step(model, inputs, samples)
+    end_of_cam = cam_state(model)
+    assert states_differ(end_of_cam, old.cam_snapshot)
+    model.set_phase('match')
+    assert_states_equal(model.cam_snapshot, end_of_cam)
+
+
 def test_state_dict_before_any_phase_loads():
     fresh = build_model(seed=1)
     fresh.load_state_dict(build_model(seed=0).state_dict())

@@ -186,14 +186,14 @@ def test_logged_learning_rate_is_the_one_used(full_run):
 
 def test_resume_inside_prompt_and_refine_is_exact(tmp_path, world_root,
                                                   full_run):
-    """Killed after iteration 8 (inside prompt) and after 12 (inside
-    refine), resumed each time: the end state equals the uninterrupted
-    run's exactly."""
+    """Killed after iteration 4 (the end of cam, validated and saved), 8
+    (inside prompt) and 12 (inside refine), resumed each time: the end
+    state equals the uninterrupted run's exactly."""
     work_dir = tmp_path / 'stopped'
-    for stop_iter in (8, 12):
+    for stop_iter in (4, 8, 12):
         cfg = tiny_cfg(work_dir, world_root,
                        [dict(type='_SemPLeSStopHook', stop_iter=stop_iter)],
-                       resume=stop_iter != 8)
+                       resume=stop_iter != 4)
         with pytest.raises(KeyboardInterrupt):
             train(cfg)
         assert (work_dir / f'iter_{stop_iter}.pth').exists()
@@ -201,8 +201,11 @@ def test_resume_inside_prompt_and_refine_is_exact(tmp_path, world_root,
     runner = train(tiny_cfg(work_dir, world_root, resume=True))
     assert runner.model.phase == 'refine'
     log = read_logs(work_dir)
-    assert log.count('resumed') >= 2
-    # Resuming inside a phase does not restart it (no second reset).
+    assert log.count('resumed') >= 3
+    # Resuming inside a phase does not restart it (no second reset); the
+    # phase-end validation is not repeated after a resume.
+    assert log.count('validating the end of phase "cam"') == 1
+    assert log.count('phase "match" starts') == 1
     assert log.count('phase "prompt" starts') == 1
     assert log.count('phase "refine" starts') == 1
 
