@@ -8,7 +8,6 @@ CLIP), as a user's config would build it.
 """
 import copy
 import io
-import os
 
 import pytest
 import torch
@@ -26,6 +25,7 @@ init_default_scope('mmseg')
 CFG = Config.fromfile(str(TEST_CONFIGS / 'tiny_semples.py'))
 NAMES = ('boat', 'plane', 'train', 'cow', 'bird')
 CAM_NET = ('backbone', 'cam_head')
+NAMES_OF_PHASES = ('cam', 'match', 'prompt', 'refine')
 SIM_MIN, SIM_MAX = 1e-4, 0.9999
 
 
@@ -158,7 +158,7 @@ def test_cam_phase_is_the_classification_loss():
 
 
 # ----------------------------------------------------- formulas by hand
-def _hand_masks(model, inputs, labels, eps):
+def _hand_masks(model, inputs, eps):
     """M_k: ReLU, bilinear to the input size, per-map min-max with eps."""
     cams = F.relu(model.predict_cams(inputs))
     cams = F.interpolate(cams, size=inputs.shape[-2:], mode='bilinear',
@@ -170,7 +170,7 @@ def _hand_masks(model, inputs, labels, eps):
 
 def _hand_pairs(model, inputs, labels, eps):
     """Foreground/background crops of the present pairs, in label order."""
-    masks = _hand_masks(model, inputs, labels, eps)
+    masks = _hand_masks(model, inputs, eps)
     fg, bg, classes = [], [], []
     for b, row in enumerate(labels):
         for k, present in enumerate(row):
@@ -347,8 +347,6 @@ def test_phase_arithmetic():
         build_model(phases=[dict(name='cam', iters=2)]).phase_end_iter(
             'match')
 
-
-NAMES_OF_PHASES = ('cam', 'match', 'prompt', 'refine')
 
 
 @pytest.mark.parametrize('phases, match', [
@@ -554,12 +552,12 @@ def test_active_optim_wrapper_errors():
         model.active_optim_wrapper(OptimWrapperDict(cam=single))
 
 
-def test_phased_ddp_steps_the_phase_optimizer():
+def test_phased_ddp_steps_the_phase_optimizer(monkeypatch):
     """PhasedDistributedDataParallel in a one-process gloo group."""
     import torch.distributed as dist
     assert not dist.is_initialized()
-    os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
-    os.environ['MASTER_PORT'] = str(free_port())
+    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
+    monkeypatch.setenv('MASTER_PORT', str(free_port()))
     dist.init_process_group('gloo', rank=0, world_size=1)
     try:
         model = build_model()
