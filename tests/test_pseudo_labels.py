@@ -17,9 +17,11 @@ from mmseg.structures import SegDataSample
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from semples_mm.pseudo_labels import (cams_to_labels, check_output_dir,
+from semples_mm.models.heads.cam_head import (cams_to_segmentation,
+                                              normalize_cams)
+from semples_mm.pseudo_labels import (check_output_dir,
                                       export_pseudo_masks,
-                                      multi_scale_flip_cams, normalize_cams,
+                                      multi_scale_flip_cams,
                                       voc_palette)
 from semples_mm.pseudo_labels.palette import TEMP_PREFIX, TEMP_SUFFIX
 
@@ -166,8 +168,8 @@ def test_normalize_and_argmax_with_background_threshold():
     torch.testing.assert_close(norm[0, :, 0], torch.tensor(
         [[0., .5, 1.], [0., 0., 0.], [0., .5, 1.]]), atol=1e-5, rtol=0)
     norm[0, 2, 0, 1:] = torch.tensor([0.3, 0.9])  # class 0 wins both
-    assert cams_to_labels(norm, 0.43)[0, 0].tolist() == [0, 1, 1]
-    assert cams_to_labels(norm, 0.6)[0, 0].tolist() == [0, 0, 1]
+    assert cams_to_segmentation(norm, 0.43)[0, 0].tolist() == [0, 1, 1]
+    assert cams_to_segmentation(norm, 0.6)[0, 0].tolist() == [0, 0, 1]
 
 
 # --------------------------------------------------------------- PNG output

@@ -3,8 +3,7 @@
 One exporter (:func:`export_pseudo_masks`) serves ``PseudoLabelHook`` and
 ``tools/make_pseudo_labels.py``.
 """
-from .cam_inference import (cams_to_labels, multi_scale_flip_cams,
-                            normalize_cams)
+from .cam_inference import multi_scale_flip_cams
 from .crf import DEFAULT_CRF_CFG, dense_crf_labels, require_pydensecrf
 from .exporter import (compute_normalized_cams, export_pseudo_masks,
                        sample_image_id)
@@ -14,7 +13,7 @@ from .palette import save_mask_png, voc_palette
 from .summary import update_summary_file
 
 __all__ = [
-    'multi_scale_flip_cams', 'normalize_cams', 'cams_to_labels',
+    'multi_scale_flip_cams',
     'DEFAULT_CRF_CFG', 'dense_crf_labels', 'require_pydensecrf',
     'compute_normalized_cams', 'export_pseudo_masks', 'sample_image_id',
     'ANNOTATION_FOLDER_NAMES', 'check_output_dir', 'dataset_annotation_dirs',

@@ -1,4 +1,4 @@
-"""Multi-scale + flip CAM inference and the CAM -> class-id conversion."""
+"""Multi-scale + flip CAM inference."""
 import torch
 import torch.nn.functional as F
 
@@ -49,45 +49,3 @@ def multi_scale_flip_cams(predict_cams, inputs, scales=(1.0, ), flip=True,
             cams = cams[:batch_size] + cams[batch_size:].flip(-1)
         total = cams if total is None else total + cams
     return total
-
-
-def normalize_cams(cams, class_labels, eps=1e-5):
-    """Zero absent classes, then min-max normalise every map to [0, 1).
-
-    ``(M - min) / (max - min + eps)`` per (image, class) map; absent classes
-    stay zero.
-
-    Args:
-        cams (Tensor): (B, K, H, W) CAMs.
-        class_labels (Tensor): (B, K) multi-hot image labels.
-        eps (float): keeps flat maps finite.
-
-    Returns:
-        Tensor: (B, K, H, W) normalised CAMs.
-    """
-    if eps <= 0:
-        raise ValueError(f'eps must be positive (a flat map divides by it), '
-                         f'got {eps}')
-    present = (class_labels > 0)[:, :, None, None]
-    flat = cams.flatten(2)
-    low = flat.min(dim=2).values[:, :, None, None]
-    high = flat.max(dim=2).values[:, :, None, None]
-    return torch.where(present, (cams - low) / (high - low + eps),
-                       torch.zeros_like(cams))
-
-
-def cams_to_labels(norm_cams, bg_threshold):
-    """Argmax over [background score, class CAMs].
-
-    Args:
-        norm_cams (Tensor): (B, K, H, W) normalised CAMs.
-        bg_threshold (float): the constant background score ``t``; a pixel
-            whose best class score does not exceed ``t`` is background.
-
-    Returns:
-        Tensor: (B, H, W) int64 class ids in 0..K (0 background, k+1 for
-        CAM channel k).
-    """
-    background = norm_cams.new_full(
-        (norm_cams.shape[0], 1) + tuple(norm_cams.shape[2:]), bg_threshold)
-    return torch.cat([background, norm_cams], dim=1).argmax(dim=1)

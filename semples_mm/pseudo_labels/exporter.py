@@ -23,8 +23,8 @@ from mmseg.structures import SegDataSample
 from PIL import Image
 from tqdm import tqdm
 
-from .cam_inference import (cams_to_labels, multi_scale_flip_cams,
-                            normalize_cams)
+from ..models.heads.cam_head import cams_to_segmentation, normalize_cams
+from .cam_inference import multi_scale_flip_cams
 from .crf import dense_crf_labels, merge_crf_cfg, require_pydensecrf
 from .output_guard import check_output_dir, dataset_annotation_dirs
 from .palette import remove_stale_temp_files, save_mask_png
@@ -266,7 +266,7 @@ def export_pseudo_masks(model,
                              candidate_ids, out_path, crf_cfg)))
                         finish_crf_jobs(block=True, keep=max_pending)
                     else:
-                        labels = cams_to_labels(norm_cams[None], bg_threshold)
+                        labels = cams_to_segmentation(norm_cams[None], bg_threshold)
                         save_mask_png(labels[0].cpu().numpy(), out_path)
                         counts['written'] += 1
                         if on_written is not None:

@@ -35,7 +35,8 @@ class SemPLeSPhaseHook(Hook):
         cosine (bool): False keeps the learning rate constant within a
             phase. Defaults to True.
     """
-    priority = 'HIGH'
+    # Before RuntimeInfoHook (VERY_HIGH), so the logged lr is the one used.
+    priority = 'HIGHEST'
 
     def __init__(self, validate_after=('cam', 'match', 'refine'),
                  lr_mult=None, eta_min_ratio=0.0, cosine=True):

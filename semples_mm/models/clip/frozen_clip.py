@@ -294,14 +294,17 @@ class FrozenCLIP(BaseModule):
             Tensor: (N, D) L2-normalised fp32 image features.
         """
         needs_grad = torch.is_grad_enabled() and images.requires_grad
+        if images.shape[0] == 0:
+            # No (image, class) pair in the batch: an empty result that is
+            # still part of the graph, so the losses' zero can backpropagate.
+            return images.new_zeros((0, self.embed_dim),
+                                    dtype=torch.float32) + images.sum() * 0
         with nullcontext() if needs_grad else torch.no_grad():
             x = self.to_clip_input(images)
             features = [
                 self.model.encode_image(chunk, normalize=True)
                 for chunk in x.split(self.image_chunk_size)
             ]
-        if not features:
-            return images.new_zeros((0, self.embed_dim), dtype=torch.float32)
         return torch.cat(features).float()
 
     # -------------------------------------------------------------- texts
