@@ -1,0 +1,243 @@
+"""Configs the pipeline derives from the user's SemPLeS and DeepLabV2 configs.
+
+The user's config files stay untouched: the pipeline loads them, applies
+its settings (world seed and folder, pseudo-label exports, ``--quick``
+sizes) and dumps the result into the work dir, where ``tools/train.py``
+reads it like any other config.
+"""
+import copy
+import os.path as osp
+
+from mmengine.config import Config
+
+LOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+# (label in summary.json, phase at whose end the masks are written)
+EXPORTS = (('cam', 'cam'), ('match', 'match'), ('semples', 'refine'))
+# --quick: a tiny world and a few iterations, for tests and smoke runs.
+QUICK_SETTINGS = dict(
+    world=dict(num_train=16, num_val=8),
+    phase_iters=dict(cam=4, match=3, prompt=3, refine=3),
+    semples_batch_size=8,
+    deeplab_iters=6,
+    deeplab_batch_size=8,
+)
+# Dataset keys that name the training list and its masks; the export
+# dataloader takes them from train_dataloader (val pipeline otherwise).
+SPLIT_KEYS = ('data_root', 'ann_file', 'data_prefix', 'label_seg_map_path',
+              'label_file', 'xml_dir', 'synthetic_world', 'img_suffix',
+              'seg_map_suffix')
+
+
+def _dataset(cfg, loader_key):
+    loader = cfg.get(loader_key)
+    if not isinstance(loader, dict) or not isinstance(
+            loader.get('dataset'), dict):
+        raise KeyError(f'{cfg.filename}: {loader_key}.dataset must be a '
+                       'dataset config dict for the pipeline')
+    return loader['dataset']
+
+
+def synthetic_world_of(cfg):
+    """The ``synthetic_world`` settings of the config's train dataset, or
+    None for a real dataset (VOC, COCO)."""
+    world = _dataset(cfg, 'train_dataloader').get('synthetic_world')
+    return None if world is None else dict(world)
+
+
+def _set_world(cfg, data_root, seed, quick):
+    """Point every dataloader with a synthetic world at ``data_root`` and
+    ``seed``; returns the world settings (None for real datasets)."""
+    world = None
+    for key in LOADER_KEYS:
+        if not isinstance(cfg.get(key), dict):
+            continue
+        dataset = _dataset(cfg, key)
+        if dataset.get('synthetic_world') is None:
+            continue
+        world = dict(dataset['synthetic_world'])
+        world['seed'] = seed
+        if quick:
+            world.update(QUICK_SETTINGS['world'])
+        world['progress'] = False
+        dataset['synthetic_world'] = world
+        dataset['data_root'] = data_root
+    return world
+
+
+def _set_quick_loaders(cfg, batch_size):
+    """Few images per batch and no worker processes (start-up dominates)."""
+    for key in LOADER_KEYS:
+        if isinstance(cfg.get(key), dict):
+            cfg[key]['num_workers'] = 0
+            cfg[key]['persistent_workers'] = False
+    cfg.train_dataloader['batch_size'] = batch_size
+
+
+def _pseudo_mask_metric(cfg):
+    """The config's PseudoMaskMetric entry (same threshold sweep as its
+    validation), else the metric's defaults."""
+    evaluators = cfg.get('val_evaluator') or []
+    if isinstance(evaluators, dict):
+        evaluators = [evaluators]
+    for evaluator in evaluators:
+        if evaluator.get('type') == 'PseudoMaskMetric':
+            return copy.deepcopy(dict(evaluator))
+    return dict(type='PseudoMaskMetric')
+
+
+def export_dataloader(cfg, ann_file=None):
+    """Dataloader config for the pseudo-mask exports: the images (and masks)
+    of the training list, read with the validation pipeline.
+
+    Args:
+        cfg (Config): the SemPLeS config.
+        ann_file (str, optional): another image list (relative to
+            data_root), e.g. VOC's 'ImageSets/Segmentation/train.txt' to
+            score on the 1,464 images papers report.
+
+    Returns:
+        dict: mmengine dataloader config.
+    """
+    loader = copy.deepcopy(cfg.val_dataloader)
+    dataset = loader['dataset']
+    train_dataset = _dataset(cfg, 'train_dataloader')
+    for key in SPLIT_KEYS:
+        if key in train_dataset:
+            dataset[key] = copy.deepcopy(train_dataset[key])
+        else:
+            dataset.pop(key, None)
+    if ann_file is not None:
+        dataset['ann_file'] = ann_file
+    dataset['test_mode'] = True
+    loader['sampler'] = dict(type='DefaultSampler', shuffle=False)
+    loader.pop('persistent_workers', None)
+    return loader
+
+
+def split_name(ann_file):
+    """'ImageSets/Segmentation/train.txt' -> 'train'."""
+    return osp.splitext(osp.basename(ann_file))[0]
+
+
+def export_settings(cfg):
+    """Multi-scale + flip settings shared by all exports: the config's
+    ``pseudo_label_cfg``, the written masks' threshold defaulting to the
+    model's ``test_cfg.bg_threshold``."""
+    from_cfg = dict(cfg.get('pseudo_label_cfg') or {})
+    model_test_cfg = cfg.model.get('test_cfg') or {}
+    return dict(
+        scales=tuple(from_cfg.get('scales', (1.0, 1.2))),
+        flip=bool(from_cfg.get('flip', True)),
+        bg_threshold=float(
+            from_cfg.get('bg_threshold',
+                          model_test_cfg.get('bg_threshold', 0.43))),
+        crf=bool(from_cfg.get('crf', False)),
+        crf_cfg=from_cfg.get('crf_cfg'))
+
+
+def derive_semples_config(config, seed, data_root=None, quick=False,
+                          score_ann_file=None):
+    """The SemPLeS config the pipeline trains.
+
+    Args:
+        config (str): SemPLeS config file (e.g. configs/semples/synthetic.py).
+        seed (int): training seed, and the world seed of a synthetic world.
+        data_root (str, optional): folder of the synthetic world; required
+            when the config has one, ignored otherwise.
+        quick (bool): QUICK_SETTINGS sizes.
+        score_ann_file (str, optional): image list to export and score
+            instead of the training list.
+
+    Returns:
+        tuple(Config, dict | None): the config, the world settings.
+    """
+    cfg = Config.fromfile(config)
+    world = None
+    if synthetic_world_of(cfg) is not None:
+        if data_root is None:
+            raise ValueError(f'{config} has a synthetic world: the pipeline '
+                             'needs a data_root to generate it in')
+        world = _set_world(cfg, osp.abspath(data_root), seed, quick)
+    cfg.randomness = dict(cfg.get('randomness') or {}, seed=seed)
+
+    phases = cfg.model.get('phases')
+    names = [phase['name'] for phase in phases or []]
+    missing = [p for _, p in EXPORTS if p not in names]
+    if missing:
+        raise ValueError(f'{config}: model.phases {names} lack {missing}; '
+                         'the pipeline exports pseudo masks at the end of '
+                         'cam, match and refine')
+    if quick:
+        for phase in phases:
+            phase['iters'] = QUICK_SETTINGS['phase_iters'].get(
+                phase['name'], 3)
+        _set_quick_loaders(cfg, QUICK_SETTINGS['semples_batch_size'])
+        cfg.default_hooks.logger['interval'] = 1
+    total = sum(phase['iters'] for phase in phases)
+    cfg.train_cfg['max_iters'] = total
+    cfg.train_cfg['val_interval'] = total
+    # checkpoints at least at the end (and on the way for long runs), so
+    # that a killed run resumes and the pipeline sees the final one
+    checkpoint = cfg.default_hooks.get('checkpoint')
+    if checkpoint is None:
+        raise KeyError(f'{config}: default_hooks.checkpoint is needed to '
+                       'resume and to find the final checkpoint')
+    checkpoint.update(by_epoch=False, save_last=True)
+    if quick:
+        checkpoint['interval'] = total
+
+    loader = export_dataloader(cfg, score_ann_file)
+    settings = export_settings(cfg)
+    metric = _pseudo_mask_metric(cfg)
+    split = split_name(loader['dataset']['ann_file'])
+    # the pipeline's exports replace any the config brings
+    hooks = [hook for hook in cfg.get('custom_hooks', [])
+             if hook.get('type') != 'PseudoLabelHook']
+    for label, phase in EXPORTS:
+        hooks.append(dict(type='PseudoLabelHook', label=label, phase=phase,
+                          dataloader=copy.deepcopy(loader), split=split,
+                          metric=copy.deepcopy(metric), **settings))
+    cfg.custom_hooks = hooks
+    return cfg, world
+
+
+def derive_deeplab_config(config, seed, mask_dir, data_root=None,
+                          quick=False):
+    """The DeepLabV2 config trained on the pseudo masks in ``mask_dir``.
+
+    Training on the pseudo masks (``seg_map_path``); image labels and the
+    validation masks stay the ground truth. The end-of-training validation
+    is switched off: the pipeline evaluates the final checkpoint itself.
+
+    Returns:
+        Config
+    """
+    cfg = Config.fromfile(config)
+    if synthetic_world_of(cfg) is not None:
+        if data_root is None:
+            raise ValueError(f'{config} has a synthetic world: the pipeline '
+                             'needs the data_root SemPLeS trained on')
+        _set_world(cfg, osp.abspath(data_root), seed, quick)
+    cfg.randomness = dict(cfg.get('randomness') or {}, seed=seed)
+    dataset = _dataset(cfg, 'train_dataloader')
+    dataset.setdefault('data_prefix', {})['seg_map_path'] = osp.abspath(
+        mask_dir)
+    if quick:
+        iters = QUICK_SETTINGS['deeplab_iters']
+        cfg.train_cfg['max_iters'] = iters
+        for scheduler in cfg.get('param_scheduler') or []:
+            if scheduler.get('end', 0) > iters:
+                scheduler['end'] = iters
+        _set_quick_loaders(cfg, QUICK_SETTINGS['deeplab_batch_size'])
+        cfg.default_hooks.logger['interval'] = 1
+    max_iters = cfg.train_cfg['max_iters']
+    cfg.train_cfg['val_begin'] = max_iters + 1
+    checkpoint = cfg.default_hooks.get('checkpoint')
+    if checkpoint is None:
+        raise KeyError(f'{config}: default_hooks.checkpoint is needed to '
+                       'resume and to find the final checkpoint')
+    checkpoint.update(by_epoch=False, save_last=True)
+    checkpoint.pop('save_best', None)  # no validation while training
+    if quick:
+        checkpoint['interval'] = max_iters
+    return cfg

@@ -1,0 +1,135 @@
+"""Results of a pipeline run: reading them back and printing tables."""
+import glob
+import json
+import math
+import os.path as osp
+
+# (key in summary['pseudo_masks'], row name)
+PSEUDO_ROWS = (('cam', 'CAM baseline (after cam)'),
+               ('match', 'after match (SLM only)'),
+               ('semples', 'SemPLeS (after refine)'))
+VAL_KEYS = ('mIoU', 'pseudo/mIoU', 'pseudo/bg_threshold')
+STEP_ORDER = ('world', 'semples', 'export_train_list', 'deeplabv2_train',
+              'deeplabv2_test')
+
+
+def collect_val_per_phase(work_dir, phases):
+    """Validation metrics at each phase end, from mmengine's scalar logs.
+
+    ``SemPLeSPhaseHook`` validates at the end of cam and match (logged at
+    step ``phase_end - 1``), the training loop after the last phase (step
+    ``max_iters``). Resumed runs write new log folders; later lines win.
+
+    Args:
+        work_dir (str): the SemPLeS work dir.
+        phases (list[dict]): ``model.phases`` (name, iters).
+
+    Returns:
+        dict: phase name -> {metric: value} for the metrics in VAL_KEYS.
+    """
+    ends, total = [], 0
+    for phase in phases:
+        total += phase['iters']
+        ends.append((total, phase['name']))
+    per_phase = {}
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                      'scalars.json')))
+    for path in files:
+        with open(path) as file:
+            for line in file:
+                entry = json.loads(line)
+                if 'step' not in entry or not any(
+                        key in entry for key in VAL_KEYS) or 'loss' in entry:
+                    continue
+                step = min(int(entry['step']), total - 1)
+                name = next(n for end, n in ends if step < end)
+                per_phase[name] = {k: entry[k] for k in VAL_KEYS
+                                   if k in entry}
+    return per_phase
+
+
+def _fmt(value, digits=1):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return '-'
+    return f'{value:.{digits}f}'
+
+
+def format_table(summary):
+    """Markdown table of one run's ``summary.json``."""
+    masks = summary.get('pseudo_masks', {})
+    lines = ['| result | mIoU (%) | best bg threshold | split | images |',
+             '| --- | --- | --- | --- | --- |']
+    for key, name in PSEUDO_ROWS:
+        info = masks.get(key, {})
+        lines.append(
+            f"| pseudo masks, {name} | {_fmt(info.get('mIoU'))} | "
+            f"{_fmt(info.get('best_threshold'), 2)} | "
+            f"{info.get('split', '-')} | {info.get('num_images', '-')} |")
+    deeplab = summary.get('deeplabv2', {})
+    lines.append(
+        f"| DeepLabV2 on SemPLeS masks | {_fmt(deeplab.get('mIoU'))} | - | "
+        f"{deeplab.get('split', '-')} | {deeplab.get('num_images', '-')} |")
+    per_phase = summary.get('cam_val_per_phase') or {}
+    if per_phase:
+        lines += ['', '| phase end | CAM val pseudo/mIoU (%) | '
+                  'CAM val mIoU at the config threshold (%) |',
+                  '| --- | --- | --- |']
+        for name, metrics in per_phase.items():
+            lines.append(f"| {name} | {_fmt(metrics.get('pseudo/mIoU'))} | "
+                         f"{_fmt(metrics.get('mIoU'))} |")
+    steps = summary.get('steps', {})
+    if steps:
+        lines += ['', '| step | wall time (s) | this run |',
+                  '| --- | --- | --- |']
+        order = [s for s in STEP_ORDER if s in steps] + [
+            s for s in steps if s not in STEP_ORDER]
+        for name in order:
+            entry = steps[name]
+            lines.append(
+                f"| {name} | {_fmt(entry.get('wall_s'))} | "
+                f"{'skipped' if entry.get('skipped_in_last_run') else 'ran'}"
+                ' |')
+    return '\n'.join(lines)
+
+
+def seed_values(summary):
+    """The numbers averaged over seeds: {row name: mIoU}."""
+    values = {}
+    masks = summary.get('pseudo_masks', {})
+    for key, name in PSEUDO_ROWS:
+        values[f'pseudo masks, {name}'] = masks.get(key, {}).get('mIoU')
+    values['DeepLabV2 on SemPLeS masks (val)'] = summary.get(
+        'deeplabv2', {}).get('mIoU')
+    values['wall time of the run (s)'] = summary.get('total_wall_s')
+    return values
+
+
+def mean_over_seeds(summaries):
+    """{row: {'per_seed': {seed: v}, 'mean': m, 'std': s}} over runs."""
+    rows = {}
+    for summary in summaries:
+        for row, value in seed_values(summary).items():
+            rows.setdefault(row, {'per_seed': {}})['per_seed'][str(
+                summary.get('seed'))] = value
+    for row in rows.values():
+        values = [v for v in row['per_seed'].values() if v is not None]
+        row['mean'] = sum(values) / len(values) if values else None
+        row['std'] = math.sqrt(
+            sum((v - row['mean'])**2 for v in values) /
+            (len(values) - 1)) if len(values) > 1 else None
+    return rows
+
+
+def format_seed_table(rows):
+    """Markdown table of :func:`mean_over_seeds`."""
+    seeds = []
+    for row in rows.values():
+        seeds += [s for s in row['per_seed'] if s not in seeds]
+    lines = ['| result | ' + ' | '.join(f'seed {s}' for s in seeds) +
+             ' | mean | std |',
+             '| --- |' + ' --- |' * (len(seeds) + 2)]
+    for name, row in rows.items():
+        cells = [_fmt(row['per_seed'].get(s)) for s in seeds]
+        lines.append(f'| {name} | ' + ' | '.join(cells) +
+                     f" | {_fmt(row['mean'])} | {_fmt(row['std'])} |")
+    return '\n'.join(lines)

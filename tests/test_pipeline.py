@@ -1,0 +1,186 @@
+"""tools/pipeline.py: the whole pipeline end to end at --quick size, reruns
+that skip finished steps, the derived configs and the seed table."""
+import glob
+import importlib.util
+import json
+import os
+import os.path as osp
+
+import pytest
+
+from semples_mm.pipeline import (QUICK_SETTINGS, derive_deeplab_config,
+                                 derive_semples_config, format_seed_table,
+                                 format_table, mean_over_seeds)
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SYNTHETIC = osp.join(ROOT, 'configs', 'semples', 'synthetic.py')
+DEEPLAB = osp.join(ROOT, 'configs', 'deeplabv2',
+                   'deeplabv2_tiny_synthetic_pseudo.py')
+QUICK_WORLD = QUICK_SETTINGS['world']
+QUICK_ARGS = ['--quick', '--seed', '1', '--num-threads', '1']
+STEPS = ('world', 'semples', 'deeplabv2_train', 'deeplabv2_test')
+
+
+def load_pipeline_tool():
+    spec = importlib.util.spec_from_file_location(
+        'pipeline_tool', osp.join(ROOT, 'tools', 'pipeline.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_derived_semples_config(tmp_path):
+    data_root = str(tmp_path / 'world')
+    cfg, world = derive_semples_config(SYNTHETIC, seed=3,
+                                       data_root=data_root, quick=True)
+    assert world['seed'] == 3
+    assert world['num_train'] == QUICK_SETTINGS['world']['num_train']
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset = cfg[key].dataset
+        assert dataset.data_root == osp.abspath(data_root)
+        assert dataset.synthetic_world['seed'] == 3
+    assert cfg.randomness.seed == 3
+    assert cfg.train_cfg.max_iters == sum(p.iters for p in cfg.model.phases)
+    hooks = [h for h in cfg.custom_hooks if h.type == 'PseudoLabelHook']
+    assert [(h.label, h.phase) for h in hooks] == [
+        ('cam', 'cam'), ('match', 'match'), ('semples', 'refine')]
+    # one set of export settings for all three, on the training list
+    settings = {(tuple(h.scales), h.flip, h.bg_threshold, h.crf)
+                for h in hooks}
+    assert len(settings) == 1
+    assert {h.split for h in hooks} == {'train'}
+    loader = hooks[0].dataloader
+    assert loader['dataset']['ann_file'] == \
+        cfg.train_dataloader.dataset.ann_file
+    assert loader['dataset']['test_mode'] is True
+    # the validation pipeline (no random flip), not the training one
+    assert loader['dataset']['pipeline'] == \
+        cfg.val_dataloader.dataset.pipeline
+
+    scored, _ = derive_semples_config(
+        SYNTHETIC, seed=0, data_root=data_root,
+        score_ann_file='ImageSets/Segmentation/val.txt')
+    hooks = [h for h in scored.custom_hooks if h.type == 'PseudoLabelHook']
+    assert {h.split for h in hooks} == {'val'}
+
+
+def test_derived_deeplab_config(tmp_path):
+    cfg = derive_deeplab_config(DEEPLAB, seed=1, mask_dir='masks',
+                                data_root=str(tmp_path), quick=True)
+    train = cfg.train_dataloader.dataset
+    assert train.data_prefix.seg_map_path == osp.abspath('masks')
+    # labels and validation stay on the ground truth
+    assert train.label_seg_map_path == 'SegmentationClass'
+    assert cfg.val_dataloader.dataset.data_prefix.seg_map_path == \
+        'SegmentationClass'
+    assert train.synthetic_world['seed'] == 1
+    iters = cfg.train_cfg.max_iters
+    assert cfg.param_scheduler[0].end == iters
+    assert cfg.train_cfg.val_begin > iters  # the pipeline tests it itself
+
+
+def test_semples_config_without_a_phase_is_refused(tmp_path):
+    config = tmp_path / 'no_match.py'
+    config.write_text(
+        f"_base_ = ['{SYNTHETIC}']\n"
+        "model = dict(phases=[dict(name='cam', iters=2), "
+        "dict(name='refine', iters=2)])\n")
+    with pytest.raises(ValueError, match='lack'):
+        derive_semples_config(str(config), 0, data_root=str(tmp_path))
+
+
+def test_mean_over_seeds_and_tables():
+    summaries = [
+        dict(seed=0, pseudo_masks=dict(cam=dict(mIoU=30.0),
+                                       semples=dict(mIoU=60.0)),
+             deeplabv2=dict(mIoU=50.0), total_wall_s=100.0),
+        dict(seed=1, pseudo_masks=dict(cam=dict(mIoU=34.0),
+                                       semples=dict(mIoU=64.0)),
+             deeplabv2=dict(mIoU=56.0), total_wall_s=120.0),
+    ]
+    rows = mean_over_seeds(summaries)
+    cam = rows['pseudo masks, CAM baseline (after cam)']
+    assert cam['per_seed'] == {'0': 30.0, '1': 34.0}
+    assert cam['mean'] == pytest.approx(32.0)
+    # sample std of (30, 34): sqrt(((-2)^2 + 2^2) / 1)
+    assert cam['std'] == pytest.approx(8**0.5)
+    assert rows['DeepLabV2 on SemPLeS masks (val)']['mean'] == 53.0
+    assert rows['pseudo masks, after match (SLM only)']['mean'] is None
+    table = format_seed_table(rows)
+    assert '| seed 0 | seed 1 | mean | std |' in table
+    assert '| 30.0 | 34.0 | 32.0 | 2.8 |' in table
+    assert '| 60.0 |' in format_table(summaries[0])
+
+
+def _mtimes(work_dir):
+    return {path: os.stat(path).st_mtime_ns for path in sorted(
+        glob.glob(osp.join(work_dir, '*', '*.pth')))}
+
+
+def test_quick_pipeline_end_to_end_and_rerun(tmp_path, capfd):
+    tool = load_pipeline_tool()
+    work_dir = str(tmp_path / 'run')
+    summary = tool.main(['--work-dir', work_dir] + QUICK_ARGS)
+
+    with open(osp.join(work_dir, 'summary.json')) as file:
+        assert json.load(file) == summary
+    assert summary['seed'] == 1 and summary['quick'] is True
+    for step in STEPS:
+        assert summary['steps'][step]['status'] == 'done'
+        assert summary['steps'][step]['skipped_in_last_run'] is False
+        assert summary['steps'][step]['wall_s'] >= 0
+    with open(osp.join(summary['data_root'], 'world.json')) as file:
+        assert json.load(file)['seed'] == 1
+    for label in ('cam', 'match', 'semples'):
+        masks = summary['pseudo_masks'][label]
+        assert 0 <= masks['mIoU'] <= 100
+        assert 0 < masks['best_threshold'] < 1
+        assert masks['split'] == 'train'
+        assert masks['num_images'] == QUICK_WORLD['num_train']
+        # the same multi-scale + flip settings for all three exports
+        assert (masks['scales'], masks['flip']) == (
+            summary['pseudo_masks']['cam']['scales'],
+            summary['pseudo_masks']['cam']['flip'])
+        assert len(glob.glob(osp.join(masks['out_dir'], '*.png'))) == \
+            QUICK_WORLD['num_train']
+    deeplab = summary['deeplabv2']
+    assert 0 <= deeplab['mIoU'] <= 100
+    assert deeplab['split'] == 'val'
+    assert deeplab['num_images'] == QUICK_WORLD['num_val']
+    assert osp.isfile(deeplab['checkpoint'])
+    # DeepLabV2 trained on the SemPLeS masks
+    with open(osp.join(work_dir, 'configs', 'deeplabv2.py')) as file:
+        assert summary['pseudo_masks']['semples']['out_dir'] in file.read()
+    assert set(summary['cam_val_per_phase']) == {'cam', 'match', 'refine'}
+    for metrics in summary['cam_val_per_phase'].values():
+        assert 0 <= metrics['pseudo/mIoU'] <= 100
+    mtimes = _mtimes(work_dir)
+    assert len(mtimes) >= 2  # SemPLeS and DeepLabV2 final checkpoints
+
+    # rerun: every step is skipped, nothing is retrained
+    capfd.readouterr()
+    again = tool.main(['--work-dir', work_dir] + QUICK_ARGS)
+    log = capfd.readouterr().out
+    for step in STEPS:
+        assert f'step {step}: skipped' in log
+        assert again['steps'][step]['skipped_in_last_run'] is True
+    assert _mtimes(work_dir) == mtimes
+    assert again['pseudo_masks'] == summary['pseudo_masks']
+
+    # a lost summary.json: finished training steps are recognised from
+    # their outputs, only the DeepLabV2 test runs again
+    os.remove(osp.join(work_dir, 'summary.json'))
+    capfd.readouterr()
+    third = tool.main(['--work-dir', work_dir] + QUICK_ARGS)
+    log = capfd.readouterr().out
+    for step in ('world', 'semples', 'deeplabv2_train'):
+        assert f'step {step}: skipped' in log
+    assert 'step deeplabv2_test: running' in log
+    assert third['steps']['deeplabv2_test']['skipped_in_last_run'] is False
+    assert _mtimes(work_dir) == mtimes
+    assert third['deeplabv2']['mIoU'] == pytest.approx(deeplab['mIoU'])
+
+    # a work dir holds one run: other settings are refused
+    with pytest.raises(ValueError, match='seed'):
+        tool.main(['--work-dir', work_dir, '--quick', '--seed', '2',
+                   '--num-threads', '1'])

@@ -1,0 +1,94 @@
+"""SemPLeS end to end in one command: (synthetic world ->) SemPLeS with
+pseudo masks after cam, match and refine -> DeepLabV2 on the SemPLeS masks
+-> val mIoU, with a results table and ``<work-dir>/summary.json``.
+
+    python tools/pipeline.py [CONFIG] --work-dir W [--seed S]
+        [--deeplab-config C] [--quick] [--score-split train] [--tta]
+    python tools/pipeline.py [CONFIG] --work-dir W --seeds 0 1 2
+
+CONFIG defaults to configs/semples/synthetic.py. Rerunning the command
+skips finished steps (log lines '[pipeline] step X: skipped') and resumes
+a killed training from its last checkpoint. With ``--seeds`` every seed runs
+in ``W/seed<S>`` and the mean table goes to ``W/seeds_summary.json``.
+"""
+import argparse
+import importlib.util
+import os.path as osp
+
+TOOLS_DIR = osp.dirname(osp.abspath(__file__))
+DEFAULT_CONFIG = osp.join(TOOLS_DIR, '..', 'configs', 'semples',
+                          'synthetic.py')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', nargs='?', default=DEFAULT_CONFIG,
+                        help='SemPLeS config (default: '
+                        'configs/semples/synthetic.py)')
+    parser.add_argument('--work-dir', required=True,
+                        help='output folder; rerun with the same folder to '
+                        'continue')
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument('--seed', type=int, default=0,
+                       help='training seed and synthetic-world seed')
+    seeds.add_argument('--seeds', type=int, nargs='+',
+                       help='run these seeds in <work-dir>/seed<S> and '
+                       'print their mean')
+    parser.add_argument('--deeplab-config',
+                        help='DeepLabV2 config trained on the pseudo masks '
+                        '(default for synthetic worlds: configs/deeplabv2/'
+                        'deeplabv2_tiny_synthetic_pseudo.py)')
+    parser.add_argument('--data-root',
+                        help='synthetic-world folder (default: <work-dir>/'
+                        'data/synthetic_world_seed<S>)')
+    parser.add_argument('--score-split',
+                        help='image list to export and score the pseudo '
+                        'masks on instead of the training list (e.g. '
+                        "'train' for VOC's 1,464 images); the training list's "
+                        'masks are then written in an extra step')
+    parser.add_argument('--tta', action='store_true',
+                        help='multi-scale + flip DeepLabV2 test')
+    parser.add_argument('--num-threads', type=int,
+                        help='torch CPU threads (torch.set_num_threads); 1 '
+                        'is much faster when other jobs share the cores')
+    parser.add_argument('--quick', action='store_true',
+                        help='tiny world and iterations (tests, smoke runs)')
+    args = parser.parse_args(argv)
+    if args.seeds is not None and args.data_root is not None:
+        parser.error('--data-root names one world; it cannot serve '
+                     '--seeds (each seed has its own world)')
+    return args
+
+
+def load_tool_main(name):
+    """``main`` of ``tools/<name>.py`` (the tools are scripts, not a
+    package)."""
+    spec = importlib.util.spec_from_file_location(
+        f'semples_tools_{name}', osp.join(TOOLS_DIR, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.num_threads is not None:
+        import torch
+        torch.set_num_threads(args.num_threads)
+    from semples_mm.pipeline import PipelineSteps, run_pipeline, run_seeds
+    steps = PipelineSteps(
+        train=load_tool_main('train'),
+        make_pseudo_labels=load_tool_main('make_pseudo_labels'))
+    kwargs = dict(deeplab_config=args.deeplab_config, quick=args.quick,
+                  score_split=args.score_split, tta=args.tta)
+    if args.seeds is not None:
+        return run_seeds(args.config, args.work_dir, steps, args.seeds,
+                         **kwargs)
+    return run_pipeline(args.config, args.work_dir, steps, seed=args.seed,
+                        data_root=args.data_root, **kwargs)
+
+
+if __name__ == '__main__':
+    main()
