@@ -190,7 +190,10 @@ class SemPLeS(BaseSegmentor):
             raise ValueError(f'SemPLeS.set_phase: unknown phase {name!r}.')
         if name == self.phase:
             return False
-        if name != 'cam' and self.cam_snapshot is None:
+        # Leaving 'cam' (or starting without one) takes a new snapshot, also
+        # when a loaded checkpoint brought an old run's snapshot along.
+        if name != 'cam' and (self.phase in (None, 'cam')
+                              or self.cam_snapshot is None):
             self.cam_snapshot = {
                 k: v.detach().clone()
                 for k, v in self._cam_network_state().items()
