@@ -570,3 +570,18 @@ def test_phased_ddp_steps_the_phase_optimizer(monkeypatch):
         _check_train_step_routing(model, wrappers, wrapped.train_step)
     finally:
         dist.destroy_process_group()
+
+
+def test_detached_backbone_leaves_only_the_cam_head_learning():
+    """``detach_backbone_in`` reproduces the authors' stages 1 and 3, where
+    the CAM network's backbone features are detached."""
+    model = build_model(detach_backbone_in=('match', ))
+    model.train()
+    model.set_phase('cam')
+    model.set_phase('match')
+    inputs, samples = make_batch(LABELS)
+    sum(model.loss(inputs, samples).values()).backward()
+    assert all(p.grad is None for p in model.backbone.parameters())
+    assert model.cam_head.classifier.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match='detach_backbone_in'):
+        build_model(detach_backbone_in=('stage1', ))

@@ -60,6 +60,9 @@ class SemPLeS(BaseSegmentor):
             learning prompts).
         cls_loss_weight (dict): weight of the classification loss per phase;
             the authors use it only to train the stage-0 CAM network.
+        detach_backbone_in (Sequence[str]): phases in which the backbone
+            (and neck) features are detached, so only the CAM head learns;
+            the authors detach their WeakTr backbone in stages 1 and 3.
         train_cfg (dict, optional): unused, mmseg convention.
         test_cfg (dict, optional): ``bg_threshold`` of the predicted
             segmentation; ``use_gt_labels`` (default True) restricts CAMs to
@@ -82,6 +85,7 @@ class SemPLeS(BaseSegmentor):
                  text_template: str = 'a photo of {}.',
                  mask_eps: Optional[dict] = None,
                  cls_loss_weight: Optional[dict] = None,
+                 detach_backbone_in: Sequence[str] = (),
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -123,6 +127,11 @@ class SemPLeS(BaseSegmentor):
         self.cls_loss_weight = dict(cam=1.0, match=0.0, prompt=0.0,
                                     refine=0.0)
         self.cls_loss_weight.update(cls_loss_weight or {})
+        unknown = set(detach_backbone_in) - set(PHASES)
+        if unknown:
+            raise ValueError(f'SemPLeS: detach_backbone_in names unknown '
+                             f'phases {sorted(unknown)}; use {PHASES}.')
+        self.detach_backbone_in = tuple(detach_backbone_in)
         self.train_cfg = train_cfg or {}
         self.test_cfg = test_cfg or {}
         self.align_corners = False  # read by postprocess_result
@@ -319,6 +328,10 @@ class SemPLeS(BaseSegmentor):
         if phase == 'prompt':
             with torch.no_grad():
                 cams, logits = self._forward(inputs)
+        elif phase in self.detach_backbone_in:
+            with torch.no_grad():
+                feats = self.extract_feat(inputs)
+            cams, logits = self.cam_head(feats)
         else:
             cams, logits = self._forward(inputs)
         if self.cls_loss_weight[phase] > 0:
