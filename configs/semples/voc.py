@@ -6,6 +6,7 @@ _base_ = [
     '../_base_/datasets/voc12_wsss.py',
     '../_base_/models/semples_r50_clip_vitb32.py',
     '../_base_/default_runtime.py',
+    '../_base_/schedules/semples_phases.py',
 ]
 # The class texts the authors wrote ('player' for person).
 clip_class_names = (
@@ -49,33 +50,19 @@ train_dataloader = dict(
 val_dataloader = dict(dataset=dict(ann_file='ImageSets/Segmentation/train.txt'))
 test_dataloader = val_dataloader
 optim_wrapper = dict(
-    constructor='ModuleGroupsOptimWrapperConstructor',
     cam=dict(
-        type='OptimWrapper',
         # stage 0 at 10x the stage-1/3 rate (SemPLeSPhaseHook lr_mult)
-        optimizer=dict(type='AdamW', lr=6.4e-4, weight_decay=0.03),
-        modules=('backbone', 'neck', 'cam_head')),
+        optimizer=dict(lr=6.4e-4, weight_decay=0.03)),
     prompt=dict(
-        type='OptimWrapper',
-        optimizer=dict(type='AdamW', lr=0.1 * batch_size / 512,
-                       weight_decay=0.03),
-        modules=('prompt_learner', )))
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                 val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+        optimizer=dict(lr=0.1 * batch_size / 512,
+                       weight_decay=0.03)))
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 val_evaluator = [
     dict(type='IoUMetric', iou_metrics=['mIoU']),
     dict(type='PseudoMaskMetric', bg_thresholds=(0.30, 0.70, 0.01)),
 ]
 test_evaluator = val_evaluator
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2000,
-                    max_keep_ckpts=2, save_last=True),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+default_hooks = dict(checkpoint=dict(interval=2000))
 custom_hooks = [
     dict(type='SemPLeSPhaseHook', lr_mult=dict(match=0.1, refine=0.1)),
     dict(type='RandomStateHook'),
@@ -87,7 +74,5 @@ custom_hooks = [
 ]
 pseudo_label_cfg = dict(scales=(1.0, 1.2), flip=True, bg_threshold=0.43,
                         crf=False)
-model_wrapper_cfg = dict(
-    type='PhasedDistributedDataParallel', find_unused_parameters=True)
 env_cfg = dict(dist_cfg=dict(backend='nccl'))
 randomness = dict(seed=504)
