@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mmengine.hooks import Hook
+from mmseg.registry import HOOKS
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +26,21 @@ def load_tool(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@HOOKS.register_module(force=True)
+class StopAfterIterHook(Hook):
+    """Simulates a killed job: raises once iteration ``stop_iter`` is done
+    (VERY_LOW: after the CheckpointHook has saved it)."""
+    priority = 'VERY_LOW'
+
+    def __init__(self, stop_iter):
+        self.stop_iter = stop_iter
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if runner.iter + 1 == self.stop_iter:
+            raise KeyboardInterrupt(f'stopped after iter {self.stop_iter}')
 
 
 def free_port():

@@ -49,21 +49,6 @@ class _PhaseRecorderHook(Hook):
                         for name, w in runner.optim_wrapper.items()}))
 
 
-@HOOKS.register_module(force=True)
-class _SemPLeSStopHook(Hook):
-    """Simulates a killed job once iteration ``stop_iter`` is done and saved
-    (VERY_LOW: after the CheckpointHook)."""
-    priority = 'VERY_LOW'
-
-    def __init__(self, stop_iter):
-        self.stop_iter = stop_iter
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None):
-        if runner.iter + 1 == self.stop_iter:
-            raise KeyboardInterrupt(f'stopped after iter {self.stop_iter}')
-
-
 def tiny_cfg(work_dir, data_root, extra_hooks=(), resume=False):
     cfg = Config.fromfile(TINY)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
@@ -192,7 +177,7 @@ def test_resume_inside_prompt_and_refine_is_exact(tmp_path, world_root,
     work_dir = tmp_path / 'stopped'
     for stop_iter in (4, 8, 12):
         cfg = tiny_cfg(work_dir, world_root,
-                       [dict(type='_SemPLeSStopHook', stop_iter=stop_iter)],
+                       [dict(type='StopAfterIterHook', stop_iter=stop_iter)],
                        resume=stop_iter != 4)
         with pytest.raises(KeyboardInterrupt):
             train(cfg)

@@ -6,27 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.hooks import Hook
-from mmseg.registry import HOOKS
 
 from conftest import REPO_ROOT, TEST_CONFIGS, free_port, load_tool
 
 CONFIG = str(TEST_CONFIGS / 'tiny_encoder_decoder.py')
-
-
-@HOOKS.register_module(force=True)
-class _StopAfterIterHook(Hook):
-    """Simulates a killed job: raises once iteration ``stop_iter`` is done
-    (after the checkpoint hook has saved it)."""
-    priority = 'VERY_LOW'
-
-    def __init__(self, stop_iter):
-        self.stop_iter = stop_iter
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None):
-        if runner.iter + 1 == self.stop_iter:
-            raise KeyboardInterrupt(f'stopped after iter {self.stop_iter}')
 
 
 def _train(work_dir, root, *extra):
@@ -70,7 +53,8 @@ def test_resume_continues_at_right_iteration(tmp_path, tiny_seg_root):
     stopping = tmp_path / 'stopping.py'
     stopping.write_text(
         f"_base_ = ['{CONFIG}']\n"
-        "custom_hooks = [dict(type='RandomStateHook'), dict(type='_StopAfterIterHook', stop_iter=4)]\n")
+        "custom_hooks = [dict(type='RandomStateHook'),\n"
+        "                dict(type='StopAfterIterHook', stop_iter=4)]\n")
     with pytest.raises(KeyboardInterrupt):
         load_tool('train').main([
             str(stopping), '--work-dir', str(stopped), '--cfg-options',
