@@ -166,6 +166,7 @@ def main(argv=None):
     import semples_mm  # noqa: F401  (registers our components)
     from semples_mm.pseudo_labels import (export_pseudo_masks,
                                           update_summary_file)
+    from semples_mm.utils.launch import finish_distributed
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
@@ -222,6 +223,7 @@ def main(argv=None):
               f"{summary['num_skipped']} already there, "
               f"{summary['images_per_s']} images/s){scored}; summary in "
               f"{osp.join(work_dir, 'summary.json')}['{label}']")
+    finish_distributed()
     return summary
 
 

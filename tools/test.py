@@ -62,7 +62,8 @@ def trigger_visualization_hook(cfg, args):
 def main(argv=None):
     args = parse_args(argv)
     import semples_mm  # noqa: F401  (registers our components)
-    from semples_mm.utils.launch import init_cpu_distributed, set_work_dir
+    from semples_mm.utils.launch import (finish_distributed,
+                                         init_cpu_distributed, set_work_dir)
 
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
@@ -87,6 +88,7 @@ def main(argv=None):
 
     runner = Runner.from_cfg(cfg)
     runner.test()
+    finish_distributed()
 
 
 if __name__ == '__main__':

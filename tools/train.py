@@ -41,8 +41,8 @@ def main(argv=None):
     # Importing registers semples_mm into mmseg's registries even for configs
     # that forget custom_imports.
     import semples_mm  # noqa: F401
-    from semples_mm.utils.launch import (enable_amp, init_cpu_distributed,
-                                         set_work_dir)
+    from semples_mm.utils.launch import (enable_amp, finish_distributed,
+                                         init_cpu_distributed, set_work_dir)
 
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
@@ -58,6 +58,7 @@ def main(argv=None):
 
     runner = Runner.from_cfg(cfg)
     runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':

@@ -70,3 +70,15 @@ def enable_amp(cfg):
         wrapper['type'] = 'AmpOptimWrapper'
         wrapper.setdefault('loss_scale', 'dynamic')
     return cfg
+
+
+def finish_distributed():
+    """Tear the process group down before the interpreter exits.
+
+    Left to interpreter shutdown, gloo's background threads can outlive the
+    group and abort the process ('terminate called without an active
+    exception'), turning a finished run into a failed one.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
