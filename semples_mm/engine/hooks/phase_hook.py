@@ -67,15 +67,12 @@ class SemPLeSPhaseHook(Hook):
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         model = self._model(runner)
         phase = model.phase_at(runner.iter)
-        optimizer = None
-        if model.set_phase(phase):
+        entered = model.set_phase(phase)
+        optimizer = model.active_optim_wrapper(runner.optim_wrapper).optimizer
+        if entered:
             print_log(f'SemPLeS: phase "{phase}" starts at iteration '
                       f'{runner.iter + 1}', logger='current')
-            optimizer = model.active_optim_wrapper(
-                runner.optim_wrapper).optimizer
             optimizer.state.clear()
-        optimizer = optimizer or model.active_optim_wrapper(
-            runner.optim_wrapper).optimizer
         start = model.phase_start_iter(phase)
         length = model.phase_end_iter(phase) - start
         factor = self.lr_mult.get(phase, 1.0)
