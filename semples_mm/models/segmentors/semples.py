@@ -4,6 +4,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmengine.structures import PixelData
 from mmseg.models.segmentors import BaseSegmentor
 from mmseg.registry import MODELS
 from mmseg.utils import OptSampleList, SampleList
@@ -428,6 +429,6 @@ class SemPLeS(BaseSegmentor):
         results = self.postprocess_result(self._with_background(norm),
                                           data_samples)
         for sample in results:
-            sample.set_data(dict(cam=type(sample.seg_logits)(
-                data=sample.seg_logits.data[1:])))
+            sample.set_data(
+                dict(cam=PixelData(data=sample.seg_logits.data[1:])))
         return results
