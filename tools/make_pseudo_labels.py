@@ -112,24 +112,6 @@ def split_ann_file(split):
     return f'ImageSets/Segmentation/{split}.txt'
 
 
-def init_distributed(launcher):
-    """Start the process group for ``--launcher pytorch``."""
-    if launcher == 'none':
-        return
-    import torch
-    import torch.distributed as torch_dist
-    if torch.cuda.is_available():
-        from mmengine.dist import init_dist
-        init_dist('pytorch', backend='nccl')
-    elif not torch_dist.is_initialized():
-        for key in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
-            if key not in os.environ:
-                raise RuntimeError(f'--launcher pytorch needs the '
-                                   f'environment variable {key}; start the '
-                                   'script with torchrun')
-        torch_dist.init_process_group(backend='gloo')
-
-
 def build_dataset(cfg, dataloader_cfg, ann_file, want_masks):
     """The split's dataset; drops mask transforms if some image has none.
 
@@ -166,14 +148,15 @@ def main(argv=None):
     import semples_mm  # noqa: F401  (registers our components)
     from semples_mm.pseudo_labels import (export_pseudo_masks,
                                           update_summary_file)
-    from semples_mm.utils.launch import finish_distributed
+    from semples_mm.utils.launch import (finish_distributed,
+                                         start_process_group)
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     settings = export_settings(cfg, args)
-    init_distributed(args.launcher)
+    start_process_group(args.launcher)
 
     loader_key = f'{args.dataloader}_dataloader'
     if not isinstance(cfg.get(loader_key), dict):

@@ -7,6 +7,28 @@ import torch
 import torch.distributed as torch_dist
 
 
+def start_process_group(launcher):
+    """Start torch.distributed for ``--launcher pytorch`` outside mmengine's
+    Runner: nccl through mmengine on GPUs, gloo on CPU-only machines.
+    Nothing happens for ``'none'`` or when a group already exists."""
+    if launcher == 'none' or torch_dist.is_initialized():
+        return
+    if torch.cuda.is_available():
+        from mmengine.dist import init_dist
+        init_dist(launcher, backend='nccl')
+        return
+    if launcher != 'pytorch':
+        raise ValueError(
+            f"launcher '{launcher}' needs GPUs; on CPU use --launcher pytorch "
+            '(torchrun / tools/dist_train.sh) or --launcher none')
+    for key in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        if key not in os.environ:
+            raise RuntimeError(
+                f'--launcher pytorch needs the environment variable {key}; '
+                'start the script with torchrun or tools/dist_train.sh')
+    torch_dist.init_process_group(backend='gloo')
+
+
 def init_cpu_distributed(cfg, launcher):
     """Make ``launcher='pytorch'`` work on machines without CUDA.
 
@@ -18,17 +40,7 @@ def init_cpu_distributed(cfg, launcher):
     """
     if launcher == 'none' or torch.cuda.is_available():
         return cfg
-    if launcher != 'pytorch':
-        raise ValueError(
-            f"launcher '{launcher}' needs GPUs; on CPU use --launcher pytorch "
-            '(torchrun / tools/dist_train.sh) or --launcher none')
-    for key in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
-        if key not in os.environ:
-            raise RuntimeError(
-                f'--launcher pytorch needs the environment variable {key}; '
-                'start the script with torchrun or tools/dist_train.sh')
-    if not torch_dist.is_initialized():
-        torch_dist.init_process_group(backend='gloo')
+    start_process_group(launcher)
     cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel')
