@@ -3,6 +3,7 @@ import importlib.util
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,13 @@ class StopAfterIterHook(Hook):
                          outputs=None):
         if runner.iter + 1 == self.stop_iter:
             raise KeyboardInterrupt(f'stopped after iter {self.stop_iter}')
+
+
+def start_next_second():
+    """Sleep into the next wall-clock second. mmengine names a run's log
+    folder and file by the second it starts, so two runs started in the same
+    second in one work_dir write (and truncate) the same log file."""
+    time.sleep(1.05 - time.time() % 1)
 
 
 def free_port():

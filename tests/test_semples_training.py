@@ -15,7 +15,7 @@ from mmengine.runner import Runner
 from mmseg.registry import HOOKS, MODELS
 
 import semples_mm  # noqa: F401  (registers)
-from conftest import REPO_ROOT, TEST_CONFIGS, load_tool
+from conftest import REPO_ROOT, TEST_CONFIGS, load_tool, start_next_second
 
 TINY = str(TEST_CONFIGS / 'tiny_semples.py')
 # tiny_semples.py: cam 4, match 3, prompt 3, refine 3 iterations.
@@ -179,10 +179,12 @@ def test_resume_inside_prompt_and_refine_is_exact(tmp_path, world_root,
         cfg = tiny_cfg(work_dir, world_root,
                        [dict(type='StopAfterIterHook', stop_iter=stop_iter)],
                        resume=stop_iter != 4)
+        start_next_second()
         with pytest.raises(KeyboardInterrupt):
             train(cfg)
         assert (work_dir / f'iter_{stop_iter}.pth').exists()
         assert not (work_dir / f'iter_{stop_iter + 2}.pth').exists()
+    start_next_second()
     runner = train(tiny_cfg(work_dir, world_root, resume=True))
     assert runner.model.phase == 'refine'
     log = read_logs(work_dir)

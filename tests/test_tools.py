@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO_ROOT, TEST_CONFIGS, free_port, load_tool
+from conftest import (REPO_ROOT, TEST_CONFIGS, free_port, load_tool,
+                      start_next_second)
 
 CONFIG = str(TEST_CONFIGS / 'tiny_encoder_decoder.py')
 
@@ -63,6 +64,7 @@ def test_resume_continues_at_right_iteration(tmp_path, tiny_seg_root):
     assert (stopped / 'iter_4.pth').exists()
     assert not (stopped / 'iter_6.pth').exists()
 
+    start_next_second()
     load_tool('train').main([
         CONFIG, '--work-dir', str(stopped), '--resume', '--cfg-options',
         f'train_dataloader.dataset.data_root={tiny_seg_root}',
