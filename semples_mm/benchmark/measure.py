@@ -1,0 +1,151 @@
+"""Step timing, peak memory and FLOP counts of benchmark runs."""
+import resource
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+# Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s from NVIDIA's data
+# sheets, matched in this order against torch.cuda.get_device_name().
+BF16_PEAK_TFLOPS: Tuple[Tuple[str, float], ...] = (
+    ('H100 PCIe', 756.0),
+    ('H100 NVL', 835.0),
+    ('H200 NVL', 835.0),
+    ('GH200', 989.4),
+    ('H200', 989.4),
+    ('H100', 989.4),  # SXM5 (device names such as 'NVIDIA H100 80GB HBM3')
+    ('A100', 312.0),
+)
+
+
+def bf16_peak_tflops(device_name: str) -> Optional[float]:
+    """The table's bf16 peak for a CUDA device name; None if not listed."""
+    for key, peak in BF16_PEAK_TFLOPS:
+        if key.lower() in device_name.lower():
+            return peak
+    return None
+
+
+def synchronize(device: str):
+    if device == 'cuda':
+        torch.cuda.synchronize()
+
+
+def time_steps(step: Callable[[], object], iters: int, warmup: int,
+               device: str) -> Tuple[List[float], object]:
+    """Run ``warmup`` untimed then ``iters`` timed calls of ``step``.
+
+    On CUDA the queue is drained before and after every timed step, so a
+    step's time is its own work.
+
+    Returns:
+        tuple: the timed step durations in seconds, and what the first call
+        (warm-up or timed) returned.
+    """
+    if iters < 1:
+        raise ValueError(f'benchmark: iters must be >= 1, got {iters}.')
+    first = None
+    for i in range(warmup):
+        out = step()
+        if i == 0:
+            first = out
+    synchronize(device)
+    times = []
+    for i in range(iters):
+        start = time.perf_counter()
+        out = step()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+        if warmup == 0 and i == 0:
+            first = out
+    return times, first
+
+
+def _percentile(sorted_values: List[float], q: float) -> float:
+    """Linear-interpolation percentile, q in [0, 100]."""
+    position = (len(sorted_values) - 1) * q / 100.
+    low = int(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] -
+                                 sorted_values[low]) * (position - low)
+
+
+def step_time_stats(times: List[float]) -> Dict[str, float]:
+    """Median, p10, p90, mean, std, min and max of step times (seconds)."""
+    ordered = sorted(times)
+    return dict(
+        median=statistics.median(ordered),
+        p10=_percentile(ordered, 10),
+        p90=_percentile(ordered, 90),
+        mean=statistics.fmean(ordered),
+        std=statistics.pstdev(ordered),
+        min=ordered[0],
+        max=ordered[-1])
+
+
+class PeakMemory:
+    """Peak memory of one run.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` (tensors only), reset by
+    :meth:`reset`. CPU: the process's peak resident set size; on Linux the
+    high-water mark is reset through ``/proc/self/clear_refs`` and read from
+    ``VmHWM``, elsewhere ``getrusage`` gives the peak since the process
+    started (``self.kind`` says which).
+    """
+
+    def __init__(self, device: str):
+        self.device = device
+        if device == 'cuda':
+            self.kind = 'torch.cuda.max_memory_allocated, reset per run'
+        elif self._can_reset_rss():
+            self.kind = 'peak RSS of the process (VmHWM, reset per run)'
+        else:
+            self.kind = ('peak RSS of the process since it started '
+                         '(getrusage; cannot be reset here)')
+
+    @staticmethod
+    def _can_reset_rss() -> bool:
+        try:
+            with open('/proc/self/clear_refs', 'w') as f:
+                f.write('5')
+            return PeakMemory._vm_hwm() is not None
+        except OSError:
+            return False
+
+    @staticmethod
+    def _vm_hwm() -> Optional[int]:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) * 1024
+        return None
+
+    def reset(self):
+        if self.device == 'cuda':
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        elif self.kind.startswith('peak RSS of the process (VmHWM'):
+            with open('/proc/self/clear_refs', 'w') as f:
+                f.write('5')
+
+    def peak_bytes(self) -> int:
+        if self.device == 'cuda':
+            return int(torch.cuda.max_memory_allocated())
+        if self.kind.startswith('peak RSS of the process (VmHWM'):
+            return int(self._vm_hwm())
+        max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # kilobytes on Linux, bytes on macOS
+        return int(max_rss if sys.platform == 'darwin' else max_rss * 1024)
+
+
+def count_flops(step: Callable[[], object]) -> int:
+    """FLOPs of one call of ``step`` (forward and backward), as counted by
+    ``torch.utils.flop_counter.FlopCounterMode``: matrix multiplications,
+    convolutions and attention; element-wise work is not counted."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return int(counter.get_total_flops())

@@ -1,0 +1,82 @@
+"""Readable table of a benchmark report (see :func:`run_benchmark`)."""
+from typing import List, Optional
+
+
+def _bytes(value: Optional[int]) -> str:
+    if value is None:
+        return '-'
+    return f'{value / 2**30:.2f} GiB' if value >= 2**30 else \
+        f'{value / 2**20:.0f} MiB'
+
+
+def _number(value: Optional[float], fmt: str) -> str:
+    return '-' if value is None else format(value, fmt)
+
+
+def format_report(report: dict, title: str = '') -> str:
+    """The report as a fixed-width table with its assumptions below it."""
+    meta = report['meta']
+    height, width = meta['image_size']
+    lines: List[str] = []
+    if title:
+        lines.append(title)
+    lines.append(
+        f"device {meta['device']} ({meta['device_name']}), torch "
+        f"{meta['torch_version']}, {meta['torch_threads']} torch thread(s), "
+        f"batch {meta['batch_size']}, {height}x{width} images, "
+        f"{meta['num_classes']} classes, median of {meta['iters']} timed "
+        f"steps after {meta['warmup']} warm-up")
+    header = (f"{'phase':<7} {'impl':<9} {'img/s':>9} {'pairs/s':>9} "
+              f"{'step ms':>9} {'p10-p90 ms':>17} {'peak mem':>10} "
+              f"{'GFLOP/step':>10} {'TFLOP/s':>8} {'MFU':>6}")
+    lines += [header, '-' * len(header)]
+    for run in report['runs']:
+        t = run['step_time_s']
+        spread = f"{t['p10'] * 1e3:.1f}-{t['p90'] * 1e3:.1f}"
+        flops = run['flops_per_step']
+        gflops = None if flops is None else flops / 1e9
+        mfu = None if run['mfu'] is None else run['mfu'] * 100
+        lines.append(
+            f"{run['phase']:<7} {run['impl']:<9} "
+            f"{run['images_per_s']:>9.1f} "
+            f"{_number(run['pairs_per_s'], '.1f'):>9} "
+            f"{t['median'] * 1e3:>9.1f} {spread:>17} "
+            f"{_bytes(run['peak_memory_bytes']):>10} "
+            f"{_number(gflops, '.2f'):>10} "
+            f"{_number(run['achieved_tflops'], '.3f'):>8} "
+            f"{_number(mfu, '.1f'):>6}")
+    if report['comparisons']:
+        lines.append('')
+        lines.append('speed-up of ours over the reference (the authors\' way: '
+                     'per-pair Python loop, class texts re-encoded every '
+                     'step) = reference / ours median step time:')
+        for row in report['comparisons']:
+            note = (' (the same computation both ways: timing noise)'
+                    if row['phase'] == 'cam' else '')
+            lines.append(
+                f"  {row['phase']:<7} {row['speedup']:.2f}x{note}; "
+                'first-step losses differ by '
+                f"{row['loss_max_rel_diff']:.1e} (max relative)")
+    lines.append('')
+    lines.append(f"peak mem: {meta['memory_kind']}.")
+    if meta['flops_note']:
+        lines.append(meta['flops_note'])
+    if meta['device'] == 'cuda':
+        if meta['peak_tflops_bf16']:
+            lines.append(
+                'MFU (%): counted FLOPs / median step time / '
+                f"{meta['peak_tflops_bf16']:g} TFLOP/s, the dense bf16 "
+                f"tensor-core peak assumed for {meta['device_name']} "
+                '(NVIDIA data sheet); fp32 steps (no --amp) cannot reach it.')
+        else:
+            lines.append(
+                f"MFU: no bf16 peak known for {meta['device_name']}; pass "
+                '--peak-tflops.')
+    exports = [r for r in report['runs'] if r['phase'] == 'export']
+    if exports:
+        settings = exports[0]['export_settings']
+        lines.append(
+            'export: pseudo-mask CAMs one image at a time (scales '
+            f"{settings['scales']}, flip {settings['flip']}), normalised; "
+            'PNG writing and data loading excluded.')
+    return '\n'.join(lines)

@@ -1,0 +1,268 @@
+"""Benchmark runs: training steps of each phase (ours or the authors' way)
+and the pseudo-mask export path, on random batches of a config's shapes."""
+import os
+import platform
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+from ..pseudo_labels.exporter import compute_normalized_cams
+from .batches import config_image_size, random_batch
+from .building import build_model, build_optim, snapshot_state
+from .measure import (PeakMemory, bf16_peak_tflops, count_flops,
+                      step_time_stats, time_steps)
+from .reference import reference_train_step
+
+TRAIN_PHASES = ('cam', 'match', 'prompt', 'refine')
+PHASES = TRAIN_PHASES + ('export', )
+IMPLS = ('ours', 'reference')
+# The exporter's defaults (PseudoLabelHook, tools/make_pseudo_labels.py)
+# when the config has no pseudo_label_cfg.
+EXPORT_DEFAULTS = dict(scales=(1.0, 1.2), flip=True)
+FLOPS_NOTE = (
+    'FLOPs: torch.utils.flop_counter.FlopCounterMode over one extra step '
+    '(matmuls, convolutions, attention of the CAM network, CLIP and '
+    'prompts, forward and backward; element-wise work not counted).')
+
+
+def device_description(device: str) -> str:
+    """The GPU's name, or the CPU's model name."""
+    if device == 'cuda':
+        return torch.cuda.get_device_name()
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def export_batch(model, batch: dict, scales: Sequence[float],
+                 flip: bool) -> torch.Tensor:
+    """The pseudo-mask exporter's CAM work for every image of ``batch``:
+    one image at a time, multi-scale + flip, label-restricted and
+    normalised (:func:`compute_normalized_cams`); PNG writing excluded.
+
+    Returns:
+        Tensor: the last image's (K, H, W) normalised CAMs.
+    """
+    with torch.no_grad():
+        for image, sample in zip(batch['inputs'], batch['data_samples']):
+            cams = compute_normalized_cams(model, image, sample,
+                                           scales=scales, flip=flip)
+    return cams
+
+
+class Benchmark:
+    """Times phases of one config's model on one random batch.
+
+    Every run restarts from the same initial weights and a fresh optimizer,
+    so ours and the reference do the same first step (their first-step
+    losses are recorded and compared).
+
+    Args:
+        cfg (Config): loaded config (see :func:`load_config`).
+        batch_size (int): images per step.
+        iters (int): timed steps per run.
+        warmup (int): untimed steps before them.
+        device (str): 'cpu' or 'cuda'.
+        seed (int): seed of the weights and the batch.
+        flops (bool): count FLOPs with one extra step per run.
+        peak_tflops (float, optional): bf16 peak of the GPU for the model
+            FLOPs utilisation; None looks the GPU up in
+            :data:`BF16_PEAK_TFLOPS`.
+    """
+
+    def __init__(self, cfg, batch_size: int, iters: int = 20,
+                 warmup: int = 3, device: str = 'cpu', seed: int = 0,
+                 flops: bool = True, peak_tflops: Optional[float] = None):
+        if device == 'cuda' and not torch.cuda.is_available():
+            raise RuntimeError(
+                'benchmark: device cuda was asked for, but CUDA is not '
+                'available here (torch.cuda.is_available() is False); use '
+                'device cpu.')
+        if device not in ('cpu', 'cuda'):
+            raise ValueError(f"benchmark: device {device!r}; use 'cpu' or "
+                             "'cuda'.")
+        if batch_size < 1 or warmup < 0:
+            raise ValueError(f'benchmark: batch_size={batch_size} must be '
+                             f'>= 1 and warmup={warmup} >= 0.')
+        self.cfg = cfg
+        self.batch_size = batch_size
+        self.iters = iters
+        self.warmup = warmup
+        self.device = device
+        self.seed = seed
+        self.flops = flops
+        torch.manual_seed(seed)
+        self.model = build_model(cfg, device)
+        self.initial_state = snapshot_state(self.model)
+        self.image_size = config_image_size(cfg)
+        self.num_classes = self.model.cam_head.num_classes
+        self.memory = PeakMemory(device)
+        self.device_name = device_description(device)
+        if peak_tflops is None and device == 'cuda':
+            peak_tflops = bf16_peak_tflops(self.device_name)
+        self.peak_tflops = peak_tflops if device == 'cuda' else None
+
+    # -------------------------------------------------------------- runs
+    def _batch(self) -> dict:
+        return random_batch(self.batch_size, self.image_size,
+                            self.num_classes, self.seed, self.device)
+
+    def _restart(self):
+        """Initial weights (extra states too: no phase, no snapshot)."""
+        self.model.load_state_dict(self.initial_state)
+        self.model.train()
+
+    def _train_step_fn(self, phase: str, impl: str, batch: dict):
+        model_phases = [p['name'] for p in self.model.phases]
+        if phase not in model_phases:
+            raise ValueError(
+                f'benchmark: phase {phase!r} is not in the model phases '
+                f'{model_phases} of this config.')
+        self._restart()
+        self.model.set_phase(phase)
+        optim_wrapper = build_optim(self.cfg, self.model)
+        if impl == 'ours':
+            return lambda: self.model.train_step(batch, optim_wrapper)
+        return lambda: reference_train_step(self.model, batch, optim_wrapper)
+
+    def _export_fn(self, batch: dict):
+        self._restart()
+        self.model.eval()
+        settings = dict(EXPORT_DEFAULTS)
+        from_cfg = self.cfg.get('pseudo_label_cfg') or {}
+        settings.update({k: from_cfg[k] for k in settings if k in from_cfg})
+        self.export_settings = settings
+        return lambda: export_batch(self.model, batch, settings['scales'],
+                                    settings['flip'])
+
+    def run(self, phase: str, impl: str = 'ours') -> dict:
+        """Time one phase with one implementation.
+
+        Args:
+            phase (str): one of :data:`PHASES`.
+            impl (str): 'ours' (``model.train_step``) or 'reference'
+                (:func:`reference_train_step`); 'export' has only 'ours'.
+
+        Returns:
+            dict: the figures of the run (see ``tools/benchmark.py``).
+        """
+        if phase not in PHASES:
+            raise ValueError(f'benchmark: unknown phase {phase!r}; use one '
+                             f'of {PHASES}.')
+        if impl not in IMPLS:
+            raise ValueError(f'benchmark: unknown implementation {impl!r}; '
+                             f'use one of {IMPLS}.')
+        if phase == 'export' and impl == 'reference':
+            raise ValueError('benchmark: the export phase has no reference '
+                             'implementation; time it without --reference.')
+        batch = self._batch()
+        pairs = int(sum(float(s.gt_class_labels.sum())
+                        for s in batch['data_samples']))
+        step = (self._export_fn(batch) if phase == 'export' else
+                self._train_step_fn(phase, impl, batch))
+        self.memory.reset()
+        times, first = time_steps(step, self.iters, self.warmup, self.device)
+        peak = self.memory.peak_bytes()
+        stats = step_time_stats(times)
+        result = dict(
+            phase=phase, impl=impl,
+            images_per_s=self.batch_size / stats['median'],
+            pairs_per_s=None if phase == 'export' else pairs /
+            stats['median'],
+            pairs_per_batch=None if phase == 'export' else pairs,
+            step_time_s=stats,
+            peak_memory_bytes=peak,
+            first_step_losses=None if phase == 'export' else {
+                k: float(v.detach() if torch.is_tensor(v) else v)
+                for k, v in first.items()},
+            flops_per_step=None, achieved_tflops=None, mfu=None)
+        if phase == 'export':
+            result['export_settings'] = dict(
+                scales=list(self.export_settings['scales']),
+                flip=self.export_settings['flip'])
+        if self.flops:
+            flops = count_flops(step)
+            result['flops_per_step'] = flops
+            result['achieved_tflops'] = flops / stats['median'] / 1e12
+            if self.peak_tflops:
+                result['mfu'] = result['achieved_tflops'] / self.peak_tflops
+        return result
+
+    # ------------------------------------------------------------ report
+    def meta(self) -> dict:
+        return dict(
+            device=self.device, device_name=self.device_name,
+            torch_version=torch.__version__,
+            torch_threads=torch.get_num_threads(),
+            omp_num_threads=os.environ.get('OMP_NUM_THREADS'),
+            batch_size=self.batch_size, iters=self.iters,
+            warmup=self.warmup, seed=self.seed,
+            image_size=list(self.image_size), num_classes=self.num_classes,
+            memory_kind=self.memory.kind,
+            peak_tflops_bf16=self.peak_tflops,
+            flops_note=FLOPS_NOTE if self.flops else None)
+
+
+def loss_difference(ours: Dict[str, float],
+                    reference: Dict[str, float]) -> float:
+    """Largest relative difference between two loss dicts with the same
+    keys (inf if the keys differ)."""
+    if set(ours) != set(reference):
+        return float('inf')
+    return max((abs(ours[k] - reference[k]) / max(abs(ours[k]), 1e-12)
+                for k in ours), default=0.0)
+
+
+def compare(runs: List[dict]) -> List[dict]:
+    """Per phase timed both ways: reference median step time over ours,
+    and how far their first-step losses are apart."""
+    by_key = {(r['phase'], r['impl']): r for r in runs}
+    rows = []
+    for phase in PHASES:
+        ours = by_key.get((phase, 'ours'))
+        reference = by_key.get((phase, 'reference'))
+        if ours is None or reference is None:
+            continue
+        rows.append(dict(
+            phase=phase,
+            speedup=reference['step_time_s']['median'] /
+            ours['step_time_s']['median'],
+            loss_max_rel_diff=loss_difference(
+                ours['first_step_losses'],
+                reference['first_step_losses'])))
+    return rows
+
+
+def run_benchmark(cfg, phases: Sequence[str], impls: Sequence[str],
+                  batch_size: int, iters: int = 20, warmup: int = 3,
+                  device: str = 'cpu', seed: int = 0, flops: bool = True,
+                  peak_tflops: Optional[float] = None,
+                  log=print) -> dict:
+    """Time ``phases`` with ``impls`` ('ours', 'reference' or both).
+
+    'export' is timed once, with ours only.
+
+    Returns:
+        dict: ``meta``, ``runs`` (one dict per phase and implementation) and
+        ``comparisons`` (phases timed both ways).
+    """
+    bench = Benchmark(cfg, batch_size, iters, warmup, device, seed, flops,
+                      peak_tflops)
+    runs = []
+    for phase in phases:
+        for impl in impls:
+            if phase == 'export' and impl == 'reference':
+                if list(impls) == ['reference']:
+                    raise ValueError(
+                        'benchmark: the export phase has no reference '
+                        'implementation; leave out --reference.')
+                continue
+            log(f'[benchmark] {phase} ({impl}): {warmup} warm-up + '
+                f'{iters} timed steps')
+            runs.append(bench.run(phase, impl))
+    return dict(meta=bench.meta(), runs=runs, comparisons=compare(runs))

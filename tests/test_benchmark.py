@@ -1,0 +1,254 @@
+"""tools/benchmark.py and semples_mm.benchmark: the authors'-way reference
+computes the same losses (and gradients) as SemPLeS.loss, the random
+batches and config handling do what they say, and the tool runs end to end
+(no timing is asserted)."""
+import json
+import math
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from conftest import TEST_CONFIGS, load_tool, REPO_ROOT
+from semples_mm.benchmark import (bf16_peak_tflops, build_model,
+                                  check_weight_files, load_config,
+                                  make_random_init, random_batch,
+                                  random_labels, reference_loss,
+                                  step_time_stats)
+
+TINY = str(TEST_CONFIGS / 'tiny_semples.py')
+NUM_CLASSES = 5  # tiny_semples.py
+# Image 0 has two classes, class 3 is in no image.
+TWO_CLASSES_ONE_ABSENT = [[1, 1, 0, 0, 0], [0, 0, 1, 0, 1], [1, 0, 0, 0, 0]]
+NO_PAIR = [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
+LOSS_KEYS = dict(match={'loss_match'}, prompt={'loss_prompt'},
+                 refine={'loss_match', 'loss_refine'})
+
+
+@pytest.fixture(scope='module')
+def tiny_model():
+    cfg, _ = load_config(TINY)
+    torch.manual_seed(0)
+    return build_model(cfg, 'cpu')
+
+
+def preprocessed(model, labels, seed=0):
+    labels = torch.tensor(labels, dtype=torch.float32)
+    batch = random_batch(labels.shape[0], (32, 32), NUM_CLASSES, seed,
+                         labels=labels)
+    data = model.data_preprocessor(batch, True)
+    return data['inputs'], data['data_samples'], labels
+
+
+def trained_parameter(model, phase):
+    return (model.prompt_learner.ctx if phase == 'prompt' else
+            model.cam_head.classifier.weight)
+
+
+def record_loss_inputs(monkeypatch, model):
+    """Record the per-pair similarities every loss module is called with:
+    the clamped losses of a random CLIP can hide a wrong pairing, the
+    similarities cannot."""
+    calls = []
+    for name in ('match_loss', 'prompt_loss', 'refine_loss'):
+        module = getattr(model, name)
+
+        def recording(*args, _forward=module.forward, _name=name):
+            calls.append((_name, [None if a is None else a.detach().clone()
+                                  for a in args]))
+            return _forward(*args)
+
+        monkeypatch.setattr(module, 'forward', recording)
+    return calls
+
+
+@pytest.mark.parametrize('phase', ['match', 'prompt', 'refine'])
+@pytest.mark.parametrize('labels', [TWO_CLASSES_ONE_ABSENT, NO_PAIR, None],
+                         ids=['two_classes_one_absent', 'no_pair', 'random'])
+def test_reference_loss_equals_semples_loss(tiny_model, monkeypatch, phase,
+                                            labels):
+    model = tiny_model
+    model.train()
+    model.set_phase(phase)
+    if labels is None:
+        labels = random_labels(6, NUM_CLASSES,
+                               torch.Generator().manual_seed(3)).tolist()
+    inputs, samples, labels = preprocessed(model, labels)
+    param = trained_parameter(model, phase)
+    calls = record_loss_inputs(monkeypatch, model)
+
+    ours = model.loss(inputs, samples)
+    ours_calls = list(calls)
+    calls.clear()
+    reference = reference_loss(model, inputs, labels)
+    assert set(ours) == set(reference) == LOSS_KEYS[phase]
+    for key in ours:
+        assert_close(reference[key], ours[key], rtol=1e-6, atol=1e-7)
+        assert torch.isfinite(ours[key])
+    values = [float(v.detach()) for v in ours.values()]
+    if labels.sum() == 0:
+        # No present (image, class) pair: every loss is a zero.
+        assert values == [0.] * len(values)
+    else:
+        assert min(values) > 0
+    # The same similarities, pair by pair, went into the same losses.
+    assert [name for name, _ in calls] == [name for name, _ in ours_calls]
+    num_pairs = int(labels.sum())
+    for (_, ref_args), (_, our_args) in zip(calls, ours_calls):
+        for ref_arg, our_arg in zip(ref_args, our_args):
+            if our_arg is None:
+                assert ref_arg is None
+                continue
+            assert our_arg.shape == (num_pairs, )
+            assert_close(ref_arg, our_arg, rtol=1e-5, atol=1e-6)
+    # The same gradients reach what the phase trains.
+    grad_ours, = torch.autograd.grad(sum(ours.values()), param,
+                                     allow_unused=True)
+    grad_ref, = torch.autograd.grad(sum(reference.values()), param,
+                                    allow_unused=True)
+    if labels.sum() > 0:
+        assert grad_ours is not None and grad_ours.abs().sum() > 0
+        assert_close(grad_ref, grad_ours, rtol=1e-5, atol=1e-8)
+    if phase == 'prompt' and labels.sum() > 0:
+        # Prompts of a class absent from the batch get no gradient.
+        absent = (labels.sum(0) == 0).nonzero().flatten()
+        assert grad_ours[absent].abs().sum() == 0
+
+
+def test_reference_reencodes_texts_every_step(tiny_model):
+    """The reference must not use FrozenCLIP's text cache (the authors
+    re-encode the class texts at every step); ours fills it."""
+    model = tiny_model
+    model.train()
+    model.set_phase('match')
+    inputs, samples, labels = preprocessed(model, TWO_CLASSES_ONE_ABSENT)
+    model.clip._text_cache.clear()
+    reference_loss(model, inputs, labels)
+    assert len(model.clip._text_cache) == 0
+    model.loss(inputs, samples)
+    assert len(model.clip._text_cache) == NUM_CLASSES
+
+
+def test_random_labels_have_one_to_three_classes_and_repeat():
+    labels = random_labels(200, 20, torch.Generator().manual_seed(0))
+    counts = labels.sum(1)
+    assert labels.shape == (200, 20)
+    assert set(labels.unique().tolist()) == {0., 1.}
+    assert set(counts.tolist()) == {1., 2., 3.}
+    assert torch.equal(
+        labels, random_labels(200, 20, torch.Generator().manual_seed(0)))
+    # Never more classes than exist.
+    assert random_labels(50, 2, torch.Generator().manual_seed(0)).sum(
+        1).max() <= 2
+
+
+def test_random_batch_runs_through_train_step(tiny_model):
+    from semples_mm.benchmark import build_optim
+    cfg, _ = load_config(TINY)
+    model = tiny_model
+    model.train()
+    model.set_phase('match')
+    batch = random_batch(4, (32, 32), NUM_CLASSES, seed=1)
+    assert [tuple(x.shape) for x in batch['inputs']] == [(3, 32, 32)] * 4
+    assert batch['inputs'][0].dtype == torch.uint8
+    log_vars = model.train_step(batch, build_optim(cfg, model))
+    assert 'loss_match' in log_vars
+
+
+def test_step_time_stats_by_hand():
+    stats = step_time_stats([5., 1., 4., 2., 3.])
+    assert stats['median'] == 3.
+    # linear interpolation: p10 at position 0.4, p90 at 3.6 of 1..5
+    assert stats['p10'] == pytest.approx(1.4)
+    assert stats['p90'] == pytest.approx(4.6)
+    assert stats['mean'] == 3.
+    assert stats['std'] == pytest.approx(math.sqrt(2.))
+    assert (stats['min'], stats['max']) == (1., 5.)
+
+
+def test_bf16_peak_table():
+    assert bf16_peak_tflops('NVIDIA H100 80GB HBM3') == 989.4
+    assert bf16_peak_tflops('NVIDIA H100 PCIe') == 756.0
+    assert bf16_peak_tflops('NVIDIA H200') == 989.4
+    assert bf16_peak_tflops('NVIDIA A100-SXM4-80GB') == 312.0
+    assert bf16_peak_tflops('Tesla T4') is None
+
+
+def test_random_init_drops_every_weight_file():
+    cfg, changed = load_config(
+        str(REPO_ROOT / 'configs/semples/voc_deits.py'), random_init=True)
+    assert set(changed) == {'model.backbone.init_cfg',
+                            'model.clip.pretrained'}
+    assert 'init_cfg' not in cfg.model.backbone
+    assert cfg.model.clip.pretrained is None
+    assert make_random_init(cfg) == []  # nothing left to drop
+
+
+def test_missing_weight_file_names_key_and_way_out():
+    with pytest.raises(FileNotFoundError,
+                       match=r'model\.backbone\.init_cfg.*--random-init'):
+        load_config(str(REPO_ROOT / 'configs/semples/voc.py'))
+    cfg, _ = load_config(str(REPO_ROOT / 'configs/semples/voc.py'),
+                         random_init=True)
+    check_weight_files(cfg)  # passes once dropped
+
+
+def test_tool_all_phases_ours_and_reference(tmp_path, capsys):
+    out = tmp_path / 'figures.json'
+    load_tool('benchmark').main([
+        TINY, '--iters', '2', '--warmup', '1', '--batch-size', '3',
+        '--out', str(out)])
+    printed = capsys.readouterr().out
+    assert 'img/s' in printed and 'speed-up of ours' in printed
+    report = json.loads(out.read_text())
+    meta = report['meta']
+    for key in ('device', 'device_name', 'torch_version', 'batch_size',
+                'iters', 'warmup', 'image_size', 'num_classes',
+                'memory_kind', 'config', 'impls'):
+        assert key in meta, key
+    assert (meta['batch_size'], meta['iters'], meta['warmup']) == (3, 2, 1)
+    assert meta['image_size'] == [32, 32] and meta['device'] == 'cpu'
+    runs = {(r['phase'], r['impl']): r for r in report['runs']}
+    expected = {(p, i) for p in ('cam', 'match', 'prompt', 'refine')
+                for i in ('ours', 'reference')} | {('export', 'ours')}
+    assert set(runs) == expected
+    for (phase, impl), run in runs.items():
+        for key in ('images_per_s', 'pairs_per_s', 'step_time_s',
+                    'peak_memory_bytes', 'flops_per_step',
+                    'achieved_tflops', 'mfu', 'first_step_losses'):
+            assert key in run, (phase, impl, key)
+        assert run['images_per_s'] > 0 and run['peak_memory_bytes'] > 0
+        assert run['flops_per_step'] > 0
+        assert set(run['step_time_s']) >= {'median', 'p10', 'p90', 'std'}
+        if phase != 'export':
+            assert 1 <= run['pairs_per_batch'] <= 9  # 3 images, 1-3 each
+    # Both ways start from the same weights and batch: same first losses.
+    assert {c['phase'] for c in report['comparisons']} == {
+        'cam', 'match', 'prompt', 'refine'}
+    for row in report['comparisons']:
+        assert row['speedup'] > 0
+        assert row['loss_max_rel_diff'] <= 1e-6, row
+
+
+def test_tool_reference_only_and_flags(tmp_path):
+    out = tmp_path / 'figures.json'
+    load_tool('benchmark').main([
+        TINY, '--phase', 'prompt', '--reference', '--iters', '1',
+        '--warmup', '0', '--batch-size', '2', '--no-flops',
+        '--out', str(out)])
+    report = json.loads(out.read_text())
+    assert [(r['phase'], r['impl']) for r in report['runs']] == [
+        ('prompt', 'reference')]
+    assert report['runs'][0]['flops_per_step'] is None
+    assert report['comparisons'] == []
+    with pytest.raises(ValueError, match='export phase has no reference'):
+        load_tool('benchmark').main([
+            TINY, '--phase', 'export', '--reference', '--iters', '1',
+            '--no-flops'])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CUDA is present')
+def test_tool_device_cuda_without_cuda_fails_clearly(capsys):
+    with pytest.raises(SystemExit):
+        load_tool('benchmark').main([TINY, '--device', 'cuda'])
+    assert 'CUDA is not available' in capsys.readouterr().err

@@ -1,0 +1,135 @@
+"""Speed of SemPLeS training steps and pseudo-mask export on random data.
+
+    python tools/benchmark.py CONFIG [--phase cam match prompt refine export]
+        [--batch-size N] [--iters N] [--warmup N] [--device cpu|cuda]
+        [--ours | --reference] [--random-init] [--amp] [--num-threads N]
+        [--cfg-options key=value ...] [--out figures.json]
+
+Real ``model.train_step`` calls of each phase (data preprocessor, forward,
+backward, the config's optimizer) on one random batch of the config's image
+size and classes (1-3 classes per image), then the pseudo-mask export path.
+Printed per phase: images/s and (image, class) pairs/s (batch over the
+median step time), median step time with its p10-p90 spread, peak memory
+and counted FLOPs; on CUDA the model FLOPs utilisation against the GPU's
+bf16 peak (the assumption is printed).
+
+Without ``--ours``/``--reference`` every training phase runs twice in one
+process: ours, then the same losses computed the authors' way (a Python
+loop over (image, class) pairs, class texts re-encoded every step), both
+from the same weights, with the speed ratio and the difference of their
+first-step losses. ``--reference`` alone times only the authors' way.
+
+Paper-scale configs build without any weight file with ``--random-init``
+(backbone ``init_cfg`` 'Pretrained' dropped, ``model.clip.pretrained=None``):
+    python tools/benchmark.py configs/semples/voc.py --random-init \\
+        --device cuda --batch-size 64
+"""
+import argparse
+import json
+import os
+import os.path as osp
+
+from mmengine.config import DictAction
+
+PHASE_CHOICES = ('cam', 'match', 'prompt', 'refine', 'export')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split('\n', 2)[2])
+    parser.add_argument('config', help='config file')
+    parser.add_argument(
+        '--phase', nargs='+', choices=PHASE_CHOICES, default=None,
+        help="phases to time (default: the model's phases, then export)")
+    parser.add_argument('--batch-size', type=int, default=None,
+                        help='images per step (default: the config\'s '
+                        'train_dataloader.batch_size)')
+    parser.add_argument('--iters', type=int, default=20,
+                        help='timed steps per phase (default 20)')
+    parser.add_argument('--warmup', type=int, default=3,
+                        help='untimed steps before them (default 3)')
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default=None,
+                        help='default: cuda when available, else cpu')
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument('--ours', action='store_true',
+                       help='time only this implementation')
+    which.add_argument('--reference', action='store_true',
+                       help="time only the authors' way (the yardstick)")
+    parser.add_argument(
+        '--random-init', action='store_true',
+        help='random weights: drop Pretrained init_cfg and '
+        'model.clip.pretrained (no weight file needed)')
+    parser.add_argument('--amp', action='store_true',
+                        help='AmpOptimWrapper, as tools/train.py --amp '
+                        '(CUDA only)')
+    parser.add_argument('--num-threads', type=int, default=None,
+                        help='torch CPU threads (1 on a shared CPU)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the weights and the batch')
+    parser.add_argument('--no-flops', action='store_true',
+                        help='skip the FLOP count (one extra step a run)')
+    parser.add_argument('--peak-tflops', type=float, default=None,
+                        help='bf16 peak of the GPU for the MFU (default: '
+                        'looked up from the GPU name)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value pairs')
+    parser.add_argument('--out', help='write the figures to this JSON file')
+    args = parser.parse_args(argv)
+    import torch
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: CUDA is not available on this machine '
+                     '(torch.cuda.is_available() is False); use --device '
+                     'cpu or run on a GPU machine.')
+    if args.iters < 1 or args.warmup < 0:
+        parser.error('--iters must be >= 1 and --warmup >= 0.')
+    if args.batch_size is not None and args.batch_size < 1:
+        parser.error('--batch-size must be >= 1.')
+    if args.device is None:
+        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if args.amp and args.device != 'cuda':
+        parser.error('--amp needs --device cuda (mmengine AmpOptimWrapper).')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+
+    from semples_mm.benchmark import (PHASES, TRAIN_PHASES, format_report,
+                                      load_config, run_benchmark)
+    if args.num_threads is not None:
+        torch.set_num_threads(args.num_threads)
+    device = args.device
+    cfg, changed = load_config(args.config, args.cfg_options,
+                               args.random_init, args.amp)
+    if changed:
+        print(f'[benchmark] --random-init dropped: {", ".join(changed)}')
+    batch_size = args.batch_size or cfg.train_dataloader.batch_size
+    if args.phase:
+        phases = [p for p in PHASES if p in args.phase]
+    else:
+        model_phases = [p['name'] for p in cfg.model.get('phases', [])]
+        phases = [p for p in TRAIN_PHASES if p in model_phases] + ['export']
+    impls = (['ours'] if args.ours else
+             ['reference'] if args.reference else ['ours', 'reference'])
+
+    report = run_benchmark(cfg, phases, impls, batch_size, args.iters,
+                           args.warmup, device, args.seed,
+                           flops=not args.no_flops,
+                           peak_tflops=args.peak_tflops)
+    report['meta'].update(config=args.config, amp=args.amp,
+                          random_init=changed, impls=impls)
+    print(format_report(report, title=f'SemPLeS benchmark: {args.config}'))
+    if args.out:
+        folder = osp.dirname(osp.abspath(args.out))
+        os.makedirs(folder, exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(report, f, indent=2)
+        print(f'[benchmark] figures written to {args.out}')
+    return report
+
+
+if __name__ == '__main__':
+    main()
