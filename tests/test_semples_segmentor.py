@@ -585,3 +585,85 @@ def test_detached_backbone_leaves_only_the_cam_head_learning():
     assert model.cam_head.classifier.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match='detach_backbone_in'):
         build_model(detach_backbone_in=('stage1', ))
+
+
+# ------------------------------------------------- prompt feature cache
+def _with_paths(samples, paths):
+    for sample, path in zip(samples, paths):
+        sample.set_metainfo(dict(img_path=path))
+    return samples
+
+
+def _prompt_loss_and_grad(model, inputs, samples):
+    model.prompt_learner.zero_grad()
+    losses = model.loss(inputs, samples)
+    losses['loss_prompt'].backward()
+    return (losses, losses['loss_prompt'].detach(),
+            model.prompt_learner.ctx.grad.clone())
+
+
+@pytest.mark.parametrize('fg_weight', [0.0, 0.5])
+def test_prompt_feature_cache_gives_the_uncached_loss(fg_weight):
+    """Cached crop features reproduce the recomputed ones: same loss and
+    prompt gradients on a batch that misses, hits, and partly hits (pairs
+    reassembled in the right order), and the hit rate is logged."""
+    prompt_loss = dict(type='ContrastivePromptLoss', fg_weight=fg_weight)
+    plain = build_model(prompt_loss=prompt_loss)
+    cached = build_model(prompt_loss=prompt_loss,
+                         prompt_feature_cache=dict(max_views=100))
+    for model in (plain, cached):
+        model.set_phase('prompt')
+        model.train()
+    inputs, samples = make_batch(LABELS)
+    _with_paths(samples, [f'a{i}.png' for i in range(len(LABELS))])
+    # Views 3 and 1 seen before, then a new one: ordered unlike the cache.
+    labels2 = [LABELS[3], [1, 1, 0, 0, 1], LABELS[1]]
+    new_inputs, samples2 = make_batch(labels2, seed=1)
+    inputs2 = torch.stack([inputs[3], new_inputs[1], inputs[1]])
+    _with_paths(samples2, ['a3.png', 'b1.png', 'a1.png'])
+
+    for batch, expected_hit_rate in (((inputs, samples), 0.0),
+                                     ((inputs, samples), 1.0),
+                                     ((inputs2, samples2), 2 / 3)):
+        _, want_loss, want_grad = _prompt_loss_and_grad(plain, *batch)
+        losses, got_loss, got_grad = _prompt_loss_and_grad(cached, *batch)
+        torch.testing.assert_close(got_loss, want_loss, rtol=1e-6, atol=1e-6)
+        # Features computed in another batch differ in the last bits.
+        torch.testing.assert_close(got_grad, want_grad, rtol=1e-4,
+                                   atol=1e-4 * want_grad.abs().max().item())
+        assert losses['prompt_cache_hit_rate'].item() == pytest.approx(
+            expected_hit_rate)
+    assert len(cached.prompt_feature_cache) == len(LABELS) + 1
+
+
+def test_prompt_feature_cache_tells_views_apart():
+    model = build_model(prompt_feature_cache=dict(max_views=100))
+    model.set_phase('prompt')
+    cache = model.prompt_feature_cache
+    inputs, samples = make_batch(LABELS)
+    _with_paths(samples, [f'a{i}.png' for i in range(len(LABELS))])
+    with torch.no_grad():
+        model.loss(inputs, samples)
+        model.loss(inputs.flip(-1), samples)  # the flipped views
+        assert (cache.hits, cache.misses) == (0, 2 * len(LABELS))
+        _with_paths(samples, [f'c{i}.png' for i in range(len(LABELS))])
+        model.loss(inputs, samples)  # same pixels, other files
+        assert cache.hits == 0
+        model.loss(inputs, samples)  # now seen
+        assert cache.hits == len(LABELS)
+
+
+def test_prompt_feature_cache_is_bounded_and_emptied_after_the_phase():
+    model = build_model(prompt_feature_cache=dict(max_views=3))
+    model.set_phase('prompt')
+    inputs, samples = make_batch(LABELS)
+    _with_paths(samples, [f'a{i}.png' for i in range(len(LABELS))])
+    with torch.no_grad():
+        model.loss(inputs, samples)
+        assert len(model.prompt_feature_cache) == 3
+        model.loss(inputs[1:], samples[1:])  # the 3 most recent views
+        assert model.prompt_feature_cache.hits == 3
+    model.set_phase('refine')
+    assert len(model.prompt_feature_cache) == 0
+    with pytest.raises(ValueError, match='max_views'):
+        build_model(prompt_feature_cache=dict(max_views=0))

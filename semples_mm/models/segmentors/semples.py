@@ -11,6 +11,7 @@ from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
 from ..heads.cam_head import normalize_cams
+from .view_feature_cache import ViewFeatureCache
 
 PHASES = ('cam', 'match', 'prompt', 'refine')
 # The CAM network: what the 'cam' optimizer trains and 'refine' restarts.
@@ -64,6 +65,12 @@ class SemPLeS(BaseSegmentor):
         detach_backbone_in (Sequence[str]): phases in which the backbone
             (and neck) features are detached, so only the CAM head learns;
             the authors detach their WeakTr backbone in stages 1 and 3.
+        prompt_feature_cache (dict, optional): ``dict(max_views=N)`` keeps
+            the frozen CLIP features of each view's prompt-phase crops
+            (:class:`ViewFeatureCache`), so a repeated view costs only the
+            text encoder; worth it when views repeat (flip-only
+            augmentation), useless with random crops. None (default)
+            recomputes them every step, as the authors do.
         train_cfg (dict, optional): unused, mmseg convention.
         test_cfg (dict, optional): ``bg_threshold`` of the predicted
             segmentation; ``use_gt_labels`` (default True) restricts CAMs to
@@ -87,6 +94,7 @@ class SemPLeS(BaseSegmentor):
                  mask_eps: Optional[dict] = None,
                  cls_loss_weight: Optional[dict] = None,
                  detach_backbone_in: Sequence[str] = (),
+                 prompt_feature_cache: Optional[dict] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -128,11 +136,18 @@ class SemPLeS(BaseSegmentor):
         self.cls_loss_weight = dict(cam=1.0, match=0.0, prompt=0.0,
                                     refine=0.0)
         self.cls_loss_weight.update(cls_loss_weight or {})
+        if self.cls_loss_weight['prompt'] != 0:
+            raise ValueError(
+                'SemPLeS: cls_loss_weight.prompt must be 0; the CAM network '
+                'is frozen in the prompt phase.')
         unknown = set(detach_backbone_in) - set(PHASES)
         if unknown:
             raise ValueError(f'SemPLeS: detach_backbone_in names unknown '
                              f'phases {sorted(unknown)}; use {PHASES}.')
         self.detach_backbone_in = tuple(detach_backbone_in)
+        self.prompt_feature_cache = (
+            ViewFeatureCache(**prompt_feature_cache)
+            if prompt_feature_cache is not None else None)
         self.train_cfg = train_cfg or {}
         self.test_cfg = test_cfg or {}
         self.align_corners = False  # read by postprocess_result
@@ -210,6 +225,8 @@ class SemPLeS(BaseSegmentor):
             }
         if name == 'refine':
             self._load_cam_network_state(self.cam_snapshot)
+        if self.phase == 'prompt' and self.prompt_feature_cache is not None:
+            self.prompt_feature_cache.clear()  # stale once the CAMs train
         self.phase = name
         self.train(self.training)  # prompt phase: CAM network to eval
         return True
@@ -325,11 +342,10 @@ class SemPLeS(BaseSegmentor):
         """
         phase = self.phase or self.phases[0]['name']
         labels = self._labels(data_samples).to(inputs.dtype)
-        losses = {}
         if phase == 'prompt':
-            with torch.no_grad():
-                cams, logits = self._forward(inputs)
-        elif phase in self.detach_backbone_in:
+            return self._prompt_loss(inputs, labels, data_samples)
+        losses = {}
+        if phase in self.detach_backbone_in:
             with torch.no_grad():
                 feats = self.extract_feat(inputs)
             cams, logits = self.cam_head(feats)
@@ -347,20 +363,6 @@ class SemPLeS(BaseSegmentor):
         fg, bg, class_idx = self._pair_images(inputs, masks, labels)
         num_pairs = class_idx.numel()
         text = self._class_text_features()
-        if phase == 'prompt':
-            prompts = self.clip.encode_prompts(self.prompt_learner())
-            fg_weight = self.prompt_loss.fg_weight
-            with torch.no_grad():
-                feats = self.clip.encode_image(
-                    torch.cat([bg, fg]) if fg_weight > 0 else bg)
-            pair_prompts = prompts[class_idx]
-            bg_feat, fg_feat = feats[:num_pairs], feats[num_pairs:]
-            losses[self.prompt_loss.loss_name] = self.prompt_loss(
-                (bg_feat * pair_prompts).sum(-1),
-                (text[class_idx] * pair_prompts).sum(-1),
-                (fg_feat * pair_prompts).sum(-1) if fg_weight > 0 else None)
-            return losses
-
         feats = self.clip.encode_image(torch.cat([fg, bg]))
         fg_feat, bg_feat = feats[:num_pairs], feats[num_pairs:]
         pair_text = text[class_idx]
@@ -371,6 +373,75 @@ class SemPLeS(BaseSegmentor):
                 prompts = self.clip.encode_prompts(self.prompt_learner())
             losses[self.refine_loss.loss_name] = self.refine_loss(
                 (fg_feat * prompts[class_idx]).sum(-1))
+        return losses
+
+    @torch.no_grad()
+    def _frozen_crop_features(self, inputs: Tensor,
+                              labels: Tensor) -> List[Tensor]:
+        """CLIP features of the prompt phase's crops (frozen CAM network).
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) normalised images.
+            labels (Tensor): (B, K) multi-hot labels.
+
+        Returns:
+            list[Tensor]: background crop features (P, D), and foreground
+            crop features (P, D) when the prompt loss uses them; pairs in
+            ``labels.nonzero()`` order.
+        """
+        cams, _ = self._forward(inputs)
+        masks = normalize_cams(cams, labels, inputs.shape[-2:],
+                               self.mask_eps['prompt'])
+        fg, bg, class_idx = self._pair_images(inputs, masks, labels)
+        if self.prompt_loss.fg_weight > 0:
+            feats = self.clip.encode_image(torch.cat([bg, fg]))
+            return [feats[:class_idx.numel()], feats[class_idx.numel():]]
+        return [self.clip.encode_image(bg)]
+
+    def _cached_crop_features(self, inputs: Tensor, labels: Tensor,
+                              data_samples: SampleList) -> List[Tensor]:
+        """:meth:`_frozen_crop_features` computed only for the views the
+        cache misses; same return value."""
+        cache = self.prompt_feature_cache
+        keys = cache.view_keys(
+            inputs, [s.metainfo.get('img_path') for s in data_samples])
+        classes = [tuple(row.nonzero().flatten().tolist()) for row in labels]
+        found = [cache.get(k, c) for k, c in zip(keys, classes)]
+        missing = [i for i, feats in enumerate(found) if feats is None]
+        if missing:
+            computed = self._frozen_crop_features(inputs[missing],
+                                                  labels[missing])
+            counts = [len(classes[i]) for i in missing]
+            per_view = zip(*(feats.split(counts) for feats in computed))
+            for i, feats in zip(missing, per_view):
+                cache.put(keys[i], classes[i], feats)
+                found[i] = feats
+        return [torch.cat(parts) for parts in zip(*found)]
+
+    def _prompt_loss(self, inputs: Tensor, labels: Tensor,
+                     data_samples: SampleList) -> Dict[str, Tensor]:
+        """Contrastive prompt loss; only the prompts get gradients."""
+        if self.prompt_feature_cache is None:
+            crop_feats = self._frozen_crop_features(inputs, labels)
+        else:
+            hits = self.prompt_feature_cache.hits
+            crop_feats = self._cached_crop_features(inputs, labels,
+                                                    data_samples)
+            hit_rate = (self.prompt_feature_cache.hits - hits) / len(labels)
+        class_idx = labels.nonzero(as_tuple=True)[1]
+        pair_prompts = self.clip.encode_prompts(
+            self.prompt_learner())[class_idx]
+        text = self._class_text_features()[class_idx]
+        fg_prompt_sim = ((crop_feats[1] * pair_prompts).sum(-1)
+                         if len(crop_feats) > 1 else None)
+        losses = {
+            self.prompt_loss.loss_name: self.prompt_loss(
+                (crop_feats[0] * pair_prompts).sum(-1),
+                (text * pair_prompts).sum(-1), fg_prompt_sim)
+        }
+        if self.prompt_feature_cache is not None:
+            # logged, not optimised (mmengine sums only keys with 'loss')
+            losses['prompt_cache_hit_rate'] = inputs.new_tensor(hit_rate)
         return losses
 
     def train_step(self, data, optim_wrapper) -> Dict[str, Tensor]:
