@@ -252,3 +252,20 @@ def test_tool_device_cuda_without_cuda_fails_clearly(capsys):
     with pytest.raises(SystemExit):
         load_tool('benchmark').main([TINY, '--device', 'cuda'])
     assert 'CUDA is not available' in capsys.readouterr().err
+
+
+def test_tool_prompt_phase_with_the_feature_cache(tmp_path, capsys):
+    """With model.prompt_feature_cache the repeated batch misses in the
+    warm-up step and hits in the 3 timed ones; the losses still equal the
+    reference's."""
+    out = tmp_path / 'figures.json'
+    load_tool('benchmark').main([
+        TINY, '--phase', 'prompt', '--iters', '3', '--warmup', '1',
+        '--batch-size', '2', '--no-flops', '--out', str(out),
+        '--cfg-options', 'model.prompt_feature_cache.max_views=10'])
+    assert 'hit rate 75%' in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    runs = {r['impl']: r for r in report['runs']}
+    assert runs['ours']['prompt_cache_hit_rate'] == pytest.approx(0.75)
+    assert 'prompt_cache_hit_rate' not in runs['reference']
+    assert report['comparisons'][0]['loss_max_rel_diff'] <= 1e-6

@@ -8,7 +8,8 @@ The yardstick of ``tools/benchmark.py``: the same math as
 - the class texts are tokenised and encoded by CLIP's text tower at every
   step (no cache);
 - the prompt phase runs the frozen CAM network and CLIP's image tower on the
-  crops at every step (as :class:`SemPLeS` does today too).
+  crops at every step (as :class:`SemPLeS` does without its
+  ``prompt_feature_cache``).
 
 Only the model's public pieces are used (``extract_feat``, ``cam_head``,
 :func:`normalize_cams`, ``clip.encode_image`` / ``encode_prompts`` /

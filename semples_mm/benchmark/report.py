@@ -58,6 +58,12 @@ def format_report(report: dict, title: str = '') -> str:
                 'first-step losses differ by '
                 f"{row['loss_max_rel_diff']:.1e} (max relative)")
     lines.append('')
+    for run in report['runs']:
+        if run.get('prompt_cache_hit_rate') is not None:
+            lines.append(
+                'prompt (ours): model.prompt_feature_cache on, hit rate '
+                f"{run['prompt_cache_hit_rate']:.0%} (one batch repeated: "
+                'the steady state of a prompt phase whose views repeat).')
     lines.append(f"peak mem: {meta['memory_kind']}.")
     if meta['flops_note']:
         lines.append(meta['flops_note'])
