@@ -114,9 +114,18 @@ def test_all_phases_run_and_validate_at_phase_ends(full_run):
     assert 'validating the end of phase "prompt"' not in log
     assert 'validating the end of phase "refine"' not in log
     assert log.count('pseudo/mIoU: ') == 3
-    # Each phase's loss is logged while it runs.
-    assert 'loss_cls' in log and 'loss_match' in log
-    assert 'loss_prompt' in log and 'loss_refine' in log
+    # Each iteration's log line shows its phase's losses and no other
+    # phase's (the message hub would keep printing their last values).
+    phase_losses = dict(cam={'loss_cls'}, match={'loss_match'},
+                        prompt={'loss_prompt'},
+                        refine={'loss_match', 'loss_refine'})
+    all_losses = set().union(*phase_losses.values())
+    lines = re.findall(rf'Iter\(train\) \[ *(\d+)/{MAX_ITERS}\](.*)', log)
+    assert len(lines) == MAX_ITERS
+    for number, line in lines:
+        phase = records[int(number) - 1]['phase']
+        shown = {name for name in all_losses if f' {name}: ' in line}
+        assert shown == phase_losses[phase], (number, line)
 
     work_dir = full_run['work_dir']
     ckpt = load_ckpt(work_dir / f'iter_{MAX_ITERS}.pth')

@@ -85,6 +85,7 @@ class SemPLeSPhaseHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
+        self._forget_other_phases_outputs(runner, outputs or {})
         model = self._model(runner)
         done = runner.iter + 1
         if done >= runner.max_iters or runner.val_loop is None:
@@ -96,3 +97,19 @@ class SemPLeSPhaseHook(Hook):
                       logger='current')
             runner.val_loop.run()
             runner.model.train()
+
+    @staticmethod
+    def _forget_other_phases_outputs(runner, outputs):
+        """Drop logged losses this iteration did not produce.
+
+        The message hub keeps every 'train/<key>' it was ever given, so
+        without this the log lines of ``refine`` would still print the last
+        ``loss_cls`` of ``cam`` and ``loss_prompt`` of ``prompt``. Runs
+        before RuntimeInfoHook logs ``outputs`` (priority HIGHEST).
+        """
+        scalars = runner.message_hub.log_scalars
+        stale = [key for key in scalars
+                 if key.startswith('train/loss')
+                 and key[len('train/'):] not in outputs]
+        for key in stale:
+            del scalars[key]
