@@ -267,3 +267,22 @@ def test_shipped_synthetic_config_trains_with_tools_train(tmp_path):
     for key, value in shipped.items():
         torch.testing.assert_close(ckpt['state_dict'][f'clip.{key}'], value,
                                    rtol=0, atol=0, msg=key)
+
+
+def test_phase_hook_forgets_outputs_of_earlier_phases():
+    """Any key the model logged before (not only losses) leaves the message
+    hub once an iteration stops producing it; hook-written keys stay."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+    hook = HOOKS.build(dict(type='SemPLeSPhaseHook'))
+    hub = MessageHub.get_instance('phase_hook_forget_test')
+    runner = SimpleNamespace(message_hub=hub)
+    step = {'loss': 1.0, 'loss_prompt': 1.0, 'prompt_cache_hit_rate': 0.5}
+    hook._forget_other_phases_outputs(runner, step)
+    for key, value in step.items():
+        hub.update_scalar(f'train/{key}', value)
+    hub.update_scalar('train/time', 0.1)
+    hub.update_scalar('train/loss_cls', 0.3)  # e.g. from a resumed checkpoint
+    hook._forget_other_phases_outputs(runner, {'loss': 1.0, 'loss_match': 1.0})
+    assert set(hub.log_scalars) == {'train/loss', 'train/time'}

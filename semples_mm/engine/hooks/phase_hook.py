@@ -44,6 +44,7 @@ class SemPLeSPhaseHook(Hook):
         self.lr_mult = dict(lr_mult or {})
         self.eta_min_ratio = eta_min_ratio
         self.cosine = cosine
+        self._output_keys = set()  # every key the model has logged
 
     @staticmethod
     def _model(runner):
@@ -98,18 +99,20 @@ class SemPLeSPhaseHook(Hook):
             runner.val_loop.run()
             runner.model.train()
 
-    @staticmethod
-    def _forget_other_phases_outputs(runner, outputs):
-        """Drop logged losses this iteration did not produce.
+    def _forget_other_phases_outputs(self, runner, outputs):
+        """Drop logged model outputs this iteration did not produce.
 
         The message hub keeps every 'train/<key>' it was ever given, so
         without this the log lines of ``refine`` would still print the last
-        ``loss_cls`` of ``cam`` and ``loss_prompt`` of ``prompt``. Runs
-        before RuntimeInfoHook logs ``outputs`` (priority HIGHEST).
+        ``loss_cls`` of ``cam`` and ``loss_prompt`` of ``prompt``. Model
+        outputs are the keys seen in ``outputs`` so far and any 'loss*' key
+        (also those a resumed checkpoint brings back). Runs before
+        RuntimeInfoHook logs ``outputs`` (priority HIGHEST).
         """
+        self._output_keys.update(outputs)
         scalars = runner.message_hub.log_scalars
-        stale = [key for key in scalars
-                 if key.startswith('train/loss')
-                 and key[len('train/'):] not in outputs]
-        for key in stale:
-            del scalars[key]
+        for key in list(scalars):
+            name = key[len('train/'):]
+            if key.startswith('train/') and name not in outputs and (
+                    name in self._output_keys or name.startswith('loss')):
+                del scalars[key]
