@@ -2,6 +2,8 @@
 with the shipped small CLIP and the synthetic config's model, every phase's
 losses under ``torch.autocast`` (bfloat16, CPU; ``--amp`` uses the same
 autocast on GPUs) agree with fp32."""
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -68,3 +70,49 @@ def test_bf16_autocast_losses_agree_with_fp32(model_and_batch, phase):
         assert torch.isfinite(bf16[key]), key
         torch.testing.assert_close(bf16[key].float(), fp32[key], rtol=0.02,
                                    atol=1e-3, msg=key)
+
+
+def test_enable_amp_picks_the_wrapper_of_the_device():
+    from semples_mm.utils.launch import enable_amp
+    multi = Config(dict(optim_wrapper=dict(
+        constructor='ModuleGroupsOptimWrapperConstructor',
+        cam=dict(type='OptimWrapper', optimizer=dict(type='AdamW')),
+        prompt=dict(optimizer=dict(type='AdamW')))))
+    assert enable_amp(multi, cuda=False) == 'BF16OptimWrapper'
+    for name in ('cam', 'prompt'):
+        assert multi.optim_wrapper[name].type == 'BF16OptimWrapper'
+        assert 'loss_scale' not in multi.optim_wrapper[name]
+    single = Config(dict(optim_wrapper=dict(optimizer=dict(type='SGD'))))
+    assert enable_amp(single, cuda=True) == 'AmpOptimWrapper'
+    assert single.optim_wrapper.loss_scale == 'dynamic'
+    odd = Config(dict(optim_wrapper=dict(type='MyWrapper',
+                                         optimizer=dict(type='SGD'))))
+    with pytest.raises(ValueError, match="got 'MyWrapper'"):
+        enable_amp(odd, cuda=False)
+
+
+def test_bf16_optim_wrapper_trains_in_bf16_and_keeps_fp32_weights(
+        model_and_batch):
+    """Built from a config dict, one match step: the backbone runs in bf16,
+    the weights stay fp32 and change."""
+    from mmengine.optim import build_optim_wrapper
+    model, data = model_and_batch
+    model = copy.deepcopy(model)
+    model.set_phase('match')
+    model.train()
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        wrapper = build_optim_wrapper(model, dict(
+            type='BF16OptimWrapper', optimizer=dict(type='SGD', lr=0.1)))
+    head = model.cam_head.conv_cls.weight if hasattr(
+        model.cam_head, 'conv_cls') else next(model.cam_head.parameters())
+    before = head.detach().clone()
+    cast_dtypes = []
+    hook = model.backbone.register_forward_hook(
+        lambda module, args, out: cast_dtypes.append(out[-1].dtype))
+    with wrapper.optim_context(model):
+        losses = model.loss(data['inputs'], data['data_samples'])
+    hook.remove()
+    wrapper.update_params(sum(losses.values()))
+    assert cast_dtypes == [torch.bfloat16]
+    assert head.dtype == torch.float32
+    assert not torch.equal(head.detach(), before)

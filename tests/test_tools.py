@@ -48,6 +48,16 @@ def test_train_then_test(tmp_path, tiny_seg_root):
     assert any('mIoU' in m for m in metrics), metrics
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason='tests the CPU path')
+def test_train_amp_on_cpu_uses_bf16_autocast(tmp_path, tiny_seg_root):
+    _train(tmp_path / 'amp', tiny_seg_root, '--amp')
+    log = sorted((tmp_path / 'amp').glob('*/*.log'))[-1].read_text()
+    # the config the runner used (both phases' optimizers of a SemPLeS
+    # config would change alike: tests/test_mixed_precision.py)
+    assert "type='BF16OptimWrapper'" in log
+    assert (tmp_path / 'amp' / 'iter_6.pth').exists()
+
+
 def test_resume_continues_at_right_iteration(tmp_path, tiny_seg_root):
     full, stopped = tmp_path / 'full', tmp_path / 'stopped'
     _train(full, tiny_seg_root)

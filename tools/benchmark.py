@@ -62,8 +62,9 @@ def parse_args(argv=None):
         help='random weights: drop Pretrained init_cfg and '
         'model.clip.pretrained (no weight file needed)')
     parser.add_argument('--amp', action='store_true',
-                        help='AmpOptimWrapper, as tools/train.py --amp '
-                        '(CUDA only)')
+                        help='mixed precision as tools/train.py --amp: '
+                        'fp16 AmpOptimWrapper on CUDA, bf16 '
+                        'BF16OptimWrapper on CPU')
     parser.add_argument('--num-threads', type=int, default=None,
                         help='torch CPU threads (1 on a shared CPU)')
     parser.add_argument('--seed', type=int, default=0,
@@ -88,8 +89,6 @@ def parse_args(argv=None):
         parser.error('--batch-size must be >= 1.')
     if args.device is None:
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if args.amp and args.device != 'cuda':
-        parser.error('--amp needs --device cuda (mmengine AmpOptimWrapper).')
     return args
 
 
@@ -103,7 +102,7 @@ def main(argv=None):
         torch.set_num_threads(args.num_threads)
     device = args.device
     cfg, changed = load_config(args.config, args.cfg_options,
-                               args.random_init, args.amp)
+                               args.random_init, args.amp, device)
     if changed:
         print(f'[benchmark] --random-init dropped: {", ".join(changed)}')
     batch_size = args.batch_size or cfg.train_dataloader.batch_size

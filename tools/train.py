@@ -50,9 +50,10 @@ def main(argv=None):
         cfg.merge_from_dict(args.cfg_options)
     set_work_dir(cfg, args.work_dir, args.config)
     if args.amp:
-        enable_amp(cfg)
-        print_log('AMP training is enabled', logger='current',
-                  level=logging.INFO)
+        amp_type = enable_amp(cfg)
+        print_log(f'AMP training is enabled ({amp_type}: '
+                  f"{'fp16' if amp_type == 'AmpOptimWrapper' else 'bf16'} "
+                  'autocast)', logger='current', level=logging.INFO)
     cfg.resume = args.resume
     init_cpu_distributed(cfg, args.launcher)
 

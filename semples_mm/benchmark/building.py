@@ -80,7 +80,8 @@ def check_weight_files(cfg: Config):
 def load_config(path: str,
                 cfg_options: Optional[dict] = None,
                 random_init: bool = False,
-                amp: bool = False) -> Tuple[Config, List[str]]:
+                amp: bool = False,
+                device: str = 'cpu') -> Tuple[Config, List[str]]:
     """Load a config for benchmarking.
 
     Args:
@@ -88,8 +89,10 @@ def load_config(path: str,
         cfg_options (dict, optional): ``--cfg-options`` overrides, merged
             first.
         random_init (bool): drop the weight files (:func:`make_random_init`).
-        amp (bool): every optimizer wrapper becomes an ``AmpOptimWrapper``
-            (as ``tools/train.py --amp``; needs CUDA).
+        amp (bool): mixed precision as ``tools/train.py --amp``: every
+            optimizer wrapper becomes an ``AmpOptimWrapper`` (fp16) on
+            CUDA, a ``BF16OptimWrapper`` on CPU.
+        device (str): 'cpu' or 'cuda', the device the steps will run on.
 
     Returns:
         tuple: the config and the keys ``random_init`` changed.
@@ -101,7 +104,7 @@ def load_config(path: str,
     check_weight_files(cfg)
     if amp:
         from ..utils.launch import enable_amp
-        enable_amp(cfg)
+        enable_amp(cfg, cuda=device == 'cuda')
     return cfg, changed
 
 

@@ -2,6 +2,7 @@
 ``tools/make_pseudo_labels.py``."""
 import os
 import os.path as osp
+from typing import Optional
 
 import torch
 import torch.distributed as torch_dist
@@ -60,12 +61,26 @@ def set_work_dir(cfg, work_dir, config_path):
     return cfg
 
 
-def enable_amp(cfg):
-    """Switch every optimizer wrapper of the config to ``AmpOptimWrapper``.
+def enable_amp(cfg, cuda: Optional[bool] = None) -> str:
+    """Switch every optimizer wrapper of the config to mixed precision.
 
-    Handles both a single wrapper (``optim_wrapper.type``) and the
-    multi-optimizer form (``optim_wrapper=dict(cam=dict(...), prompt=...)``).
+    On a GPU, mmengine's ``AmpOptimWrapper`` (fp16 autocast, dynamic loss
+    scaling), as mmsegmentation's ``--amp``; on a CPU, which that wrapper
+    refuses, :class:`BF16OptimWrapper` (bf16 autocast). Handles both a
+    single wrapper (``optim_wrapper.type``) and the multi-optimizer form
+    (``optim_wrapper=dict(cam=dict(...), prompt=...)``).
+
+    Args:
+        cfg (Config): changed in place.
+        cuda (bool, optional): whether training runs on CUDA; None asks
+            ``torch.cuda.is_available()``.
+
+    Returns:
+        str: the wrapper type chosen.
     """
+    if cuda is None:
+        cuda = torch.cuda.is_available()
+    amp_type = 'AmpOptimWrapper' if cuda else 'BF16OptimWrapper'
     optim_wrapper = cfg.optim_wrapper
     if 'optimizer' in optim_wrapper or 'type' in optim_wrapper:
         wrappers = [optim_wrapper]
@@ -73,15 +88,16 @@ def enable_amp(cfg):
         wrappers = [v for k, v in optim_wrapper.items()
                     if k != 'constructor' and isinstance(v, dict)]
     for wrapper in wrappers:
-        if wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+        if wrapper.get('type', 'OptimWrapper') == amp_type:
             continue
         if wrapper.get('type', 'OptimWrapper') != 'OptimWrapper':
             raise ValueError(
                 f"--amp needs 'OptimWrapper' in optim_wrapper, "
                 f"got {wrapper['type']!r}")
-        wrapper['type'] = 'AmpOptimWrapper'
-        wrapper.setdefault('loss_scale', 'dynamic')
-    return cfg
+        wrapper['type'] = amp_type
+        if cuda:
+            wrapper.setdefault('loss_scale', 'dynamic')
+    return amp_type
 
 
 def finish_distributed():
