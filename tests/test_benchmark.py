@@ -108,7 +108,10 @@ def test_reference_loss_equals_semples_loss(tiny_model, monkeypatch, phase,
                                     allow_unused=True)
     if labels.sum() > 0:
         assert grad_ours is not None and grad_ours.abs().sum() > 0
-        assert_close(grad_ref, grad_ours, rtol=1e-5, atol=1e-8)
+        # Batched and per-pair sums round differently (seen in CI with two
+        # threads: 2.7e-7 absolute, 3.9e-5 relative).
+        assert_close(grad_ref, grad_ours, rtol=1e-4,
+                     atol=1e-5 * grad_ours.abs().max().item())
     if phase == 'prompt' and labels.sum() > 0:
         # Prompts of a class absent from the batch get no gradient.
         absent = (labels.sum(0) == 0).nonzero().flatten()

@@ -1,5 +1,6 @@
 """Tests of PseudoLabelHook and CAMVisualizationHook in a real Runner."""
 import glob
+import itertools
 import json
 import os
 import os.path as osp
@@ -69,6 +70,9 @@ def dataset_cfg(root, split):
                   dict(type='PackWSSSInputs')])
 
 
+_run_ids = itertools.count()
+
+
 def runner_cfg(root, work_dir, custom_hooks, max_iters=3):
     val_loader = dict(batch_size=2, num_workers=0,
                       sampler=dict(type='DefaultSampler', shuffle=False),
@@ -78,6 +82,9 @@ def runner_cfg(root, work_dir, custom_hooks, max_iters=3):
     return Config(dict(
         default_scope='mmseg',
         work_dir=work_dir,
+        # Runners built in the same second would share one logger and one
+        # visualizer (mmengine names them by experiment) otherwise.
+        experiment_name=f'pseudo_label_hook_{next(_run_ids)}',
         model=dict(type='HookTestCAMModel', data_preprocessor=dict(
             type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
             std=[58.395, 57.12, 57.375], bgr_to_rgb=True, size=(64, 64))),

@@ -14,6 +14,7 @@ CONFIG = str(TEST_CONFIGS / 'tiny_encoder_decoder.py')
 
 
 def _train(work_dir, root, *extra):
+    start_next_second()  # else it shares a logger with the previous run
     load_tool('train').main([
         CONFIG, '--work-dir', str(work_dir),
         '--cfg-options', f'data_root={root}',
