@@ -272,3 +272,15 @@ def test_tool_prompt_phase_with_the_feature_cache(tmp_path, capsys):
     assert runs['ours']['prompt_cache_hit_rate'] == pytest.approx(0.75)
     assert 'prompt_cache_hit_rate' not in runs['reference']
     assert report['comparisons'][0]['loss_max_rel_diff'] <= 1e-6
+
+
+def test_tool_amp_on_cpu_runs_both_ways_in_bf16(tmp_path):
+    out = tmp_path / 'figures.json'
+    load_tool('benchmark').main([
+        TINY, '--phase', 'match', '--amp', '--device', 'cpu', '--iters', '1',
+        '--warmup', '0', '--batch-size', '2', '--no-flops',
+        '--out', str(out)])
+    report = json.loads(out.read_text())
+    assert report['meta']['amp'] is True
+    # ours and the reference autocast alike, so their losses still agree
+    assert report['comparisons'][0]['loss_max_rel_diff'] <= 1e-2
