@@ -286,3 +286,64 @@ def test_phase_hook_forgets_outputs_of_earlier_phases():
     hub.update_scalar('train/loss_cls', 0.3)  # e.g. from a resumed checkpoint
     hook._forget_other_phases_outputs(runner, {'loss': 1.0, 'loss_match': 1.0})
     assert set(hub.log_scalars) == {'train/loss', 'train/time'}
+
+
+def _bank_hook_cfg(cfg):
+    """PromptFeatureBankHook over the training list with the val pipeline
+    (the tiny world's images already have one size; flips as RandomFlip)."""
+    dataset = copy.deepcopy(cfg.train_dataloader.dataset)
+    dataset.pipeline = cfg.val_pipeline
+    return dict(type='PromptFeatureBankHook', flip=True,
+                dataloader=dict(batch_size=8, num_workers=0, dataset=dataset))
+
+
+def test_prompt_feature_bank_trains_like_on_the_fly_features(
+        tmp_path, world_root, full_run):
+    """The tiny pipeline only flips, so features of the fixed views are the
+    training views' own: the prompts learnt from the bank equal the
+    uninterrupted run's (up to rounding), the bank is built once and
+    dropped when the phase ends."""
+    cfg = tiny_cfg(tmp_path / 'bank', world_root)
+    cfg.custom_hooks = list(cfg.custom_hooks) + [_bank_hook_cfg(cfg)]
+    runner = train(cfg)
+    log = read_logs(tmp_path / 'bank')
+    assert log.count('PromptFeatureBankHook: crop features of 64 images '
+                     'x 2 view(s)') == 1
+    assert runner.model.prompt_feature_bank is None
+    ours = load_ckpt(tmp_path / 'bank' / f'iter_{MAX_ITERS}.pth')
+    full = load_ckpt(full_run['work_dir'] / f'iter_{MAX_ITERS}.pth')
+    key = 'prompt_learner.ctx'
+    assert not torch.equal(ours['state_dict'][key],
+                           load_ckpt(tmp_path / 'bank' / 'iter_6.pth')[
+                               'state_dict'][key])  # the prompts did learn
+    torch.testing.assert_close(ours['state_dict'][key],
+                               full['state_dict'][key], rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_prompt_loss_reads_the_bank(world_root, full_run):
+    from mmengine.dataset import pseudo_collate
+    from mmseg.registry import DATASETS
+    cfg = tiny_cfg(world_root.parent / 'unused', world_root)
+    hook = HOOKS.build(_bank_hook_cfg(cfg))
+    model = copy.deepcopy(full_run['model'])
+    model.set_phase('prompt')
+    bank = hook.build_bank(model)
+    assert len(bank) == 2 * 64
+    dataset = DATASETS.build(hook.dataloader_cfg['dataset'])
+    data = model.data_preprocessor(
+        pseudo_collate([dataset[i] for i in range(6)]), False)
+    inputs, samples = data['inputs'], data['data_samples']
+    with torch.no_grad():
+        on_the_fly = model.loss(inputs, samples)['loss_prompt']
+        model.prompt_feature_bank = bank
+        from_bank = model.loss(inputs, samples)['loss_prompt']
+        torch.testing.assert_close(from_bank, on_the_fly, rtol=1e-5,
+                                   atol=1e-6)
+        # The loss is computed from the bank, not from the pixels.
+        assert torch.equal(model.loss(inputs * 0, samples)['loss_prompt'],
+                           from_bank)
+        model.prompt_feature_bank = {
+            k: v for k, v in bank.items() if k[0] != samples[0].img_path}
+        with pytest.raises(KeyError, match='no view'):
+            model.loss(inputs, samples)

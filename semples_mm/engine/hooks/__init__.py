@@ -1,9 +1,10 @@
 from .cam_visualization_hook import CAMVisualizationHook
 from .phase_hook import SemPLeSPhaseHook
+from .prompt_feature_bank_hook import PromptFeatureBankHook
 from .pseudo_label_hook import PseudoLabelHook
 from .random_state_hook import RandomStateHook
 
 __all__ = [
-    'CAMVisualizationHook', 'PseudoLabelHook', 'RandomStateHook',
-    'SemPLeSPhaseHook'
+    'CAMVisualizationHook', 'PromptFeatureBankHook', 'PseudoLabelHook',
+    'RandomStateHook', 'SemPLeSPhaseHook'
 ]

@@ -154,6 +154,8 @@ class SemPLeS(BaseSegmentor):
         # Training state that must survive a resume (see get_extra_state).
         self.phase: Optional[str] = None
         self.cam_snapshot: Optional[Dict[str, Tensor]] = None
+        # Set by PromptFeatureBankHook for the prompt phase only.
+        self.prompt_feature_bank: Optional[dict] = None
 
     # ------------------------------------------------------------ phases
     @staticmethod
@@ -418,10 +420,33 @@ class SemPLeS(BaseSegmentor):
                 found[i] = feats
         return [torch.cat(parts) for parts in zip(*found)]
 
+    def _bank_crop_features(self, labels: Tensor,
+                            data_samples: SampleList) -> List[Tensor]:
+        """The crop features of each sample's image and flip flag from
+        ``prompt_feature_bank`` (:class:`PromptFeatureBankHook`); same
+        return value as :meth:`_frozen_crop_features`."""
+        found = []
+        for sample, row in zip(data_samples, labels):
+            key = (sample.metainfo.get('img_path'),
+                   bool(sample.metainfo.get('flip', False)))
+            classes, feats = self.prompt_feature_bank.get(key, (None, None))
+            if feats is None or classes != tuple(row.nonzero().flatten()
+                                                 .tolist()):
+                raise KeyError(
+                    f'SemPLeS: the prompt feature bank has no view {key} '
+                    'with these labels; PromptFeatureBankHook.dataloader '
+                    'must list every training image with the training '
+                    'labels (and flip=True if the pipeline flips).')
+            found.append(feats)
+        return [torch.cat(parts) for parts in zip(*found)]
+
     def _prompt_loss(self, inputs: Tensor, labels: Tensor,
                      data_samples: SampleList) -> Dict[str, Tensor]:
         """Contrastive prompt loss; only the prompts get gradients."""
-        if self.prompt_feature_cache is None:
+        hit_rate = None
+        if self.prompt_feature_bank is not None:
+            crop_feats = self._bank_crop_features(labels, data_samples)
+        elif self.prompt_feature_cache is None:
             crop_feats = self._frozen_crop_features(inputs, labels)
         else:
             hits = self.prompt_feature_cache.hits
@@ -439,7 +464,7 @@ class SemPLeS(BaseSegmentor):
                 (crop_feats[0] * pair_prompts).sum(-1),
                 (text * pair_prompts).sum(-1), fg_prompt_sim)
         }
-        if self.prompt_feature_cache is not None:
+        if hit_rate is not None:
             # logged, not optimised (mmengine sums only keys with 'loss')
             losses['prompt_cache_hit_rate'] = inputs.new_tensor(hit_rate)
         return losses
