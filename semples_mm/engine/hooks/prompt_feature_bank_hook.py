@@ -93,12 +93,13 @@ class PromptFeatureBankHook(Hook):
                          unit='batch'):
             data = model.data_preprocessor(data, False)
             inputs, samples = data['inputs'], data['data_samples']
-            labels = model._labels(samples).to(inputs.dtype)
+            labels = torch.stack(
+                [s.gt_class_labels for s in samples]).to(inputs.dtype)
             classes = [tuple(row.nonzero().flatten().tolist())
                        for row in labels]
             counts = [len(c) for c in classes]
             for flipped in flips:
-                feats = model._frozen_crop_features(
+                feats = model.frozen_crop_features(
                     inputs.flip(-1) if flipped else inputs, labels)
                 per_image = zip(*(f.split(counts) for f in feats))
                 for sample, image_classes, image_feats in zip(

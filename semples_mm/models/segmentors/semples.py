@@ -378,9 +378,10 @@ class SemPLeS(BaseSegmentor):
         return losses
 
     @torch.no_grad()
-    def _frozen_crop_features(self, inputs: Tensor,
+    def frozen_crop_features(self, inputs: Tensor,
                               labels: Tensor) -> List[Tensor]:
-        """CLIP features of the prompt phase's crops (frozen CAM network).
+        """CLIP features of the prompt phase's crops (frozen CAM network),
+        for the prompt loss and :class:`PromptFeatureBankHook`.
 
         Args:
             inputs (Tensor): (B, 3, H, W) normalised images.
@@ -402,7 +403,7 @@ class SemPLeS(BaseSegmentor):
 
     def _cached_crop_features(self, inputs: Tensor, labels: Tensor,
                               data_samples: SampleList) -> List[Tensor]:
-        """:meth:`_frozen_crop_features` computed only for the views the
+        """:meth:`frozen_crop_features` computed only for the views the
         cache misses; same return value."""
         cache = self.prompt_feature_cache
         keys = cache.view_keys(
@@ -411,7 +412,7 @@ class SemPLeS(BaseSegmentor):
         found = [cache.get(k, c) for k, c in zip(keys, classes)]
         missing = [i for i, feats in enumerate(found) if feats is None]
         if missing:
-            computed = self._frozen_crop_features(inputs[missing],
+            computed = self.frozen_crop_features(inputs[missing],
                                                   labels[missing])
             counts = [len(classes[i]) for i in missing]
             per_view = zip(*(feats.split(counts) for feats in computed))
@@ -424,7 +425,7 @@ class SemPLeS(BaseSegmentor):
                             data_samples: SampleList) -> List[Tensor]:
         """The crop features of each sample's image and flip flag from
         ``prompt_feature_bank`` (:class:`PromptFeatureBankHook`); same
-        return value as :meth:`_frozen_crop_features`."""
+        return value as :meth:`frozen_crop_features`."""
         found = []
         for sample, row in zip(data_samples, labels):
             key = (sample.metainfo.get('img_path'),
@@ -447,7 +448,7 @@ class SemPLeS(BaseSegmentor):
         if self.prompt_feature_bank is not None:
             crop_feats = self._bank_crop_features(labels, data_samples)
         elif self.prompt_feature_cache is None:
-            crop_feats = self._frozen_crop_features(inputs, labels)
+            crop_feats = self.frozen_crop_features(inputs, labels)
         else:
             hits = self.prompt_feature_cache.hits
             crop_feats = self._cached_crop_features(inputs, labels,
