@@ -103,8 +103,7 @@ def test_bf16_optim_wrapper_trains_in_bf16_and_keeps_fp32_weights(
     with DefaultScope.overwrite_default_scope('mmseg'):
         wrapper = build_optim_wrapper(model, dict(
             type='BF16OptimWrapper', optimizer=dict(type='SGD', lr=0.1)))
-    head = model.cam_head.conv_cls.weight if hasattr(
-        model.cam_head, 'conv_cls') else next(model.cam_head.parameters())
+    head = model.cam_head.classifier.weight
     before = head.detach().clone()
     cast_dtypes = []
     hook = model.backbone.register_forward_hook(

@@ -320,6 +320,27 @@ def test_prompt_feature_bank_trains_like_on_the_fly_features(
                                full['state_dict'][key], rtol=1e-4,
                                atol=1e-5)
 
+    # Killed inside the prompt phase and resumed: the bank is rebuilt
+    # (deterministically) and the run ends exactly as the uninterrupted one.
+    stopped = tmp_path / 'bank_stopped'
+    for stop_iter, resume in ((8, False), (None, True)):
+        cfg = tiny_cfg(stopped, world_root, resume=resume)
+        cfg.custom_hooks = list(cfg.custom_hooks) + [_bank_hook_cfg(cfg)]
+        if stop_iter is None:
+            start_next_second()
+            train(cfg)
+        else:
+            cfg.custom_hooks.append(
+                dict(type='StopAfterIterHook', stop_iter=stop_iter))
+            with pytest.raises(KeyboardInterrupt):
+                train(cfg)
+    resumed = load_ckpt(stopped / f'iter_{MAX_ITERS}.pth')['state_dict']
+    for name in (key, 'cam_head.classifier.weight'):
+        torch.testing.assert_close(resumed[name], ours['state_dict'][name],
+                                   rtol=0, atol=0, msg=name)
+    assert read_logs(stopped).count('PromptFeatureBankHook: crop features '
+                                    'of 64 images') == 2
+
 
 def test_prompt_loss_reads_the_bank(world_root, full_run):
     from mmengine.dataset import pseudo_collate
