@@ -4,8 +4,9 @@ custom_imports = dict(imports=['semples_mm'], allow_failed_imports=False)
 
 dataset_type = 'COCOWSSSDataset'
 data_root = 'data/coco2014'
-class_names = (
-    'background', 'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus',
+# COCO's 80 categories; SemPLeS configs reuse them as CLIP class texts.
+fg_class_names = (
+    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus',
     'train', 'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
     'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
     'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella', 'handbag',
@@ -18,6 +19,7 @@ class_names = (
     'keyboard', 'cell phone', 'microwave', 'oven', 'toaster', 'sink',
     'refrigerator', 'book', 'clock', 'vase', 'scissors', 'teddy bear',
     'hair drier', 'toothbrush')
+class_names = ('background', ) + fg_class_names
 num_classes = 81  # with background: decode heads, IoUMetric
 num_fg_classes = 80  # image-level labels, CAM heads
 crop_size = (448, 448)
