@@ -95,17 +95,11 @@ class PromptFeatureBankHook(Hook):
             inputs, samples = data['inputs'], data['data_samples']
             labels = torch.stack(
                 [s.gt_class_labels for s in samples]).to(inputs.dtype)
-            classes = [tuple(row.nonzero().flatten().tolist())
-                       for row in labels]
-            counts = [len(c) for c in classes]
             for flipped in flips:
-                feats = model.frozen_crop_features(
+                per_image = model.frozen_crop_features_per_image(
                     inputs.flip(-1) if flipped else inputs, labels)
-                per_image = zip(*(f.split(counts) for f in feats))
-                for sample, image_classes, image_feats in zip(
-                        samples, classes, per_image):
-                    bank[(sample.img_path, flipped)] = (image_classes,
-                                                        image_feats)
+                for sample, entry in zip(samples, per_image):
+                    bank[(sample.img_path, flipped)] = entry
         print_log(
             f'PromptFeatureBankHook: crop features of {len(loader.dataset)} '
             f'images x {len(flips)} view(s) in '

@@ -1,6 +1,6 @@
 """The SemPLeS segmentor: a CAM network trained in phases against a frozen
 CLIP and learnt background prompts."""
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.optim import OptimWrapper, OptimWrapperDict
@@ -16,6 +16,12 @@ from .view_feature_cache import ViewFeatureCache
 PHASES = ('cam', 'match', 'prompt', 'refine')
 # The CAM network: what the 'cam' optimizer trains and 'refine' restarts.
 CAM_MODULES = ('backbone', 'neck', 'cam_head')
+
+
+def present_classes(labels: Tensor) -> List[Tuple[int, ...]]:
+    """Class indices present in each row of (B, K) multi-hot labels, in
+    ``labels.nonzero()`` (pair) order."""
+    return [tuple(row.nonzero().flatten().tolist()) for row in labels]
 
 
 @MODELS.register_module()
@@ -401,6 +407,19 @@ class SemPLeS(BaseSegmentor):
             return [feats[:class_idx.numel()], feats[class_idx.numel():]]
         return [self.clip.encode_image(bg)]
 
+    def frozen_crop_features_per_image(self, inputs: Tensor, labels: Tensor
+                                       ) -> List[Tuple[tuple, tuple]]:
+        """:meth:`frozen_crop_features` split by image.
+
+        Returns:
+            list[tuple]: per image, its present classes (tuple of class
+            indices) and the tuple of its (n_classes, D) feature tensors.
+        """
+        classes = present_classes(labels)
+        counts = [len(c) for c in classes]
+        feats = self.frozen_crop_features(inputs, labels)
+        return list(zip(classes, zip(*(f.split(counts) for f in feats))))
+
     def _cached_crop_features(self, inputs: Tensor, labels: Tensor,
                               data_samples: SampleList) -> List[Tensor]:
         """:meth:`frozen_crop_features` computed only for the views the
@@ -408,16 +427,14 @@ class SemPLeS(BaseSegmentor):
         cache = self.prompt_feature_cache
         keys = cache.view_keys(
             inputs, [s.metainfo.get('img_path') for s in data_samples])
-        classes = [tuple(row.nonzero().flatten().tolist()) for row in labels]
-        found = [cache.get(k, c) for k, c in zip(keys, classes)]
+        found = [cache.get(k, c)
+                 for k, c in zip(keys, present_classes(labels))]
         missing = [i for i, feats in enumerate(found) if feats is None]
         if missing:
-            computed = self.frozen_crop_features(inputs[missing],
-                                                  labels[missing])
-            counts = [len(classes[i]) for i in missing]
-            per_view = zip(*(feats.split(counts) for feats in computed))
-            for i, feats in zip(missing, per_view):
-                cache.put(keys[i], classes[i], feats)
+            computed = self.frozen_crop_features_per_image(
+                inputs[missing], labels[missing])
+            for i, (classes, feats) in zip(missing, computed):
+                cache.put(keys[i], classes, feats)
                 found[i] = feats
         return [torch.cat(parts) for parts in zip(*found)]
 
@@ -427,12 +444,12 @@ class SemPLeS(BaseSegmentor):
         ``prompt_feature_bank`` (:class:`PromptFeatureBankHook`); same
         return value as :meth:`frozen_crop_features`."""
         found = []
-        for sample, row in zip(data_samples, labels):
+        for sample, classes in zip(data_samples, present_classes(labels)):
             key = (sample.metainfo.get('img_path'),
                    bool(sample.metainfo.get('flip', False)))
-            classes, feats = self.prompt_feature_bank.get(key, (None, None))
-            if feats is None or classes != tuple(row.nonzero().flatten()
-                                                 .tolist()):
+            banked_classes, feats = self.prompt_feature_bank.get(
+                key, (None, None))
+            if feats is None or banked_classes != classes:
                 raise KeyError(
                     f'SemPLeS: the prompt feature bank has no view {key} '
                     'with these labels; PromptFeatureBankHook.dataloader '
