@@ -109,3 +109,19 @@ def test_two_process_gloo_training(tmp_path, tiny_seg_root, python_env):
     assert 'Distributed training: True' in log
     assert 'GPU number: 2' in log  # mmengine's name for the world size
     assert (work_dir / 'iter_2.pth').exists()
+
+
+def test_tta_wraps_the_model_and_swaps_the_pipeline(tmp_path):
+    from mmengine.config import Config
+
+    from semples_mm.utils.launch import enable_tta
+    cfg = Config.fromfile(REPO_ROOT /
+                          'configs/deeplabv2/deeplabv2_tiny_synthetic_pseudo.py')
+    model = cfg.model.copy()
+    enable_tta(cfg, 'tiny.py')
+    assert cfg.model.type == 'SegTTAModel' and cfg.model.module == model
+    assert cfg.test_dataloader.dataset.pipeline == cfg.tta_pipeline
+    with pytest.raises(KeyError, match='tiny_encoder_decoder.py: --tta needs'):
+        load_tool('test').main([
+            CONFIG, str(tmp_path / 'missing.pth'), '--tta',
+            '--work-dir', str(tmp_path)])

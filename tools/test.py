@@ -1,7 +1,6 @@
 """Evaluate a checkpoint with mmengine's Runner (mmsegmentation's command line)."""
 import argparse
 import os
-import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
@@ -62,7 +61,7 @@ def trigger_visualization_hook(cfg, args):
 def main(argv=None):
     args = parse_args(argv)
     import semples_mm  # noqa: F401  (registers our components)
-    from semples_mm.utils.launch import (finish_distributed,
+    from semples_mm.utils.launch import (enable_tta, finish_distributed,
                                          init_cpu_distributed, set_work_dir)
 
     cfg = Config.fromfile(args.config)
@@ -74,13 +73,7 @@ def main(argv=None):
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
-        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-            raise KeyError(
-                f'{args.config}: --tta needs `tta_model` and `tta_pipeline` '
-                'in the config (see configs/deeplabv2/ for an example)')
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
+        enable_tta(cfg, args.config)
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True

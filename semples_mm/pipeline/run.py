@@ -93,17 +93,13 @@ def evaluate_checkpoint(config_path, checkpoint, work_dir, tta=False):
     from mmengine.runner import Runner
 
     import semples_mm  # noqa: F401  (registers our components)
+    from semples_mm.utils.launch import enable_tta
     cfg = Config.fromfile(config_path)
     cfg.work_dir = work_dir
     cfg.load_from = checkpoint
     cfg.launcher = 'none'
     if tta:
-        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-            raise KeyError(f'{config_path}: --tta needs tta_model and '
-                           'tta_pipeline in the DeepLabV2 config')
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
+        enable_tta(cfg, config_path)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     dataset = runner.test_dataloader.dataset

@@ -1,5 +1,5 @@
-"""Start-up helpers shared by ``tools/train.py``, ``tools/test.py`` and
-``tools/make_pseudo_labels.py``."""
+"""Start-up helpers shared by ``tools/train.py``, ``tools/test.py``,
+``tools/make_pseudo_labels.py`` and the pipeline."""
 import os
 import os.path as osp
 from typing import Optional
@@ -58,6 +58,23 @@ def set_work_dir(cfg, work_dir, config_path):
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config_path))[0])
+    return cfg
+
+
+def enable_tta(cfg, config_path):
+    """Test with the config's ``tta_model`` and ``tta_pipeline``
+    (multi-scale + flip), as mmseg's ``tools/test.py --tta`` (in place).
+
+    Raises:
+        KeyError: naming the config file, if either key is missing.
+    """
+    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+        raise KeyError(
+            f'{config_path}: --tta needs `tta_model` and `tta_pipeline` '
+            'in the config (see configs/deeplabv2/ for an example)')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
     return cfg
 
 
