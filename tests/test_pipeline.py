@@ -152,6 +152,10 @@ def test_quick_pipeline_end_to_end_and_rerun(tmp_path, capfd):
     with open(osp.join(work_dir, 'configs', 'deeplabv2.py')) as file:
         assert summary['pseudo_masks']['semples']['out_dir'] in file.read()
     assert set(summary['cam_val_per_phase']) == {'cam', 'match', 'refine'}
+    # Each run of the process logs into its own folder (a visualizer with a
+    # fixed name would keep the first run's).
+    assert glob.glob(osp.join(work_dir, 'deeplabv2', '*', 'vis_data',
+                              'scalars.json'))
     for metrics in summary['cam_val_per_phase'].values():
         assert 0 <= metrics['pseudo/mIoU'] <= 100
     mtimes = _mtimes(work_dir)
