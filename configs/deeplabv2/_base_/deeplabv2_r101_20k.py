@@ -4,7 +4,7 @@
 # (configs/_base_/datasets/*) and set num_classes, the crop size, the
 # DeepLab pipelines and the pretrained checkpoint. No key here may repeat a
 # dataset base's key (mmengine refuses duplicate keys among bases).
-default_scope = 'mmseg'
+_base_ = ['../../_base_/default_runtime.py']
 
 # DeepLab v2 keeps the ImageNet BN statistics (batch 10 is too small to
 # re-estimate them): frozen affine and running stats.
@@ -84,21 +84,12 @@ default_hooks = dict(
         save_best='mIoU'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
-env_cfg = dict(
-    cudnn_benchmark=True,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'))
-vis_backends = [dict(type='LocalVisBackend')]
-# unnamed, so each run writes to its own folder (see default_runtime.py)
-visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends)
-log_processor = dict(by_epoch=False)
-log_level = 'INFO'
-load_from = None
-resume = False
+# fixed input sizes: let cuDNN pick its fastest kernels
+env_cfg = dict(cudnn_benchmark=True)
 
 # Multi-scale + flip test (tools/test.py --tta): full-resolution images
-# rescaled by each ratio, each also flipped; logits averaged by SegTTAModel.
-tta_model = dict(type='SegTTAModel')
+# rescaled by each ratio, each also flipped; logits averaged by SegTTAModel
+# (tta_model, from default_runtime.py).
 img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5]
 tta_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),
