@@ -21,7 +21,8 @@ from semples_mm.datasets import (SYNTHETIC_WSSS_CLASSES,
                                  generate_synthetic_world)
 from semples_mm.engine.hooks.cam_visualization_hook import (
     CAMVisualizationHook, jet_colormap)
-from semples_mm.engine.hooks.pseudo_label_hook import PseudoLabelHook
+from semples_mm.engine.hooks.pseudo_label_hook import (PseudoLabelHook,
+                                                      build_export_dataloader)
 
 NUM_FG = len(SYNTHETIC_WSSS_CLASSES) - 1
 
@@ -165,6 +166,26 @@ def test_hook_arguments_are_checked():
         HOOKS.build(dict(type='PseudoLabelHook', after_iter=3, phase='cam'))
     with pytest.raises(ValueError, match='>= 1'):
         HOOKS.build(dict(type='PseudoLabelHook', after_iter=0))
+    with pytest.raises(ValueError, match='batch_size must be >= 1'):
+        HOOKS.build(dict(type='PseudoLabelHook', batch_size=0))
+
+
+def test_hook_batch_size_replaces_the_loaders_and_keeps_the_masks(
+        world, tmp_path):
+    work_dir = str(tmp_path / 'work')
+    cfg = runner_cfg(world, work_dir, [
+        dict(type='PseudoLabelHook', label=f'batch{size}', batch_size=size,
+             metric=None) for size in (1, 4)], max_iters=1)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    folders = [osp.join(work_dir, 'pseudo_masks', f'batch{size}')
+               for size in (1, 4)]
+    one, four = ({name: open(osp.join(folder, name), 'rb').read()
+                  for name in os.listdir(folder)} for folder in folders)
+    assert len(one) == 4 and one == four
+    hook = [h for h in runner.hooks if isinstance(h, PseudoLabelHook)][-1]
+    assert build_export_dataloader(runner, hook.dataloader, None,
+                                   hook.batch_size).batch_size == 4
 
 
 def test_jet_colormap_endpoints():

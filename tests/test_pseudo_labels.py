@@ -19,7 +19,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from semples_mm.models.heads.cam_head import (cams_to_segmentation,
                                               normalize_cams)
-from semples_mm.pseudo_labels import (check_output_dir,
+from semples_mm.pseudo_labels import (batched_normalized_cams,
+                                      check_output_dir,
+                                      compute_normalized_cams,
                                       export_pseudo_masks,
                                       multi_scale_flip_cams,
                                       voc_palette)
@@ -64,9 +66,30 @@ class PseudoLabelTestMetric(BaseMetric):
                     best_threshold=0.5, count=len(results))
 
 
-def build_test_model():
+@MODELS.register_module(force=True)
+class PseudoLabelTestConvModel(PseudoLabelTestCAMModel):
+    """Random convolutions and batch norm (eval statistics), so export runs
+    the CPU's real convolution kernels; records each predict_cams batch."""
+
+    def __init__(self, data_preprocessor=None):
+        super().__init__(data_preprocessor)
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.BatchNorm2d(16),
+            torch.nn.ReLU(), torch.nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            torch.nn.ReLU(), torch.nn.Conv2d(32, NUM_CLASSES, 1))
+        self.net[1].running_mean.uniform_(-0.2, 0.2)
+        self.net[1].running_var.uniform_(0.5, 2.0)
+        self.batch_sizes = []
+
+    def predict_cams(self, inputs, data_samples=None):
+        self.batch_sizes.append(inputs.shape[0])
+        return self.net(inputs)
+
+
+def build_test_model(model_type='PseudoLabelTestCAMModel'):
     return MODELS.build(
-        dict(type='PseudoLabelTestCAMModel',
+        dict(type=model_type,
              data_preprocessor=dict(
                  type='SegDataPreProcessor', mean=[0., 0., 0.],
                  std=[255., 255., 255.], bgr_to_rgb=False)))
@@ -170,6 +193,38 @@ def test_normalize_and_argmax_with_background_threshold():
     norm[0, 2, 0, 1:] = torch.tensor([0.3, 0.9])  # class 0 wins both
     assert cams_to_segmentation(norm, 0.43)[0, 0].tolist() == [0, 1, 1]
     assert cams_to_segmentation(norm, 0.6)[0, 0].tolist() == [0, 0, 1]
+
+
+def test_batched_cams_group_images_by_size_and_equal_single_images(
+        tmp_path):
+    dataset = ToyWSSSDataset(str(tmp_path / 'images'), num_images=8)
+    model = build_test_model('PseudoLabelTestConvModel').eval()
+    items = [dataset[i] for i in range(8)]
+    inputs = [item['inputs'] for item in items]
+    samples = [item['data_samples'] for item in items]
+    with torch.no_grad():
+        batched = batched_normalized_cams(model, inputs, samples,
+                                          scales=(1.0, 1.2), flip=True)
+        # 4 sizes x 2 images, each with its flip, at 2 scales
+        assert model.batch_sizes == [4] * 8
+        single = [compute_normalized_cams(model, x, s, scales=(1.0, 1.2))
+                  for x, s in zip(inputs, samples)]
+    for cams, expected, sample in zip(batched, single, samples):
+        assert cams.shape[1:] == tuple(sample.metainfo['ori_shape'])
+        assert torch.equal(cams, expected)
+
+
+def test_export_bytes_do_not_depend_on_the_batch_size(tmp_path):
+    dataset = ToyWSSSDataset(str(tmp_path / 'images'), num_images=12)
+    for batch_size in (1, 12):
+        model = build_test_model('PseudoLabelTestConvModel')
+        export_pseudo_masks(model, build_loader(dataset, batch_size),
+                            str(tmp_path / f'batch{batch_size}'),
+                            scales=(1.0, 1.2), progress=False)
+        # one network pass per image, scale, or per size group and scale
+        assert len(model.batch_sizes) == (24 if batch_size == 1 else 8)
+    assert read_folder(tmp_path / 'batch1') == read_folder(
+        tmp_path / 'batch12')
 
 
 # --------------------------------------------------------------- PNG output

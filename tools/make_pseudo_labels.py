@@ -2,7 +2,8 @@
 
     python tools/make_pseudo_labels.py CONFIG CHECKPOINT --out DIR \
         [--split train|val|trainaug|<ann_file>] [--scales 1.0 1.2] \
-        [--bg-threshold 0.43] [--crf] [--launcher none|pytorch] \
+        [--bg-threshold 0.43] [--batch-size N] [--crf] \
+        [--launcher none|pytorch] \
         [--cfg-options key=value ...]
 
 Settings default from the config's ``pseudo_label_cfg`` (see DEFAULTS), then
@@ -59,6 +60,13 @@ def parse_args(argv=None):
     parser.add_argument('--crf', action='store_true',
                         help='refine with a dense CRF (pip install '
                         'pydensecrf2)')
+    parser.add_argument('--batch-size', type=int,
+                        help='images per dataloader batch; those of one size '
+                        'are inferred together (default: pseudo_label_cfg.'
+                        'batch_size, else the dataloader\'s)')
+    parser.add_argument('--num-workers', type=int,
+                        help='dataloader workers (default: pseudo_label_cfg.'
+                        'num_workers, else the dataloader\'s)')
     parser.add_argument('--crf-workers', type=int,
                         help='CRF processes (default: CPU count)')
     parser.add_argument('--no-eval', action='store_true',
@@ -91,7 +99,9 @@ def export_settings(cfg, args):
     settings.update(copy.deepcopy(dict(from_cfg)))
     overrides = dict(out_dir=args.out, split=args.split,
                      scales=args.scales, bg_threshold=args.bg_threshold,
-                     crf_workers=args.crf_workers)
+                     crf_workers=args.crf_workers,
+                     batch_size=args.batch_size,
+                     num_workers=args.num_workers)
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if args.no_flip:
         settings['flip'] = False

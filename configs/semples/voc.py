@@ -68,11 +68,11 @@ custom_hooks = [
     dict(type='RandomStateHook'),
     # pseudo masks of the training list at the end of cam and of refine
     dict(type='PseudoLabelHook', label='cam', phase='cam',
-         scales=(1.0, 1.2), bg_threshold=0.43),
+         scales=(1.0, 1.2), bg_threshold=0.43, batch_size=8),
     dict(type='PseudoLabelHook', label='semples', phase='refine',
-         scales=(1.0, 1.2), bg_threshold=0.43),
+         scales=(1.0, 1.2), bg_threshold=0.43, batch_size=8),
 ]
 pseudo_label_cfg = dict(scales=(1.0, 1.2), flip=True, bg_threshold=0.43,
-                        crf=False)
+                        crf=False, batch_size=8)
 env_cfg = dict(dist_cfg=dict(backend='nccl'))
 randomness = dict(seed=504)

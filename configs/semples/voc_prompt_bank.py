@@ -31,7 +31,7 @@ custom_hooks = [
          dataloader=dict(batch_size=128, num_workers=8,
                          dataset=prompt_bank_dataset)),
     dict(type='PseudoLabelHook', label='cam', phase='cam',
-         scales=(1.0, 1.2), bg_threshold=0.43),
+         scales=(1.0, 1.2), bg_threshold=0.43, batch_size=8),
     dict(type='PseudoLabelHook', label='semples', phase='refine',
-         scales=(1.0, 1.2), bg_threshold=0.43),
+         scales=(1.0, 1.2), bg_threshold=0.43, batch_size=8),
 ]

@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from ..pseudo_labels.exporter import compute_normalized_cams
+from ..pseudo_labels.exporter import batched_normalized_cams
 from .batches import config_image_size, random_batch
 from .building import build_model, build_optim, snapshot_state
 from .measure import (PeakMemory, bf16_peak_tflops, count_flops,
@@ -41,18 +41,17 @@ def device_description(device: str) -> str:
 
 def export_batch(model, batch: dict, scales: Sequence[float],
                  flip: bool) -> torch.Tensor:
-    """The pseudo-mask exporter's CAM work for every image of ``batch``:
-    one image at a time, multi-scale + flip, label-restricted and
-    normalised (:func:`compute_normalized_cams`); PNG writing excluded.
+    """The pseudo-mask exporter's CAM work for ``batch`` as one dataloader
+    batch: multi-scale + flip, label-restricted and normalised
+    (:func:`batched_normalized_cams`); PNG writing excluded.
 
     Returns:
         Tensor: the last image's (K, H, W) normalised CAMs.
     """
     with torch.no_grad():
-        for image, sample in zip(batch['inputs'], batch['data_samples']):
-            cams = compute_normalized_cams(model, image, sample,
-                                           scales=scales, flip=flip)
-    return cams
+        return batched_normalized_cams(model, batch['inputs'],
+                                       batch['data_samples'], scales=scales,
+                                       flip=flip)[-1]
 
 
 class Benchmark:

@@ -132,7 +132,8 @@ def export_settings(cfg):
             from_cfg.get('bg_threshold',
                           model_test_cfg.get('bg_threshold', 0.43))),
         crf=bool(from_cfg.get('crf', False)),
-        crf_cfg=from_cfg.get('crf_cfg'))
+        crf_cfg=from_cfg.get('crf_cfg'),
+        batch_size=from_cfg.get('batch_size'))
 
 
 def derive_semples_config(config, seed, data_root=None, quick=False,

@@ -5,8 +5,8 @@ One exporter (:func:`export_pseudo_masks`) serves ``PseudoLabelHook`` and
 """
 from .cam_inference import multi_scale_flip_cams
 from .crf import DEFAULT_CRF_CFG, dense_crf_labels, require_pydensecrf
-from .exporter import (compute_normalized_cams, export_pseudo_masks,
-                       sample_image_id)
+from .exporter import (batched_normalized_cams, compute_normalized_cams,
+                       export_pseudo_masks, sample_image_id)
 from .output_guard import (ANNOTATION_FOLDER_NAMES, check_output_dir,
                            dataset_annotation_dirs, dataset_has_masks)
 from .palette import save_mask_png, voc_palette
@@ -15,7 +15,8 @@ from .summary import update_summary_file
 __all__ = [
     'multi_scale_flip_cams',
     'DEFAULT_CRF_CFG', 'dense_crf_labels', 'require_pydensecrf',
-    'compute_normalized_cams', 'export_pseudo_masks', 'sample_image_id',
+    'batched_normalized_cams', 'compute_normalized_cams',
+    'export_pseudo_masks', 'sample_image_id',
     'ANNOTATION_FOLDER_NAMES', 'check_output_dir', 'dataset_annotation_dirs',
     'dataset_has_masks', 'save_mask_png', 'voc_palette', 'update_summary_file'
 ]

@@ -1,11 +1,15 @@
 """Pseudo-mask export: one implementation for the hook and the tool.
 
-Every image goes through :func:`multi_scale_flip_cams` on its own (the image
-and its flips as one batch per scale), so its mask does not depend on which
-other images share its dataloader batch, on the world size, or on a restart:
-a resumed or distributed export writes the same bytes as a single
-uninterrupted one. The dataloader may therefore use any batch size (it only
-batches loading), and images of different sizes need no padding.
+The images of one dataloader batch that share their size go through
+:func:`multi_scale_flip_cams` together (each image and its flips at every
+scale), so the dataloader's ``batch_size`` sets how many images the network
+sees per pass; images of different sizes need no padding. An image's CAMs
+do not depend on its batch companions mathematically, and with the
+synthetic model on this project's CPUs they come out bit-identical whatever
+the batching (tested), so a resumed or distributed export writes the same
+bytes as a single uninterrupted one. On a GPU the
+kernels chosen for a batch shape may round differently; use ``batch_size=1``
+where byte-identical restarts matter more than speed.
 """
 import multiprocessing
 import os
@@ -55,39 +59,64 @@ def _unpadded(inputs, data_sample):
     return inputs[..., top:height - bottom, left:width - right]
 
 
-def compute_normalized_cams(model, inputs, data_sample, scales=(1.0, ),
+def batched_normalized_cams(model, inputs, data_samples, scales=(1.0, ),
                             flip=True, eps=1e-5):
-    """Label-restricted, min-max normalised CAMs of one image.
+    """Label-restricted, min-max normalised CAMs of several images.
+
+    Each image is preprocessed on its own (no padding to a common size);
+    images that then share their size and ``ori_shape`` go through
+    :func:`multi_scale_flip_cams` as one batch.
 
     Args:
         model: a model with ``data_preprocessor`` and ``predict_cams``.
-        inputs (Tensor): (3, H, W) image as the dataloader yields it.
-        data_sample (SegDataSample): with ``gt_class_labels`` (K,) and
-            ``ori_shape``.
+        inputs (Sequence[Tensor]): (3, H_i, W_i) images as the dataloader
+            yields them.
+        data_samples (Sequence[SegDataSample]): with ``gt_class_labels``
+            (K,) and ``ori_shape``.
         scales, flip: see :func:`multi_scale_flip_cams`.
         eps (float): see :func:`normalize_cams`.
 
     Returns:
-        Tensor: (K, H_ori, W_ori) on the model's device.
+        list[Tensor]: per image (K, H_ori, W_ori), on the model's device.
     """
-    if 'gt_class_labels' not in data_sample:
-        raise KeyError(
-            f'data sample {sample_image_id(data_sample)!r} has no '
-            'gt_class_labels; pack the samples with PackWSSSInputs')
-    data = model.data_preprocessor(
-        dict(inputs=[inputs], data_samples=[data_sample]), False)
-    batch = _unpadded(data['inputs'], data['data_samples'][0])
-    out_size = tuple(data_sample.metainfo['ori_shape'][:2])
-    cams = multi_scale_flip_cams(
-        model.predict_cams, batch, scales=scales, flip=flip,
-        out_size=out_size)
-    labels = data_sample.gt_class_labels.to(cams.device).reshape(1, -1)
-    if labels.shape[1] != cams.shape[1]:
-        raise ValueError(
-            f'predict_cams gave {cams.shape[1]} class maps but '
-            f'gt_class_labels has {labels.shape[1]} classes for image '
-            f'{sample_image_id(data_sample)!r}')
-    return normalize_cams(cams, labels, eps=eps)[0]
+    prepared = []
+    groups = {}  # (input size, ori_shape) -> image indices, in input order
+    for index, (image, sample) in enumerate(zip(inputs, data_samples)):
+        if 'gt_class_labels' not in sample:
+            raise KeyError(
+                f'data sample {sample_image_id(sample)!r} has no '
+                'gt_class_labels; pack the samples with PackWSSSInputs')
+        data = model.data_preprocessor(
+            dict(inputs=[image], data_samples=[sample]), False)
+        batch = _unpadded(data['inputs'], data['data_samples'][0])
+        prepared.append(batch)
+        key = (tuple(batch.shape[-2:]),
+               tuple(sample.metainfo['ori_shape'][:2]))
+        groups.setdefault(key, []).append(index)
+    results = [None] * len(prepared)
+    for (_, out_size), indices in groups.items():
+        cams = multi_scale_flip_cams(
+            model.predict_cams, torch.cat([prepared[i] for i in indices]),
+            scales=scales, flip=flip, out_size=out_size)
+        labels = torch.stack([
+            data_samples[i].gt_class_labels for i in indices
+        ]).to(cams.device)
+        if labels.shape[1] != cams.shape[1]:
+            raise ValueError(
+                f'predict_cams gave {cams.shape[1]} class maps but '
+                f'gt_class_labels has {labels.shape[1]} classes for image '
+                f'{sample_image_id(data_samples[indices[0]])!r}')
+        for i, norm in zip(indices, normalize_cams(cams, labels, eps=eps)):
+            results[i] = norm
+    return results
+
+
+def compute_normalized_cams(model, inputs, data_sample, scales=(1.0, ),
+                            flip=True, eps=1e-5):
+    """:func:`batched_normalized_cams` of one (3, H, W) image; returns its
+    (K, H_ori, W_ori) CAMs."""
+    return batched_normalized_cams(model, [inputs], [data_sample], scales,
+                                   flip, eps)[0]
 
 
 def _crf_job(img_path, scores, candidate_ids, out_path, crf_cfg):
@@ -137,7 +166,7 @@ def export_pseudo_masks(model,
 
     Per image: CAMs over ``scales`` x (image, flip), summed, restricted to
     the image labels, min-max normalised per class
-    (:func:`compute_normalized_cams`); then a constant background score
+    (:func:`batched_normalized_cams`); then a constant background score
     ``bg_threshold`` as channel 0 and argmax, giving ids 0..K, optionally
     refined by a dense CRF (in a process pool). Masks are VOC palette PNGs
     written atomically; images whose PNG exists are skipped, so a restarted
@@ -150,7 +179,8 @@ def export_pseudo_masks(model,
             ``predict_cams(inputs (B, 3, H, W)) -> (B, K, h, w)``; it is put
             in eval mode for the export and restored afterwards.
         dataloader (Iterable[dict]): batches ``dict(inputs=[(3, H, W)],
-            data_samples=[SegDataSample])`` (mmengine's pseudo_collate).
+            data_samples=[SegDataSample])`` (mmengine's pseudo_collate);
+            the images of a batch that share a size are inferred together.
         out_dir (str): output folder; refused if it is a ground-truth folder.
         scales (Sequence[float]): input scales.
         flip (bool): add horizontal flips.
@@ -233,17 +263,24 @@ def export_pseudo_masks(model,
         with torch.no_grad():
             for data_batch in dataloader:
                 evaluated = []
+                todo = []  # (inputs, data_sample, out_path, exists)
                 for inputs, data_sample in zip(data_batch['inputs'],
                                                data_batch['data_samples']):
-                    img_id = sample_image_id(data_sample)
-                    out_path = osp.join(out_dir, f'{img_id}.png')
+                    out_path = osp.join(
+                        out_dir, f'{sample_image_id(data_sample)}.png')
                     exists = osp.exists(out_path)
-                    bar.update(1)
                     if exists and evaluator is None:
                         counts['skipped'] += 1
-                        continue
-                    norm_cams = compute_normalized_cams(
-                        model, inputs, data_sample, scales, flip, eps)
+                    else:
+                        todo.append((inputs, data_sample, out_path, exists))
+                all_cams = batched_normalized_cams(
+                    model, [item[0] for item in todo],
+                    [item[1] for item in todo], scales, flip, eps)
+                bar.update(len(data_batch['inputs']) - len(todo))
+                for (_, data_sample, out_path, exists), norm_cams in zip(
+                        todo, all_cams):
+                    img_id = sample_image_id(data_sample)
+                    bar.update(1)
                     counts['inferred'] += 1
                     if evaluator is not None:
                         evaluated.append(
