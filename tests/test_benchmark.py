@@ -10,8 +10,9 @@ import torch
 from torch.testing import assert_close
 
 from conftest import TEST_CONFIGS, load_tool, REPO_ROOT
-from semples_mm.benchmark import (bf16_peak_tflops, build_model,
-                                  check_weight_files, load_config,
+from semples_mm.benchmark import (Benchmark, bf16_peak_tflops, build_model,
+                                  check_weight_files, compare,
+                                  format_report, load_config,
                                   make_random_init, random_batch,
                                   random_labels, reference_loss,
                                   step_time_stats)
@@ -272,6 +273,29 @@ def test_tool_prompt_phase_with_the_feature_cache(tmp_path, capsys):
     assert runs['ours']['prompt_cache_hit_rate'] == pytest.approx(0.75)
     assert 'prompt_cache_hit_rate' not in runs['reference']
     assert report['comparisons'][0]['loss_max_rel_diff'] <= 1e-6
+
+
+def test_prompt_bank_run_reads_the_bank_and_keeps_the_losses(
+        monkeypatch):
+    """The bank is built once (one frozen_crop_features call); the steps
+    read it and give the reference's losses."""
+    cfg, _ = load_config(TINY)
+    bench = Benchmark(cfg, batch_size=3, iters=2, warmup=1, flops=False,
+                      prompt_bank=True)
+    calls = []
+    compute = bench.model.frozen_crop_features
+    monkeypatch.setattr(bench.model, 'frozen_crop_features',
+                        lambda *args: calls.append(1) or compute(*args))
+    ours = bench.run('prompt', 'ours')
+    assert len(calls) == 1
+    assert ours['prompt_bank_build_images_per_s'] > 0
+    assert bench.model.prompt_feature_bank is None  # not left behind
+    reference = bench.run('prompt', 'reference')
+    assert 'prompt_bank_build_images_per_s' not in reference
+    assert compare([ours, reference])[0]['loss_max_rel_diff'] <= 1e-6
+    report = dict(meta=bench.meta(), runs=[ours, reference],
+                  comparisons=compare([ours, reference]))
+    assert 'prompt feature bank' in format_report(report)
 
 
 def test_tool_amp_on_cpu_runs_both_ways_in_bf16(tmp_path):

@@ -587,6 +587,39 @@ def test_detached_backbone_leaves_only_the_cam_head_learning():
         build_model(detach_backbone_in=('stage1', ))
 
 
+def _conv_weights(model):
+    return [(name, module.weight) for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Conv2d)
+            and not name.startswith('clip.')]
+
+
+def test_channels_last_keeps_the_losses_and_the_memory_order():
+    plain = build_model()
+    fast = build_model(channels_last=True)
+    fast.init_weights()  # the Runner's initialisation must keep the order
+    fast.load_state_dict(plain.state_dict())
+    convs = _conv_weights(fast)
+    assert len(convs) > 10
+    for name, weight in convs:
+        assert weight.is_contiguous(memory_format=torch.channels_last), name
+    assert not _conv_weights(plain)[1][1].is_contiguous(
+        memory_format=torch.channels_last)
+    inputs, samples = make_batch(LABELS)
+    for phase in ('cam', 'match'):
+        for model in (plain, fast):
+            model.train()
+            model.set_phase(phase)
+            model.zero_grad(set_to_none=True)
+            sum(model.loss(inputs, samples).values()).backward()
+        for (name, a), (_, b) in zip(params_of(plain, CAM_NET),
+                                     params_of(fast, CAM_NET)):
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-4,
+                                       atol=1e-6, msg=f'{phase} {name}')
+    fast.set_phase('refine')  # restores the end-of-cam snapshot
+    assert all(w.is_contiguous(memory_format=torch.channels_last)
+               for _, w in _conv_weights(fast))
+
+
 # ------------------------------------------------- prompt feature cache
 def _with_paths(samples, paths):
     for sample, path in zip(samples, paths):

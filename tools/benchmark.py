@@ -2,7 +2,8 @@
 
     python tools/benchmark.py CONFIG [--phase cam match prompt refine export]
         [--batch-size N] [--iters N] [--warmup N] [--device cpu|cuda]
-        [--ours | --reference] [--random-init] [--amp] [--num-threads N]
+        [--ours | --reference] [--random-init] [--amp] [--prompt-bank]
+        [--num-threads N]
         [--cfg-options key=value ...] [--out figures.json]
 
 Real ``model.train_step`` calls of each phase (data preprocessor, forward,
@@ -65,6 +66,10 @@ def parse_args(argv=None):
                         help='mixed precision as tools/train.py --amp: '
                         'fp16 AmpOptimWrapper on CUDA, bf16 '
                         'BF16OptimWrapper on CPU')
+    parser.add_argument(
+        '--prompt-bank', action='store_true',
+        help="our prompt phase reads PromptFeatureBankHook's crop features "
+        "of the batch's images, built once before the timed steps")
     parser.add_argument('--num-threads', type=int, default=None,
                         help='torch CPU threads (1 on a shared CPU)')
     parser.add_argument('--seed', type=int, default=0,
@@ -117,7 +122,8 @@ def main(argv=None):
     report = run_benchmark(cfg, phases, impls, batch_size, args.iters,
                            args.warmup, device, args.seed,
                            flops=not args.no_flops,
-                           peak_tflops=args.peak_tflops)
+                           peak_tflops=args.peak_tflops,
+                           prompt_bank=args.prompt_bank)
     report['meta'].update(config=args.config, amp=args.amp,
                           random_init=changed, impls=impls)
     print(format_report(report, title=f'SemPLeS benchmark: {args.config}'))

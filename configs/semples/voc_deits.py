@@ -19,4 +19,5 @@ model = dict(
         output_cls_token=False,
         interpolate_mode='bicubic',
         init_cfg=dict(type='Pretrained', checkpoint=deit_checkpoint)),
-    cam_head=dict(in_channels=384))
+    cam_head=dict(in_channels=384),
+    channels_last=False)  # a ViT: only its patch embedding is a convolution

@@ -83,8 +83,8 @@ def random_batch(batch_size: int,
     for i in range(batch_size):
         inputs.append(images[i].to(device))
         sample = SegDataSample(metainfo=dict(
-            img_id=f'random_{i:05d}', ori_shape=(height, width),
-            img_shape=(height, width)))
+            img_id=f'random_{i:05d}', img_path=f'random_{i:05d}.png',
+            ori_shape=(height, width), img_shape=(height, width)))
         sample.gt_class_labels = labels[i].float().to(device)
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)

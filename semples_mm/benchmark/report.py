@@ -64,6 +64,12 @@ def format_report(report: dict, title: str = '') -> str:
                 'prompt (ours): model.prompt_feature_cache on, hit rate '
                 f"{run['prompt_cache_hit_rate']:.0%} (one batch repeated: "
                 'the steady state of a prompt phase whose views repeat).')
+        if run.get('prompt_bank_build_images_per_s') is not None:
+            lines.append(
+                'prompt (ours): crop features read from the prompt feature '
+                'bank (PromptFeatureBankHook), built once for the batch at '
+                f"{run['prompt_bank_build_images_per_s']:.1f} img/s "
+                '(not in the step time).')
     lines.append(f"peak mem: {meta['memory_kind']}.")
     if meta['flops_note']:
         lines.append(meta['flops_note'])
@@ -82,7 +88,7 @@ def format_report(report: dict, title: str = '') -> str:
     if exports:
         settings = exports[0]['export_settings']
         lines.append(
-            'export: pseudo-mask CAMs one image at a time (scales '
-            f"{settings['scales']}, flip {settings['flip']}), normalised; "
-            'PNG writing and data loading excluded.')
+            'export: pseudo-mask CAMs of the batch as one dataloader batch '
+            f"(scales {settings['scales']}, flip {settings['flip']}), "
+            'normalised; PNG writing and data loading excluded.')
     return '\n'.join(lines)

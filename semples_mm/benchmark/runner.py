@@ -2,15 +2,17 @@
 and the pseudo-mask export path, on random batches of a config's shapes."""
 import os
 import platform
+import time
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from ..engine.hooks.prompt_feature_bank_hook import build_crop_feature_bank
 from ..pseudo_labels.exporter import batched_normalized_cams
 from .batches import config_image_size, random_batch
 from .building import build_model, build_optim, snapshot_state
 from .measure import (PeakMemory, bf16_peak_tflops, count_flops,
-                      step_time_stats, time_steps)
+                      step_time_stats, synchronize, time_steps)
 from .reference import reference_train_step
 
 TRAIN_PHASES = ('cam', 'match', 'prompt', 'refine')
@@ -72,11 +74,16 @@ class Benchmark:
         peak_tflops (float, optional): bf16 peak of the GPU for the model
             FLOPs utilisation; None looks the GPU up in
             :data:`BF16_PEAK_TFLOPS`.
+        prompt_bank (bool): our prompt phase reads the crop features of
+            :class:`PromptFeatureBankHook`'s bank, built for the batch's
+            images before the timed steps (its build time is reported
+            apart).
     """
 
     def __init__(self, cfg, batch_size: int, iters: int = 20,
                  warmup: int = 3, device: str = 'cpu', seed: int = 0,
-                 flops: bool = True, peak_tflops: Optional[float] = None):
+                 flops: bool = True, peak_tflops: Optional[float] = None,
+                 prompt_bank: bool = False):
         if device == 'cuda' and not torch.cuda.is_available():
             raise RuntimeError(
                 'benchmark: device cuda was asked for, but CUDA is not '
@@ -95,6 +102,8 @@ class Benchmark:
         self.device = device
         self.seed = seed
         self.flops = flops
+        self.prompt_bank = prompt_bank
+        self.bank_build_s = None
         torch.manual_seed(seed)
         self.model = build_model(cfg, device)
         self.initial_state = snapshot_state(self.model)
@@ -126,6 +135,13 @@ class Benchmark:
         self.model.set_phase(phase)
         if self.model.prompt_feature_cache is not None:
             self.model.prompt_feature_cache.clear()  # each run starts cold
+        self.model.prompt_feature_bank = None
+        if phase == 'prompt' and impl == 'ours' and self.prompt_bank:
+            start = time.perf_counter()
+            self.model.prompt_feature_bank = build_crop_feature_bank(
+                self.model, [batch], flip=False)
+            synchronize(self.device)
+            self.bank_build_s = time.perf_counter() - start
         optim_wrapper = build_optim(self.cfg, self.model)
         if impl == 'ours':
             return lambda: self.model.train_step(batch, optim_wrapper)
@@ -182,6 +198,9 @@ class Benchmark:
                 k: float(v.detach() if torch.is_tensor(v) else v)
                 for k, v in first.items()},
             flops_per_step=None, achieved_tflops=None, mfu=None)
+        if phase == 'prompt' and impl == 'ours' and self.prompt_bank:
+            result['prompt_bank_build_images_per_s'] = (self.batch_size /
+                                                        self.bank_build_s)
         cache = self.model.prompt_feature_cache
         if phase == 'prompt' and impl == 'ours' and cache is not None:
             # The one batch repeats: every view misses once, then hits.
@@ -196,6 +215,7 @@ class Benchmark:
             result['achieved_tflops'] = flops / stats['median'] / 1e12
             if self.peak_tflops:
                 result['mfu'] = result['achieved_tflops'] / self.peak_tflops
+        self.model.prompt_feature_bank = None
         return result
 
     # ------------------------------------------------------------ report
@@ -249,7 +269,7 @@ def run_benchmark(cfg, phases: Sequence[str], impls: Sequence[str],
                   batch_size: int, iters: int = 20, warmup: int = 3,
                   device: str = 'cpu', seed: int = 0, flops: bool = True,
                   peak_tflops: Optional[float] = None,
-                  log=print) -> dict:
+                  prompt_bank: bool = False, log=print) -> dict:
     """Time ``phases`` with ``impls`` ('ours', 'reference' or both).
 
     'export' is timed once, with ours only.
@@ -259,7 +279,7 @@ def run_benchmark(cfg, phases: Sequence[str], impls: Sequence[str],
         ``comparisons`` (phases timed both ways).
     """
     bench = Benchmark(cfg, batch_size, iters, warmup, device, seed, flops,
-                      peak_tflops)
+                      peak_tflops, prompt_bank)
     runs = []
     for phase in phases:
         for impl in impls:

@@ -28,6 +28,10 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint)),
     cam_head=dict(type='CAMHead', in_channels=2048, num_classes=20,
                   pool='gap'),
+    # ResNet-50 in channels-last order: on the 2-core CPU (batch 8, 224)
+    # cam 1.19x, match 1.08x, export 1.27x faster; expected to help more on
+    # GPU tensor cores (unmeasured)
+    channels_last=True,
     clip=dict(
         type='FrozenCLIP',
         model_name='ViT-B-32',

@@ -75,33 +75,45 @@ class PromptFeatureBankHook(Hook):
             shuffle=False,
             collate_fn=pseudo_collate)
 
-    @torch.no_grad()
     def build_bank(self, model) -> dict:
-        """Crop features of every image (and flip) of the dataloader.
-
-        Returns:
-            dict: ``(img_path, flipped) -> (classes, features)``, classes a
-            tuple of class indices, features a tuple of (len(classes), D)
-            tensors (background crops, then foreground crops if the prompt
-            loss uses them).
-        """
+        """:func:`build_crop_feature_bank` over the dataloader's images."""
         start = time.perf_counter()
         loader = self._loader()
-        bank = {}
-        flips = (False, True) if self.flip else (False, )
-        for data in tqdm(loader, desc='prompt feature bank',
-                         unit='batch'):
-            data = model.data_preprocessor(data, False)
-            inputs, samples = data['inputs'], data['data_samples']
-            labels = torch.stack(
-                [s.gt_class_labels for s in samples]).to(inputs.dtype)
-            for flipped in flips:
-                per_image = model.frozen_crop_features_per_image(
-                    inputs.flip(-1) if flipped else inputs, labels)
-                for sample, entry in zip(samples, per_image):
-                    bank[(sample.img_path, flipped)] = entry
+        bank = build_crop_feature_bank(
+            model, tqdm(loader, desc='prompt feature bank', unit='batch'),
+            self.flip)
         print_log(
             f'PromptFeatureBankHook: crop features of {len(loader.dataset)} '
-            f'images x {len(flips)} view(s) in '
+            f'images x {2 if self.flip else 1} view(s) in '
             f'{time.perf_counter() - start:.1f} s', logger='current')
         return bank
+
+
+@torch.no_grad()
+def build_crop_feature_bank(model, batches, flip: bool = True) -> dict:
+    """The prompt phase's crop features of every image (and its flip).
+
+    Args:
+        model (SemPLeS): in the prompt phase (frozen CAM network).
+        batches (Iterable[dict]): dataloader batches (``pseudo_collate``);
+            the samples need ``img_path`` and ``gt_class_labels``.
+        flip (bool): also the horizontal flip of every image.
+
+    Returns:
+        dict: ``(img_path, flipped) -> (classes, features)``, classes a
+        tuple of class indices, features a tuple of (len(classes), D)
+        tensors (background crops, then foreground crops if the prompt loss
+        uses them), as ``SemPLeS.prompt_feature_bank`` expects.
+    """
+    bank = {}
+    for data in batches:
+        data = model.data_preprocessor(data, False)
+        inputs, samples = data['inputs'], data['data_samples']
+        labels = torch.stack(
+            [s.gt_class_labels for s in samples]).to(inputs.dtype)
+        for flipped in ((False, True) if flip else (False, )):
+            per_image = model.frozen_crop_features_per_image(
+                inputs.flip(-1) if flipped else inputs, labels)
+            for sample, entry in zip(samples, per_image):
+                bank[(sample.img_path, flipped)] = entry
+    return bank

@@ -71,6 +71,10 @@ class SemPLeS(BaseSegmentor):
         detach_backbone_in (Sequence[str]): phases in which the backbone
             (and neck) features are detached, so only the CAM head learns;
             the authors detach their WeakTr backbone in stages 1 and 3.
+        channels_last (bool): keep the CAM network's weights and inputs in
+            channels-last memory order, which the convolution kernels of
+            CPUs (oneDNN) and GPU tensor cores prefer; the same numbers up
+            to float rounding. Off by default.
         prompt_feature_cache (dict, optional): ``dict(max_views=N)`` keeps
             the frozen CLIP features of each view's prompt-phase crops
             (:class:`ViewFeatureCache`), so a repeated view costs only the
@@ -100,6 +104,7 @@ class SemPLeS(BaseSegmentor):
                  mask_eps: Optional[dict] = None,
                  cls_loss_weight: Optional[dict] = None,
                  detach_backbone_in: Sequence[str] = (),
+                 channels_last: bool = False,
                  prompt_feature_cache: Optional[dict] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
@@ -151,6 +156,13 @@ class SemPLeS(BaseSegmentor):
             raise ValueError(f'SemPLeS: detach_backbone_in names unknown '
                              f'phases {sorted(unknown)}; use {PHASES}.')
         self.detach_backbone_in = tuple(detach_backbone_in)
+        self.channels_last = channels_last
+        if channels_last:
+            # in place: init_weights, load_state_dict and .to(device) keep
+            # the parameters' memory order
+            for name in CAM_MODULES:
+                if getattr(self, name) is not None:
+                    getattr(self, name).to(memory_format=torch.channels_last)
         self.prompt_feature_cache = (
             ViewFeatureCache(**prompt_feature_cache)
             if prompt_feature_cache is not None else None)
@@ -280,6 +292,8 @@ class SemPLeS(BaseSegmentor):
     # ----------------------------------------------------- CAM network
     def extract_feat(self, inputs: Tensor) -> List[Tensor]:
         """(B, 3, H, W) -> backbone (and neck) feature maps."""
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         feats = self.backbone(inputs)
         if self.neck is not None:
             feats = self.neck(feats)
