@@ -12,7 +12,8 @@ from torch.testing import assert_close
 from conftest import TEST_CONFIGS, load_tool, REPO_ROOT
 from semples_mm.benchmark import (Benchmark, bf16_peak_tflops, build_model,
                                   check_weight_files, compare,
-                                  format_report, load_config,
+                                  export_image_sizes, format_report,
+                                  load_config,
                                   make_random_init, random_batch,
                                   random_labels, reference_loss,
                                   step_time_stats)
@@ -308,3 +309,46 @@ def test_tool_amp_on_cpu_runs_both_ways_in_bf16(tmp_path):
     assert report['meta']['amp'] is True
     # ours and the reference autocast alike, so their losses still agree
     assert report['comparisons'][0]['loss_max_rel_diff'] <= 1e-2
+
+
+def test_export_image_sizes_follow_the_export_pipeline():
+    """VOC's val pipeline resizes to short side 512 (long side <= 2048):
+    375x500 -> 512x683 (x1.3653), COCO's 480x640 too, 333x500 -> 512x769
+    (x1.5375); the synthetic world's pipeline does not resize."""
+    voc, _ = load_config(str(REPO_ROOT / 'configs/semples/voc.py'),
+                         random_init=True)
+    assert export_image_sizes(voc) == ((375, 500), (512, 683))
+    assert export_image_sizes(voc, (480, 640)) == ((480, 640), (512, 683))
+    assert export_image_sizes(voc, (333, 500)) == ((333, 500), (512, 769))
+    synthetic, _ = load_config(str(REPO_ROOT / 'configs/semples/synthetic.py'))
+    assert export_image_sizes(synthetic) == ((64, 64), (64, 64))
+    assert export_image_sizes(synthetic, (40, 50)) == ((40, 50), (40, 50))
+
+
+def test_export_run_times_whole_resized_images(monkeypatch):
+    """The export is timed on its own batch size, on images resized by the
+    val pipeline, with CAMs normalised at the images' own size."""
+    cfg, _ = load_config(TINY, cfg_options={
+        'val_dataloader.dataset.pipeline': [
+            dict(type='LoadImageFromFile'),
+            dict(type='Resize', scale=(64, 40), keep_ratio=True),
+            dict(type='PackWSSSInputs')],
+        'pseudo_label_cfg': dict(batch_size=2, scales=(1.0, 1.5))})
+    bench = Benchmark(cfg, batch_size=3, iters=1, warmup=0, flops=False,
+                      export_image_size=(20, 30))
+    seen = []
+    predict = bench.model.predict_cams
+    monkeypatch.setattr(bench.model, 'predict_cams',
+                        lambda x: seen.append(tuple(x.shape)) or predict(x))
+    run = bench.run('export')
+    # 20x30 -> x min(64 / 30, 40 / 20) = x2 -> 40x60; scale 1.5 -> 60x90;
+    # 2 images and their flips in each pass
+    assert seen == [(4, 3, 40, 60), (4, 3, 60, 90)]
+    assert run['batch_size'] == 2
+    assert run['export_settings']['image_size'] == [20, 30]
+    assert run['export_settings']['input_size'] == [40, 60]
+    report = dict(meta=bench.meta(), runs=[run], comparisons=[])
+    assert '2 whole 20x30 images' in format_report(report)
+    assert 'to 40x60' in format_report(report)
+    cams = bench._export_fn(bench._export_batch())()
+    assert tuple(cams.shape) == (NUM_CLASSES, 20, 30)

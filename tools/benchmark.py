@@ -2,13 +2,16 @@
 
     python tools/benchmark.py CONFIG [--phase cam match prompt refine export]
         [--batch-size N] [--iters N] [--warmup N] [--device cpu|cuda]
+        [--export-batch-size N] [--export-image-size H W]
         [--ours | --reference] [--random-init] [--amp] [--prompt-bank]
         [--num-threads N]
         [--cfg-options key=value ...] [--out figures.json]
 
 Real ``model.train_step`` calls of each phase (data preprocessor, forward,
 backward, the config's optimizer) on one random batch of the config's image
-size and classes (1-3 classes per image), then the pseudo-mask export path.
+size and classes (1-3 classes per image), then the pseudo-mask export path
+on whole images as the export reads them (resized by the config's
+val_dataloader pipeline, CAMs normalised at the image's own size).
 Printed per phase: images/s and (image, class) pairs/s (batch over the
 median step time), median step time with its p10-p90 spread, peak memory
 and counted FLOPs; on CUDA the model FLOPs utilisation against the GPU's
@@ -70,6 +73,17 @@ def parse_args(argv=None):
         '--prompt-bank', action='store_true',
         help="our prompt phase reads PromptFeatureBankHook's crop features "
         "of the batch's images, built once before the timed steps")
+    parser.add_argument(
+        '--export-batch-size', type=int, default=None,
+        help='images per export batch (default: pseudo_label_cfg.batch_size,'
+        ' else --batch-size)')
+    parser.add_argument(
+        '--export-image-size', type=int, nargs=2, metavar=('H', 'W'),
+        default=None,
+        help='size of the dataset images the export reads; the export '
+        "pipeline's Resize is applied to it (default: 375 500, the commonest "
+        'VOC size, when that pipeline resizes, else the training image '
+        'size)')
     parser.add_argument('--num-threads', type=int, default=None,
                         help='torch CPU threads (1 on a shared CPU)')
     parser.add_argument('--seed', type=int, default=0,
@@ -90,8 +104,11 @@ def parse_args(argv=None):
                      'cpu or run on a GPU machine.')
     if args.iters < 1 or args.warmup < 0:
         parser.error('--iters must be >= 1 and --warmup >= 0.')
-    if args.batch_size is not None and args.batch_size < 1:
-        parser.error('--batch-size must be >= 1.')
+    for name in ('batch_size', 'export_batch_size'):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1.")
+    if args.export_image_size is not None and min(args.export_image_size) < 1:
+        parser.error('--export-image-size H W must be positive.')
     if args.device is None:
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     return args
@@ -123,7 +140,9 @@ def main(argv=None):
                            args.warmup, device, args.seed,
                            flops=not args.no_flops,
                            peak_tflops=args.peak_tflops,
-                           prompt_bank=args.prompt_bank)
+                           prompt_bank=args.prompt_bank,
+                           export_batch_size=args.export_batch_size,
+                           export_image_size=args.export_image_size)
     report['meta'].update(config=args.config, amp=args.amp,
                           random_init=changed, impls=impls)
     print(format_report(report, title=f'SemPLeS benchmark: {args.config}'))

@@ -4,7 +4,8 @@ Times real training steps of a config's model on random batches of its
 shapes, and the same losses computed the way the authors' code does
 (:mod:`.reference`) as the yardstick. Registers nothing.
 """
-from .batches import config_image_size, random_batch, random_labels
+from .batches import (config_image_size, export_image_sizes, random_batch,
+                      random_labels)
 from .building import (build_model, build_optim, check_weight_files,
                        load_config, make_random_init, snapshot_state)
 from .measure import (BF16_PEAK_TFLOPS, PeakMemory, bf16_peak_tflops,
@@ -15,7 +16,7 @@ from .runner import (IMPLS, PHASES, TRAIN_PHASES, Benchmark, compare,
                      export_batch, loss_difference, run_benchmark)
 
 __all__ = [
-    'config_image_size', 'random_batch', 'random_labels', 'build_model',
+    'config_image_size', 'export_image_sizes', 'random_batch', 'random_labels', 'build_model',
     'build_optim', 'check_weight_files', 'load_config', 'make_random_init',
     'snapshot_state', 'BF16_PEAK_TFLOPS', 'PeakMemory', 'bf16_peak_tflops',
     'count_flops', 'step_time_stats', 'time_steps', 'reference_loss',

@@ -26,6 +26,61 @@ def config_image_size(cfg) -> Tuple[int, int]:
     return int(height), int(width)
 
 
+#: (H, W) of the dataset images the export is timed on when its pipeline
+#: resizes them: the commonest PASCAL VOC size. COCO's usual 480x640 has the
+#: same aspect, so a keep-ratio Resize gives both the same network input.
+TYPICAL_SOURCE_SIZE = (375, 500)
+
+
+def export_pipeline(cfg) -> list:
+    """Transforms of the dataset the pseudo-mask export reads: the
+    ``val_dataloader`` (what ``PseudoLabelHook`` and
+    ``tools/make_pseudo_labels.py`` read by default); [] without one."""
+    loader = cfg.get('val_dataloader') or {}
+    return list((loader.get('dataset') or {}).get('pipeline') or [])
+
+
+def export_image_sizes(cfg, source_size: Optional[Sequence[int]] = None
+                       ) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """Sizes of one image in the pseudo-mask export.
+
+    The export reads whole dataset images, not training crops: the network
+    sees each image after the export pipeline's ``Resize`` transforms (at
+    scale 1.0), and the CAMs are upsampled back to the image's own size.
+
+    Args:
+        cfg (Config): a SemPLeS config.
+        source_size (Sequence[int], optional): (H, W) of the dataset image.
+            Default: :data:`TYPICAL_SOURCE_SIZE` when the pipeline resizes,
+            else the training image size (:func:`config_image_size`; the
+            synthetic world's images are their own crops).
+
+    Returns:
+        tuple: ((H, W) of the image, the CAMs' output size (ori_shape);
+        (H, W) of the network input at scale 1.0).
+    """
+    resizes = [t for t in export_pipeline(cfg) if t.get('type') == 'Resize']
+    if source_size is None:
+        source_size = TYPICAL_SOURCE_SIZE if resizes else \
+            config_image_size(cfg)
+    height, width = (int(source_size[0]), int(source_size[1]))
+    if height < 1 or width < 1:
+        raise ValueError(f'benchmark: export image size {height}x{width} '
+                         'must be positive.')
+    if not resizes:
+        return (height, width), (height, width)
+    import numpy as np
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import TRANSFORMS
+    results = dict(img=np.zeros((height, width, 3), dtype=np.uint8))
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope',
+                                                      'mmseg')):
+        for transform in resizes:
+            results = TRANSFORMS.build(dict(transform))(results)
+    resized = results['img'].shape[:2]
+    return (height, width), (int(resized[0]), int(resized[1]))
+
+
 def random_labels(batch_size: int, num_classes: int,
                   generator: torch.Generator,
                   max_classes: int = 3) -> torch.Tensor:
@@ -48,7 +103,8 @@ def random_batch(batch_size: int,
                  num_classes: int,
                  seed: int = 0,
                  device: str = 'cpu',
-                 labels: Optional[torch.Tensor] = None) -> dict:
+                 labels: Optional[torch.Tensor] = None,
+                 ori_shape: Optional[Sequence[int]] = None) -> dict:
     """A dataloader-style batch of random images and labels.
 
     Packed as ``PackWSSSInputs`` packs real data, so ``model.train_step``
@@ -64,6 +120,9 @@ def random_batch(batch_size: int,
             timed steps).
         labels (Tensor, optional): (B, K) labels to use instead of random
             ones.
+        ori_shape (Sequence[int], optional): (H, W) the images had before
+            the pipeline resized them to ``image_size`` (the exporter's
+            output size); default ``image_size``.
 
     Returns:
         dict: ``inputs`` (list of B (3, H, W) uint8 tensors) and
@@ -79,12 +138,13 @@ def random_batch(batch_size: int,
                          f'({batch_size}, {num_classes}).')
     images = torch.randint(0, 256, (batch_size, 3, height, width),
                            generator=generator, dtype=torch.uint8)
+    ori_shape = tuple(int(v) for v in (ori_shape or image_size))
     inputs, samples = [], []
     for i in range(batch_size):
         inputs.append(images[i].to(device))
         sample = SegDataSample(metainfo=dict(
             img_id=f'random_{i:05d}', img_path=f'random_{i:05d}.png',
-            ori_shape=(height, width), img_shape=(height, width)))
+            ori_shape=ori_shape, img_shape=(height, width)))
         sample.gt_class_labels = labels[i].float().to(device)
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)

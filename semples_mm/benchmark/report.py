@@ -87,8 +87,12 @@ def format_report(report: dict, title: str = '') -> str:
     exports = [r for r in report['runs'] if r['phase'] == 'export']
     if exports:
         settings = exports[0]['export_settings']
+        image_h, image_w = settings['image_size']
+        input_h, input_w = settings['input_size']
         lines.append(
-            'export: pseudo-mask CAMs of the batch as one dataloader batch '
-            f"(scales {settings['scales']}, flip {settings['flip']}), "
-            'normalised; PNG writing and data loading excluded.')
+            f"export: pseudo-mask CAMs of {exports[0]['batch_size']} whole "
+            f'{image_h}x{image_w} images as one dataloader batch, resized '
+            f'by the export pipeline to {input_h}x{input_w} (scales '
+            f"{settings['scales']}, flip {settings['flip']}), normalised at "
+            f'{image_h}x{image_w}; PNG writing and data loading excluded.')
     return '\n'.join(lines)

@@ -9,7 +9,7 @@ import torch
 
 from ..engine.hooks.prompt_feature_bank_hook import build_crop_feature_bank
 from ..pseudo_labels.exporter import batched_normalized_cams
-from .batches import config_image_size, random_batch
+from .batches import config_image_size, export_image_sizes, random_batch
 from .building import build_model, build_optim, snapshot_state
 from .measure import (PeakMemory, bf16_peak_tflops, count_flops,
                       step_time_stats, synchronize, time_steps)
@@ -78,12 +78,19 @@ class Benchmark:
             :class:`PromptFeatureBankHook`'s bank, built for the batch's
             images before the timed steps (its build time is reported
             apart).
+        export_batch_size (int, optional): images per export batch;
+            default ``pseudo_label_cfg.batch_size``, else ``batch_size``.
+        export_image_size (Sequence[int], optional): (H, W) of the dataset
+            images the export reads; the export pipeline's Resize is applied
+            to it (see :func:`export_image_sizes` for the default).
     """
 
     def __init__(self, cfg, batch_size: int, iters: int = 20,
                  warmup: int = 3, device: str = 'cpu', seed: int = 0,
                  flops: bool = True, peak_tflops: Optional[float] = None,
-                 prompt_bank: bool = False):
+                 prompt_bank: bool = False,
+                 export_batch_size: Optional[int] = None,
+                 export_image_size: Optional[Sequence[int]] = None):
         if device == 'cuda' and not torch.cuda.is_available():
             raise RuntimeError(
                 'benchmark: device cuda was asked for, but CUDA is not '
@@ -95,6 +102,9 @@ class Benchmark:
         if batch_size < 1 or warmup < 0:
             raise ValueError(f'benchmark: batch_size={batch_size} must be '
                              f'>= 1 and warmup={warmup} >= 0.')
+        if export_batch_size is not None and export_batch_size < 1:
+            raise ValueError('benchmark: export_batch_size='
+                             f'{export_batch_size} must be >= 1.')
         self.cfg = cfg
         self.batch_size = batch_size
         self.iters = iters
@@ -104,6 +114,10 @@ class Benchmark:
         self.flops = flops
         self.prompt_bank = prompt_bank
         self.bank_build_s = None
+        self.export_batch_size = export_batch_size or (
+            cfg.get('pseudo_label_cfg') or {}).get('batch_size') or batch_size
+        self.export_image_size = export_image_size
+        self.export_sizes = None  # (image (H, W), network input (H, W))
         torch.manual_seed(seed)
         self.model = build_model(cfg, device)
         self.initial_state = snapshot_state(self.model)
@@ -119,6 +133,17 @@ class Benchmark:
     def _batch(self) -> dict:
         return random_batch(self.batch_size, self.image_size,
                             self.num_classes, self.seed, self.device)
+
+    def _export_batch(self) -> dict:
+        """Whole images as the export reads them: resized by its pipeline,
+        with their own size as ``ori_shape`` (the CAMs' output size)."""
+        if self.export_sizes is None:
+            self.export_sizes = export_image_sizes(self.cfg,
+                                                   self.export_image_size)
+        image_size, input_size = self.export_sizes
+        return random_batch(self.export_batch_size, input_size,
+                            self.num_classes, self.seed, self.device,
+                            ori_shape=image_size)
 
     def _restart(self):
         """Initial weights (extra states too: no phase, no snapshot)."""
@@ -177,7 +202,8 @@ class Benchmark:
         if phase == 'export' and impl == 'reference':
             raise ValueError('benchmark: the export phase has no reference '
                              'implementation; time it without --reference.')
-        batch = self._batch()
+        batch = self._export_batch() if phase == 'export' else self._batch()
+        batch_size = len(batch['inputs'])
         pairs = int(sum(float(s.gt_class_labels.sum())
                         for s in batch['data_samples']))
         step = (self._export_fn(batch) if phase == 'export' else
@@ -187,8 +213,8 @@ class Benchmark:
         peak = self.memory.peak_bytes()
         stats = step_time_stats(times)
         result = dict(
-            phase=phase, impl=impl,
-            images_per_s=self.batch_size / stats['median'],
+            phase=phase, impl=impl, batch_size=batch_size,
+            images_per_s=batch_size / stats['median'],
             pairs_per_s=None if phase == 'export' else pairs /
             stats['median'],
             pairs_per_batch=None if phase == 'export' else pairs,
@@ -208,7 +234,9 @@ class Benchmark:
         if phase == 'export':
             result['export_settings'] = dict(
                 scales=list(self.export_settings['scales']),
-                flip=self.export_settings['flip'])
+                flip=self.export_settings['flip'],
+                image_size=list(self.export_sizes[0]),
+                input_size=list(self.export_sizes[1]))
         if self.flops:
             flops = count_flops(step)
             result['flops_per_step'] = flops
@@ -269,7 +297,10 @@ def run_benchmark(cfg, phases: Sequence[str], impls: Sequence[str],
                   batch_size: int, iters: int = 20, warmup: int = 3,
                   device: str = 'cpu', seed: int = 0, flops: bool = True,
                   peak_tflops: Optional[float] = None,
-                  prompt_bank: bool = False, log=print) -> dict:
+                  prompt_bank: bool = False,
+                  export_batch_size: Optional[int] = None,
+                  export_image_size: Optional[Sequence[int]] = None,
+                  log=print) -> dict:
     """Time ``phases`` with ``impls`` ('ours', 'reference' or both).
 
     'export' is timed once, with ours only.
@@ -279,7 +310,8 @@ def run_benchmark(cfg, phases: Sequence[str], impls: Sequence[str],
         ``comparisons`` (phases timed both ways).
     """
     bench = Benchmark(cfg, batch_size, iters, warmup, device, seed, flops,
-                      peak_tflops, prompt_bank)
+                      peak_tflops, prompt_bank, export_batch_size,
+                      export_image_size)
     runs = []
     for phase in phases:
         for impl in impls:
