@@ -5,6 +5,7 @@ batches and config handling do what they say, and the tool runs end to end
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.testing import assert_close
@@ -352,3 +353,33 @@ def test_export_run_times_whole_resized_images(monkeypatch):
     assert 'to 40x60' in format_report(report)
     cams = bench._export_fn(bench._export_batch())()
     assert tuple(cams.shape) == (NUM_CLASSES, 20, 30)
+
+
+def test_whole_export_of_random_voc_images(tmp_path, capsys):
+    """--export-end-to-end N writes N random VOC-layout images once (kept
+    in --export-data), exports every one through the config's
+    val_dataloader and reports the rate."""
+    data = tmp_path / 'random_voc'
+    out = tmp_path / 'figures.json'
+    argv = [TINY, '--phase', 'export', '--iters', '1', '--warmup', '0',
+            '--no-flops', '--export-batch-size', '2',
+            '--export-image-size', '20', '30', '--export-end-to-end', '5',
+            '--export-num-workers', '0', '--export-data', str(data),
+            '--out', str(out)]
+    load_tool('benchmark').main(argv)
+    assert 'whole export' in capsys.readouterr().out
+    whole = json.loads(out.read_text())['export_end_to_end']
+    assert whole['num_images'] == 5 and whole['images_per_s'] > 0
+    assert (whole['batch_size'], whole['num_workers']) == (2, 0)
+    assert whole['image_size'] == [20, 30]
+    images = sorted((data / 'JPEGImages').glob('*.jpg'))
+    assert len(images) == 5
+    from PIL import Image
+    assert Image.open(images[0]).size == (30, 20)
+    mask = np.array(Image.open(data / 'SegmentationClass' /
+                               (images[0].stem + '.png')))
+    assert set(np.unique(mask)) - {0} and mask.max() <= NUM_CLASSES
+    # a second run reuses the images
+    stamp = images[0].stat().st_mtime_ns
+    load_tool('benchmark').main(argv)
+    assert images[0].stat().st_mtime_ns == stamp

@@ -3,6 +3,7 @@
     python tools/benchmark.py CONFIG [--phase cam match prompt refine export]
         [--batch-size N] [--iters N] [--warmup N] [--device cpu|cuda]
         [--export-batch-size N] [--export-image-size H W]
+        [--export-end-to-end N [--export-num-workers N] [--export-data DIR]]
         [--ours | --reference] [--random-init] [--amp] [--prompt-bank]
         [--num-threads N]
         [--cfg-options key=value ...] [--out figures.json]
@@ -84,6 +85,17 @@ def parse_args(argv=None):
         "pipeline's Resize is applied to it (default: 375 500, the commonest "
         'VOC size, when that pipeline resizes, else the training image '
         'size)')
+    parser.add_argument(
+        '--export-end-to-end', type=int, metavar='N', default=None,
+        help='also time the whole export (data loading, inference, PNG '
+        'writing) of N random VOC-layout images of the export image size, '
+        "through the config's val_dataloader")
+    parser.add_argument('--export-num-workers', type=int, default=None,
+                        help='dataloader workers of that export (default: '
+                        "the val_dataloader's)")
+    parser.add_argument('--export-data', default=None,
+                        help='keep its random images in this folder '
+                        '(default: a temporary folder)')
     parser.add_argument('--num-threads', type=int, default=None,
                         help='torch CPU threads (1 on a shared CPU)')
     parser.add_argument('--seed', type=int, default=0,
@@ -104,7 +116,7 @@ def parse_args(argv=None):
                      'cpu or run on a GPU machine.')
     if args.iters < 1 or args.warmup < 0:
         parser.error('--iters must be >= 1 and --warmup >= 0.')
-    for name in ('batch_size', 'export_batch_size'):
+    for name in ('batch_size', 'export_batch_size', 'export_end_to_end'):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1.")
     if args.export_image_size is not None and min(args.export_image_size) < 1:
@@ -142,7 +154,10 @@ def main(argv=None):
                            peak_tflops=args.peak_tflops,
                            prompt_bank=args.prompt_bank,
                            export_batch_size=args.export_batch_size,
-                           export_image_size=args.export_image_size)
+                           export_image_size=args.export_image_size,
+                           export_end_to_end=args.export_end_to_end,
+                           export_num_workers=args.export_num_workers,
+                           export_data_root=args.export_data)
     report['meta'].update(config=args.config, amp=args.amp,
                           random_init=changed, impls=impls)
     print(format_report(report, title=f'SemPLeS benchmark: {args.config}'))

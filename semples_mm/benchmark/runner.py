@@ -11,6 +11,7 @@ from ..engine.hooks.prompt_feature_bank_hook import build_crop_feature_bank
 from ..pseudo_labels.exporter import batched_normalized_cams
 from .batches import config_image_size, export_image_sizes, random_batch
 from .building import build_model, build_optim, snapshot_state
+from .export_end_to_end import time_export_end_to_end
 from .measure import (PeakMemory, bf16_peak_tflops, count_flops,
                       step_time_stats, synchronize, time_steps)
 from .reference import reference_train_step
@@ -134,13 +135,26 @@ class Benchmark:
         return random_batch(self.batch_size, self.image_size,
                             self.num_classes, self.seed, self.device)
 
-    def _export_batch(self) -> dict:
-        """Whole images as the export reads them: resized by its pipeline,
-        with their own size as ``ori_shape`` (the CAMs' output size)."""
+    def _export_sizes(self):
+        """(image (H, W), network input (H, W)), see
+        :func:`export_image_sizes`."""
         if self.export_sizes is None:
             self.export_sizes = export_image_sizes(self.cfg,
                                                    self.export_image_size)
-        image_size, input_size = self.export_sizes
+        return self.export_sizes
+
+    def _export_settings(self) -> dict:
+        """Scales and flip of ``pseudo_label_cfg``, else the exporter's
+        defaults."""
+        settings = dict(EXPORT_DEFAULTS)
+        from_cfg = self.cfg.get('pseudo_label_cfg') or {}
+        settings.update({k: from_cfg[k] for k in settings if k in from_cfg})
+        return settings
+
+    def _export_batch(self) -> dict:
+        """Whole images as the export reads them: resized by its pipeline,
+        with their own size as ``ori_shape`` (the CAMs' output size)."""
+        image_size, input_size = self._export_sizes()
         return random_batch(self.export_batch_size, input_size,
                             self.num_classes, self.seed, self.device,
                             ori_shape=image_size)
@@ -175,12 +189,32 @@ class Benchmark:
     def _export_fn(self, batch: dict):
         self._restart()
         self.model.eval()
-        settings = dict(EXPORT_DEFAULTS)
-        from_cfg = self.cfg.get('pseudo_label_cfg') or {}
-        settings.update({k: from_cfg[k] for k in settings if k in from_cfg})
-        self.export_settings = settings
+        settings = self.export_settings = self._export_settings()
         return lambda: export_batch(self.model, batch, settings['scales'],
                                     settings['flip'])
+
+    def run_export_end_to_end(self, num_images: int,
+                              num_workers: Optional[int] = None,
+                              data_root: Optional[str] = None) -> dict:
+        """The whole export (data loading, inference, PNG writing) of
+        ``num_images`` random images of the export image size, through the
+        config's ``val_dataloader`` (:func:`time_export_end_to_end`).
+
+        Returns:
+            dict: its figures, with the scales and flip used.
+        """
+        if num_images < 1:
+            raise ValueError('benchmark: the end-to-end export needs at '
+                             f'least one image, got {num_images}.')
+        self._restart()
+        settings = self._export_settings()
+        result = time_export_end_to_end(
+            self.model, self.cfg, num_images, self._export_sizes()[0],
+            self.export_batch_size, settings['scales'], settings['flip'],
+            num_workers=num_workers, data_root=data_root, seed=self.seed)
+        result.update(scales=list(settings['scales']),
+                      flip=settings['flip'])
+        return result
 
     def run(self, phase: str, impl: str = 'ours') -> dict:
         """Time one phase with one implementation.
@@ -300,14 +334,20 @@ def run_benchmark(cfg, phases: Sequence[str], impls: Sequence[str],
                   prompt_bank: bool = False,
                   export_batch_size: Optional[int] = None,
                   export_image_size: Optional[Sequence[int]] = None,
+                  export_end_to_end: Optional[int] = None,
+                  export_num_workers: Optional[int] = None,
+                  export_data_root: Optional[str] = None,
                   log=print) -> dict:
     """Time ``phases`` with ``impls`` ('ours', 'reference' or both).
 
-    'export' is timed once, with ours only.
+    'export' is timed once, with ours only; with ``export_end_to_end=N``
+    the whole export of N random images is timed after the phases
+    (:meth:`Benchmark.run_export_end_to_end`).
 
     Returns:
-        dict: ``meta``, ``runs`` (one dict per phase and implementation) and
-        ``comparisons`` (phases timed both ways).
+        dict: ``meta``, ``runs`` (one dict per phase and implementation),
+        ``comparisons`` (phases timed both ways) and ``export_end_to_end``
+        (None when not asked for).
     """
     bench = Benchmark(cfg, batch_size, iters, warmup, device, seed, flops,
                       peak_tflops, prompt_bank, export_batch_size,
@@ -324,4 +364,10 @@ def run_benchmark(cfg, phases: Sequence[str], impls: Sequence[str],
             log(f'[benchmark] {phase} ({impl}): {warmup} warm-up + '
                 f'{iters} timed steps')
             runs.append(bench.run(phase, impl))
-    return dict(meta=bench.meta(), runs=runs, comparisons=compare(runs))
+    end_to_end = None
+    if export_end_to_end:
+        log(f'[benchmark] whole export of {export_end_to_end} random images')
+        end_to_end = bench.run_export_end_to_end(
+            export_end_to_end, export_num_workers, export_data_root)
+    return dict(meta=bench.meta(), runs=runs, comparisons=compare(runs),
+                export_end_to_end=end_to_end)
