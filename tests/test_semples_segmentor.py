@@ -239,6 +239,48 @@ def test_prompt_and_refine_losses_are_the_formulas():
                                rtol=1e-5, atol=1e-5)
 
 
+def test_refine_encodes_the_frozen_prompts_once_per_prompt_value(
+        monkeypatch):
+    """The refine phase reuses its prompt features until the prompts are
+    written (in place, or by loading a checkpoint), and its loss stays the
+    formula with the current prompts."""
+    model = build_model()
+    model.eval()
+    model.set_phase('refine')
+    inputs, samples = make_batch(LABELS)
+    calls = []
+    encode = model.clip.encode_prompts
+    monkeypatch.setattr(model.clip, 'encode_prompts',
+                        lambda ctx: calls.append(1) or encode(ctx))
+
+    def hand_refine_loss():
+        with torch.no_grad():
+            fg, _, classes = _hand_pairs(model, inputs, LABELS, eps=0.1)
+            prompts = encode(model.prompt_learner.ctx)
+            fg_sim = _cos(model.clip.encode_image(fg), prompts[classes])
+            return 0.05 * (-torch.log(1 - fg_sim)).mean()
+
+    with torch.no_grad():
+        first = model.loss(inputs, samples)['loss_refine']
+        again = model.loss(inputs, samples)['loss_refine']
+    assert len(calls) == 1
+    torch.testing.assert_close(again, first, rtol=0, atol=0)
+    with torch.no_grad():
+        model.prompt_learner.ctx.mul_(-1.5)  # an in-place write
+        written = model.loss(inputs, samples)['loss_refine']
+    assert len(calls) == 2
+    torch.testing.assert_close(written, hand_refine_loss(), rtol=1e-5,
+                               atol=1e-6)
+    assert (written - first).abs() > 1e-6
+    model.prompt_learner.load_state_dict(
+        build_model(seed=3).prompt_learner.state_dict())
+    with torch.no_grad():
+        loaded = model.loss(inputs, samples)['loss_refine']
+    assert len(calls) == 3
+    torch.testing.assert_close(loaded, hand_refine_loss(), rtol=1e-5,
+                               atol=1e-6)
+
+
 def test_unlabelled_images_add_no_pair():
     """An image without labels changes nothing: the loss over the batch
     equals the loss over the labelled images alone."""

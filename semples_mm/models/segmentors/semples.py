@@ -174,6 +174,8 @@ class SemPLeS(BaseSegmentor):
         self.cam_snapshot: Optional[Dict[str, Tensor]] = None
         # Set by PromptFeatureBankHook for the prompt phase only.
         self.prompt_feature_bank: Optional[dict] = None
+        # (key, (K, D) features) of the frozen prompts (refine phase).
+        self._frozen_prompt_memo: Optional[tuple] = None
 
     # ------------------------------------------------------------ phases
     @staticmethod
@@ -336,6 +338,22 @@ class SemPLeS(BaseSegmentor):
         return self.clip.encode_text(
             [self.text_template.format(name) for name in self.class_names])
 
+    def _frozen_prompt_features(self) -> Tensor:
+        """(K, D) CLIP features of the learnt prompts, which the refine
+        phase keeps frozen: encoded once, and again only when the prompt
+        tensor is written (its in-place version counter moves with every
+        optimizer step and checkpoint load), moved, or the autocast state
+        changes. The authors' code re-encodes them every step."""
+        ctx = self.prompt_learner()
+        key = (ctx.data_ptr(), ctx._version, ctx.device, ctx.dtype,
+               torch.is_autocast_enabled(ctx.device.type))
+        if self._frozen_prompt_memo is None or \
+                self._frozen_prompt_memo[0] != key:
+            with torch.no_grad():
+                self._frozen_prompt_memo = (key,
+                                            self.clip.encode_prompts(ctx))
+        return self._frozen_prompt_memo[1]
+
     def _pair_images(self, inputs: Tensor, masks: Tensor, labels: Tensor):
         """Foreground and background crops of every present (image, class).
 
@@ -390,9 +408,8 @@ class SemPLeS(BaseSegmentor):
         pair_text = text[class_idx]
         losses[self.match_loss.loss_name] = self.match_loss(
             (fg_feat * pair_text).sum(-1), (bg_feat * pair_text).sum(-1))
-        if phase == 'refine':
-            with torch.no_grad():  # prompts are frozen in stage 3
-                prompts = self.clip.encode_prompts(self.prompt_learner())
+        if phase == 'refine':  # prompts are frozen in stage 3
+            prompts = self._frozen_prompt_features()
             losses[self.refine_loss.loss_name] = self.refine_loss(
                 (fg_feat * prompts[class_idx]).sum(-1))
         return losses
