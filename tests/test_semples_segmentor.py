@@ -655,8 +655,13 @@ def test_channels_last_keeps_the_losses_and_the_memory_order():
             sum(model.loss(inputs, samples).values()).backward()
         for (name, a), (_, b) in zip(params_of(plain, CAM_NET),
                                      params_of(fast, CAM_NET)):
-            torch.testing.assert_close(a.grad, b.grad, rtol=1e-4,
-                                       atol=1e-6, msg=f'{phase} {name}')
+            # The two memory orders sum in different orders, and oneDNN's
+            # order also moves with thread scheduling: float32 rounding of
+            # the largest terms (seen: 2.2e-6 of a 0.46 stem gradient).
+            torch.testing.assert_close(
+                a.grad, b.grad, rtol=1e-4,
+                atol=1e-5 * float(b.grad.abs().max()),
+                msg=f'{phase} {name}')
     fast.set_phase('refine')  # restores the end-of-cam snapshot
     assert all(w.is_contiguous(memory_format=torch.channels_last)
                for _, w in _conv_weights(fast))
