@@ -23,6 +23,7 @@ from semples_mm.pseudo_labels import (batched_normalized_cams,
                                       check_output_dir,
                                       compute_normalized_cams,
                                       export_pseudo_masks,
+                                      in_order_loader_cfg,
                                       multi_scale_flip_cams,
                                       voc_palette)
 from semples_mm.pseudo_labels.palette import TEMP_PREFIX, TEMP_SUFFIX
@@ -394,3 +395,19 @@ def test_crf_export_writes_present_ids_only(tmp_path):
         # the painted rectangles are easy: the CRF keeps most pixels right
         # (0.77-1.0 here; without CRF 0.99-1.0)
         assert (written == mask).mean() > 0.7
+
+
+def test_in_order_loader_cfg_reads_every_image_once_in_order():
+    train_like = dict(batch_size=16, num_workers=4, persistent_workers=True,
+                      sampler=dict(type='InfiniteSampler', shuffle=True),
+                      dataset=dict(type='D', ann_file='train.txt'))
+    cfg = in_order_loader_cfg(train_like, ann_file='trainaug.txt',
+                              batch_size=8, num_workers=0)
+    assert cfg == dict(batch_size=8, num_workers=0,
+                       sampler=dict(type='DefaultSampler', shuffle=False),
+                       dataset=dict(type='D', ann_file='trainaug.txt'))
+    assert train_like['dataset']['ann_file'] == 'train.txt'  # a copy
+    assert train_like['persistent_workers'] is True
+    kept = in_order_loader_cfg(train_like)
+    assert (kept['batch_size'], kept['num_workers']) == (16, 4)
+    assert kept['dataset'] == train_like['dataset']

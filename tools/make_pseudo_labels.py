@@ -157,6 +157,7 @@ def main(argv=None):
 
     import semples_mm  # noqa: F401  (registers our components)
     from semples_mm.pseudo_labels import (export_pseudo_masks,
+                                          in_order_loader_cfg,
                                           update_summary_file)
     from semples_mm.utils.launch import (finish_distributed,
                                          start_process_group)
@@ -177,13 +178,11 @@ def main(argv=None):
     ann_file = split_ann_file(settings['split'])
     dataset, has_masks = build_dataset(cfg, dataloader_cfg, ann_file,
                                        settings['metric'] is not None)
-    dataloader_cfg.update(
-        dataset=dataset, sampler=dict(type='DefaultSampler', shuffle=False))
-    dataloader_cfg.pop('persistent_workers', None)
-    for key in ('batch_size', 'num_workers'):
-        if settings[key] is not None:
-            dataloader_cfg[key] = settings[key]
-    dataloader = Runner.build_dataloader(dataloader_cfg, seed=0)
+    loader_cfg = in_order_loader_cfg(
+        dataloader_cfg, batch_size=settings['batch_size'],
+        num_workers=settings['num_workers'])
+    loader_cfg['dataset'] = dataset
+    dataloader = Runner.build_dataloader(loader_cfg, seed=0)
 
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if device == 'cuda':

@@ -1,7 +1,6 @@
 """The whole pseudo-mask export on a folder of random VOC-layout images:
 data loading, inference, PNG writing, as ``PseudoLabelHook`` and
 ``tools/make_pseudo_labels.py`` run it (:func:`export_pseudo_masks`)."""
-import copy
 import os
 import os.path as osp
 import tempfile
@@ -10,7 +9,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from ..pseudo_labels.exporter import export_pseudo_masks
+from ..pseudo_labels.exporter import export_pseudo_masks, in_order_loader_cfg
 from ..pseudo_labels.palette import save_mask_png
 
 RANDOM_SPLIT = 'random_images'
@@ -75,22 +74,16 @@ def export_dataloader_cfg(cfg, data_root: str, ann_file: str,
     ``data_root``: JPEG images, masks and labels from
     ``SegmentationClass``, no synthetic-world generation, in order, at
     ``batch_size``."""
-    loader = copy.deepcopy(cfg.val_dataloader.to_dict() if hasattr(
-        cfg.val_dataloader, 'to_dict') else dict(cfg.val_dataloader))
-    dataset = loader['dataset']
+    loader = in_order_loader_cfg(cfg.val_dataloader, ann_file,
+                                 batch_size, num_workers)
+    dataset = loader['dataset'] = dict(loader['dataset'])
     dataset.pop('synthetic_world', None)
     dataset.pop('label_file', None)
     dataset.update(
-        data_root=data_root, ann_file=ann_file, img_suffix='.jpg',
-        seg_map_suffix='.png',
+        data_root=data_root, img_suffix='.jpg', seg_map_suffix='.png',
         data_prefix=dict(img_path='JPEGImages',
                          seg_map_path='SegmentationClass'),
         label_seg_map_path='SegmentationClass')
-    loader.update(batch_size=batch_size,
-                  sampler=dict(type='DefaultSampler', shuffle=False))
-    loader.pop('persistent_workers', None)
-    if num_workers is not None:
-        loader['num_workers'] = num_workers
     return loader
 
 

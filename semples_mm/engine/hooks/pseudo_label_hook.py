@@ -8,7 +8,7 @@ from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
 from ...pseudo_labels import (dataset_has_masks, export_pseudo_masks,
-                              update_summary_file)
+                              in_order_loader_cfg, update_summary_file)
 
 
 def build_export_dataloader(runner, dataloader_cfg=None, ann_file=None,
@@ -32,14 +32,8 @@ def build_export_dataloader(runner, dataloader_cfg=None, ann_file=None,
         raise ValueError(
             'PseudoLabelHook needs a dataloader config: pass dataloader=dict('
             '...) or define val_dataloader in the config')
-    cfg = copy.deepcopy(dict(cfg))
-    if ann_file is not None:
-        cfg['dataset']['ann_file'] = ann_file
-    if batch_size is not None:
-        cfg['batch_size'] = batch_size
-    cfg['sampler'] = dict(type='DefaultSampler', shuffle=False)
-    cfg.pop('persistent_workers', None)  # one pass: no workers to keep
-    return runner.build_dataloader(cfg, seed=runner.seed)
+    return runner.build_dataloader(
+        in_order_loader_cfg(cfg, ann_file, batch_size), seed=runner.seed)
 
 
 @HOOKS.register_module()
