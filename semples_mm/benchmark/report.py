@@ -106,6 +106,7 @@ def format_report(report: dict, title: str = '') -> str:
             f"with {whole['num_workers']} loader worker(s), scales "
             f"{whole['scales']}, flip {whole['flip']}: "
             f"{whole['seconds']:.1f} s, {rate:.1f} img/s; at that rate "
-            f"VOC trainaug's 10,582 images take {10582 / rate:.0f} s, COCO "
-            f"train's 82,081 {82081 / rate:.0f} s.")
+            f'10,582 images of this size (as many as VOC trainaug) take '
+            f'{10582 / rate:.0f} s, 82,081 (COCO train) {82081 / rate:.0f} '
+            's.')
     return '\n'.join(lines)
