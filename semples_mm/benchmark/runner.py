@@ -189,7 +189,7 @@ class Benchmark:
     def _export_fn(self, batch: dict):
         self._restart()
         self.model.eval()
-        settings = self.export_settings = self._export_settings()
+        settings = self._export_settings()
         return lambda: export_batch(self.model, batch, settings['scales'],
                                     settings['flip'])
 
@@ -266,11 +266,11 @@ class Benchmark:
             # The one batch repeats: every view misses once, then hits.
             result['prompt_cache_hit_rate'] = cache.hit_rate
         if phase == 'export':
+            settings = self._export_settings()
+            image_size, input_size = self._export_sizes()
             result['export_settings'] = dict(
-                scales=list(self.export_settings['scales']),
-                flip=self.export_settings['flip'],
-                image_size=list(self.export_sizes[0]),
-                input_size=list(self.export_sizes[1]))
+                scales=list(settings['scales']), flip=settings['flip'],
+                image_size=list(image_size), input_size=list(input_size))
         if self.flops:
             flops = count_flops(step)
             result['flops_per_step'] = flops
