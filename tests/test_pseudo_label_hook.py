@@ -229,8 +229,12 @@ def test_make_pseudo_labels_tool(world, tmp_path):
     assert sorted(os.listdir(out)) == sorted(f'{i}.png' for i in train_ids)
     assert summary['split'] == 'train' and summary['scales'] == [1.0]
     assert summary['bg_threshold'] == 0.5 and summary['mIoU'] is not None
+    assert summary['amp'] is False
     saved = json.load(open(tmp_path / 'work' / 'summary.json'))
     assert saved['masks_train']['num_images'] == len(train_ids)
+    amp = tool.main([config_path, checkpoint, '--out', out + '_amp',
+                     '--split', 'train', '--amp', '--no-progress'])
+    assert amp['amp'] is True and amp['num_written'] == len(train_ids)
 
     with pytest.raises(ValueError, match='ground-truth'):
         tool.main([config_path, checkpoint, '--out',

@@ -228,6 +228,39 @@ def test_export_bytes_do_not_depend_on_the_batch_size(tmp_path):
         tmp_path / 'batch12')
 
 
+def test_amp_runs_only_the_network_in_bf16_and_stays_close(
+        tmp_path, monkeypatch):
+    """amp=True: predict_cams runs under bf16 autocast, the normalised CAMs
+    come back in fp32, within bf16 rounding of the fp32 ones, and the
+    export summary says so."""
+    dataset = ToyWSSSDataset(str(tmp_path / 'images'), num_images=4)
+    model = build_test_model('PseudoLabelTestConvModel').eval()
+    items = [dataset[i] for i in range(4)]
+    inputs = [item['inputs'] for item in items]
+    samples = [item['data_samples'] for item in items]
+    seen = []
+    predict = model.predict_cams
+    monkeypatch.setattr(model, 'predict_cams', lambda x: seen.append(
+        (torch.is_autocast_enabled('cpu'),
+         torch.get_autocast_dtype('cpu'))) or predict(x))
+    with torch.no_grad():
+        full = batched_normalized_cams(model, inputs, samples,
+                                       scales=(1.0, 1.2))
+        assert {enabled for enabled, _ in seen} == {False}
+        seen.clear()
+        half = batched_normalized_cams(model, inputs, samples,
+                                       scales=(1.0, 1.2), amp=True)
+    assert seen and set(seen) == {(True, torch.bfloat16)}
+    assert any(not torch.equal(a, b) for a, b in zip(full, half))
+    for a, b in zip(full, half):
+        assert b.dtype == torch.float32
+        torch.testing.assert_close(b, a, rtol=0, atol=0.03)
+    summary = export_pseudo_masks(model, build_loader(dataset, 2),
+                                  str(tmp_path / 'masks'), amp=True,
+                                  progress=False)
+    assert summary['amp'] is True and summary['num_written'] == 4
+
+
 # --------------------------------------------------------------- PNG output
 def test_written_png_has_voc_palette_and_expected_ids(tmp_path):
     # left half class 0 (red), right half class 1 (green), two black rows on

@@ -69,7 +69,8 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true',
                         help='mixed precision as tools/train.py --amp: '
                         'fp16 AmpOptimWrapper on CUDA, bf16 '
-                        'BF16OptimWrapper on CPU')
+                        'BF16OptimWrapper on CPU; the export under bf16 '
+                        'autocast (pseudo_label_cfg.amp)')
     parser.add_argument(
         '--prompt-bank', action='store_true',
         help="our prompt phase reads PromptFeatureBankHook's crop features "

@@ -2,7 +2,7 @@
 
     python tools/make_pseudo_labels.py CONFIG CHECKPOINT --out DIR \
         [--split train|val|trainaug|<ann_file>] [--scales 1.0 1.2] \
-        [--bg-threshold 0.43] [--batch-size N] [--crf] \
+        [--bg-threshold 0.43] [--batch-size N] [--crf] [--amp] \
         [--launcher none|pytorch] \
         [--cfg-options key=value ...]
 
@@ -32,6 +32,7 @@ DEFAULTS = dict(
     crf=False,
     crf_cfg=None,
     crf_workers=None,
+    amp=False,
     out_dir=None,
     split='train',
     batch_size=None,
@@ -60,6 +61,9 @@ def parse_args(argv=None):
     parser.add_argument('--crf', action='store_true',
                         help='refine with a dense CRF (pip install '
                         'pydensecrf2)')
+    parser.add_argument('--amp', action='store_true',
+                        help='infer the CAMs under bf16 autocast (default: '
+                        'pseudo_label_cfg.amp)')
     parser.add_argument('--batch-size', type=int,
                         help='images per dataloader batch; those of one size '
                         'are inferred together (default: pseudo_label_cfg.'
@@ -107,6 +111,8 @@ def export_settings(cfg, args):
         settings['flip'] = False
     if args.crf:
         settings['crf'] = True
+    if args.amp:
+        settings['amp'] = True
     if args.no_eval:
         settings['metric'] = None
     if not settings['out_dir']:
@@ -197,7 +203,8 @@ def main(argv=None):
         model, dataloader, settings['out_dir'], scales=settings['scales'],
         flip=settings['flip'], bg_threshold=settings['bg_threshold'],
         crf=settings['crf'], crf_cfg=settings['crf_cfg'],
-        crf_workers=settings['crf_workers'], evaluator=evaluator,
+        crf_workers=settings['crf_workers'], amp=settings['amp'],
+        evaluator=evaluator,
         split=settings['split'], progress=not args.no_progress)
     summary['checkpoint'] = osp.abspath(args.checkpoint)
     if is_main_process():

@@ -91,7 +91,8 @@ def load_config(path: str,
         random_init (bool): drop the weight files (:func:`make_random_init`).
         amp (bool): mixed precision as ``tools/train.py --amp``: every
             optimizer wrapper becomes an ``AmpOptimWrapper`` (fp16) on
-            CUDA, a ``BF16OptimWrapper`` on CPU.
+            CUDA, a ``BF16OptimWrapper`` on CPU; and the export infers
+            under bf16 autocast (``pseudo_label_cfg.amp``).
         device (str): 'cpu' or 'cuda', the device the steps will run on.
 
     Returns:
@@ -105,6 +106,8 @@ def load_config(path: str,
     if amp:
         from ..utils.launch import enable_amp
         enable_amp(cfg, cuda=device == 'cuda')
+        cfg.pseudo_label_cfg = dict(cfg.get('pseudo_label_cfg') or {},
+                                    amp=True)
     return cfg, changed
 
 

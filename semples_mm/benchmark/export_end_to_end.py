@@ -90,6 +90,7 @@ def export_dataloader_cfg(cfg, data_root: str, ann_file: str,
 def time_export_end_to_end(model, cfg, num_images: int,
                            image_size: Sequence[int], batch_size: int,
                            scales: Sequence[float], flip: bool,
+                           amp: bool = False,
                            num_workers: Optional[int] = None,
                            data_root: Optional[str] = None,
                            seed: int = 0) -> dict:
@@ -101,7 +102,8 @@ def time_export_end_to_end(model, cfg, num_images: int,
         num_images (int): images to write and export.
         image_size (Sequence[int]): (H, W) of the images.
         batch_size (int): images per dataloader batch.
-        scales, flip: CAM inference settings.
+        scales, flip, amp: CAM inference settings
+            (:func:`export_pseudo_masks`).
         num_workers (int, optional): dataloader workers; default the
             config's.
         data_root (str, optional): where the images are (made and) kept;
@@ -128,7 +130,7 @@ def time_export_end_to_end(model, cfg, num_images: int,
             dataloader = Runner.build_dataloader(loader_cfg, seed=seed)
             summary = export_pseudo_masks(
                 model, dataloader, osp.join(scratch, 'masks'),
-                scales=scales, flip=flip, progress=False)
+                scales=scales, flip=flip, amp=amp, progress=False)
     return dict(num_images=summary['num_written'],
                 seconds=summary['seconds'],
                 images_per_s=summary['images_per_s'],

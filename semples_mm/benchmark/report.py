@@ -93,7 +93,8 @@ def format_report(report: dict, title: str = '') -> str:
             f"export: pseudo-mask CAMs of {exports[0]['batch_size']} whole "
             f'{image_h}x{image_w} images as one dataloader batch, resized '
             f'by the export pipeline to {input_h}x{input_w} (scales '
-            f"{settings['scales']}, flip {settings['flip']}), normalised at "
+            f"{settings['scales']}, flip {settings['flip']}, bf16 autocast "
+            f"{settings['amp']}), normalised at "
             f'{image_h}x{image_w}; PNG writing and data loading excluded.')
     whole = report.get('export_end_to_end')
     if whole:
@@ -104,7 +105,8 @@ def format_report(report: dict, title: str = '') -> str:
             f"PseudoLabelHook runs it): {whole['num_images']} random "
             f"{height}x{width} JPEG images at batch {whole['batch_size']} "
             f"with {whole['num_workers']} loader worker(s), scales "
-            f"{whole['scales']}, flip {whole['flip']}: "
+            f"{whole['scales']}, flip {whole['flip']}, bf16 autocast "
+            f"{whole['amp']}: "
             f"{whole['seconds']:.1f} s, {rate:.1f} img/s; at that rate "
             f'10,582 images of this size (as many as VOC trainaug) take '
             f'{10582 / rate:.0f} s, 82,081 (COCO train) {82081 / rate:.0f} '

@@ -21,7 +21,7 @@ PHASES = TRAIN_PHASES + ('export', )
 IMPLS = ('ours', 'reference')
 # The exporter's defaults (PseudoLabelHook, tools/make_pseudo_labels.py)
 # when the config has no pseudo_label_cfg.
-EXPORT_DEFAULTS = dict(scales=(1.0, 1.2), flip=True)
+EXPORT_DEFAULTS = dict(scales=(1.0, 1.2), flip=True, amp=False)
 FLOPS_NOTE = (
     'FLOPs: torch.utils.flop_counter.FlopCounterMode over one extra step '
     '(matmuls, convolutions, attention of the CAM network, CLIP and '
@@ -43,7 +43,7 @@ def device_description(device: str) -> str:
 
 
 def export_batch(model, batch: dict, scales: Sequence[float],
-                 flip: bool) -> torch.Tensor:
+                 flip: bool, amp: bool = False) -> torch.Tensor:
     """The pseudo-mask exporter's CAM work for ``batch`` as one dataloader
     batch: multi-scale + flip, label-restricted and normalised
     (:func:`batched_normalized_cams`); PNG writing excluded.
@@ -54,7 +54,7 @@ def export_batch(model, batch: dict, scales: Sequence[float],
     with torch.no_grad():
         return batched_normalized_cams(model, batch['inputs'],
                                        batch['data_samples'], scales=scales,
-                                       flip=flip)[-1]
+                                       flip=flip, amp=amp)[-1]
 
 
 class Benchmark:
@@ -144,8 +144,8 @@ class Benchmark:
         return self.export_sizes
 
     def _export_settings(self) -> dict:
-        """Scales and flip of ``pseudo_label_cfg``, else the exporter's
-        defaults."""
+        """Scales, flip and amp of ``pseudo_label_cfg``, else the
+        exporter's defaults."""
         settings = dict(EXPORT_DEFAULTS)
         from_cfg = self.cfg.get('pseudo_label_cfg') or {}
         settings.update({k: from_cfg[k] for k in settings if k in from_cfg})
@@ -191,7 +191,7 @@ class Benchmark:
         self.model.eval()
         settings = self._export_settings()
         return lambda: export_batch(self.model, batch, settings['scales'],
-                                    settings['flip'])
+                                    settings['flip'], settings['amp'])
 
     def run_export_end_to_end(self, num_images: int,
                               num_workers: Optional[int] = None,
@@ -211,9 +211,10 @@ class Benchmark:
         result = time_export_end_to_end(
             self.model, self.cfg, num_images, self._export_sizes()[0],
             self.export_batch_size, settings['scales'], settings['flip'],
-            num_workers=num_workers, data_root=data_root, seed=self.seed)
+            amp=settings['amp'], num_workers=num_workers,
+            data_root=data_root, seed=self.seed)
         result.update(scales=list(settings['scales']),
-                      flip=settings['flip'])
+                      flip=settings['flip'], amp=settings['amp'])
         return result
 
     def run(self, phase: str, impl: str = 'ours') -> dict:
@@ -270,7 +271,8 @@ class Benchmark:
             image_size, input_size = self._export_sizes()
             result['export_settings'] = dict(
                 scales=list(settings['scales']), flip=settings['flip'],
-                image_size=list(image_size), input_size=list(input_size))
+                amp=settings['amp'], image_size=list(image_size),
+                input_size=list(input_size))
         if self.flops:
             flops = count_flops(step)
             result['flops_per_step'] = flops

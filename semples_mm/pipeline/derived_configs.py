@@ -133,6 +133,7 @@ def export_settings(cfg):
                           model_test_cfg.get('bg_threshold', 0.43))),
         crf=bool(from_cfg.get('crf', False)),
         crf_cfg=from_cfg.get('crf_cfg'),
+        amp=bool(from_cfg.get('amp', False)),
         batch_size=from_cfg.get('batch_size'))
 
 

@@ -249,6 +249,7 @@ def run_pipeline(config, work_dir, steps, seed=0, deeplab_config=None,
                     '--scales', *[str(s) for s in settings['scales']]]
             argv += [] if settings['flip'] else ['--no-flip']
             argv += ['--crf'] if settings['crf'] else []
+            argv += ['--amp'] if settings['amp'] else []
             argv += ['--cfg-options', *options] if options else []
             steps.make_pseudo_labels(argv)
 

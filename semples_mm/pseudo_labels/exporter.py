@@ -60,8 +60,24 @@ def _unpadded(inputs, data_sample):
     return inputs[..., top:height - bottom, left:width - right]
 
 
+def bf16_autocast(predict_cams):
+    """``predict_cams`` under bfloat16 autocast on its input's device.
+
+    Only the network runs in bf16: :func:`multi_scale_flip_cams` casts its
+    CAMs to fp32 before resizing and summing, and the min-max
+    normalisation follows in fp32. bf16 keeps fp32's exponent range, so
+    large activations cannot overflow as they could in fp16.
+    """
+
+    def predict(inputs):
+        with torch.autocast(inputs.device.type, dtype=torch.bfloat16):
+            return predict_cams(inputs)
+
+    return predict
+
+
 def batched_normalized_cams(model, inputs, data_samples, scales=(1.0, ),
-                            flip=True, eps=1e-5):
+                            flip=True, eps=1e-5, amp=False):
     """Label-restricted, min-max normalised CAMs of several images.
 
     Each image is preprocessed on its own (no padding to a common size);
@@ -76,10 +92,14 @@ def batched_normalized_cams(model, inputs, data_samples, scales=(1.0, ),
             (K,) and ``ori_shape``.
         scales, flip: see :func:`multi_scale_flip_cams`.
         eps (float): see :func:`normalize_cams`.
+        amp (bool): run the network under bf16 autocast
+            (:func:`bf16_autocast`).
 
     Returns:
         list[Tensor]: per image (K, H_ori, W_ori), on the model's device.
     """
+    predict_cams = bf16_autocast(model.predict_cams) if amp else \
+        model.predict_cams
     prepared = []
     groups = {}  # (input size, ori_shape) -> image indices, in input order
     for index, (image, sample) in enumerate(zip(inputs, data_samples)):
@@ -97,7 +117,7 @@ def batched_normalized_cams(model, inputs, data_samples, scales=(1.0, ),
     results = [None] * len(prepared)
     for (_, out_size), indices in groups.items():
         cams = multi_scale_flip_cams(
-            model.predict_cams, torch.cat([prepared[i] for i in indices]),
+            predict_cams, torch.cat([prepared[i] for i in indices]),
             scales=scales, flip=flip, out_size=out_size)
         labels = torch.stack([
             data_samples[i].gt_class_labels for i in indices
@@ -187,6 +207,7 @@ def export_pseudo_masks(model,
                         crf=False,
                         crf_cfg=None,
                         crf_workers=None,
+                        amp=False,
                         evaluator=None,
                         split=None,
                         protected_dirs=(),
@@ -219,6 +240,9 @@ def export_pseudo_masks(model,
         crf (bool): refine with a dense CRF (needs pydensecrf).
         crf_cfg (dict, optional): overrides of ``crf.DEFAULT_CRF_CFG``.
         crf_workers (int, optional): CRF pool size; default: CPU count.
+        amp (bool): infer the CAMs under bf16 autocast (faster on GPUs and
+            on CPUs with bf16 instructions; a few boundary pixels may
+            change).
         evaluator (Evaluator | dict | list[dict], optional): fed
             ``data_sample.cam`` (PixelData (K, H, W), normalised CAMs) and
             ``gt_sem_seg`` of every image, e.g.
@@ -305,7 +329,7 @@ def export_pseudo_masks(model,
                         todo.append((inputs, data_sample, out_path, exists))
                 all_cams = batched_normalized_cams(
                     model, [item[0] for item in todo],
-                    [item[1] for item in todo], scales, flip, eps)
+                    [item[1] for item in todo], scales, flip, eps, amp)
                 bar.update(len(data_batch['inputs']) - len(todo))
                 for (_, data_sample, out_path, exists), norm_cams in zip(
                         todo, all_cams):
@@ -373,6 +397,7 @@ def export_pseudo_masks(model,
         flip=bool(flip),
         bg_threshold=float(bg_threshold),
         crf=bool(crf),
+        amp=bool(amp),
         world_size=world_size)
     if evaluator is not None:
         metrics = evaluator.evaluate(num_images)

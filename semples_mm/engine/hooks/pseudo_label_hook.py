@@ -66,6 +66,7 @@ class PseudoLabelHook(Hook):
         bg_threshold (float): background score of the written masks.
         crf (bool): refine with a dense CRF (needs pydensecrf).
         crf_cfg (dict, optional): CRF settings (see pseudo_labels.crf).
+        amp (bool): infer the CAMs under bf16 autocast.
         metric (dict, optional): metric config fed the CAMs and ground
             truth; used only when every image has a mask. None: no metric.
         out_dir (str, optional): output folder; default
@@ -88,6 +89,7 @@ class PseudoLabelHook(Hook):
                  bg_threshold=0.43,
                  crf=False,
                  crf_cfg=None,
+                 amp=False,
                  metric=dict(type='PseudoMaskMetric'),
                  out_dir=None,
                  summary_file='summary.json'):
@@ -109,7 +111,7 @@ class PseudoLabelHook(Hook):
         self.split = split
         self.export_cfg = dict(
             scales=tuple(scales), flip=flip, bg_threshold=bg_threshold,
-            crf=crf, crf_cfg=crf_cfg)
+            crf=crf, crf_cfg=crf_cfg, amp=amp)
         self.metric = metric
         self.out_dir = out_dir
         self.summary_file = summary_file
