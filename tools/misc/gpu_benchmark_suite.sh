@@ -68,7 +68,7 @@ run deits configs/semples/voc_deits.py --amp --batch-size "$BATCH" \
 run vitb16 configs/semples/voc.py --amp --batch-size "$BATCH" \
   --phase match refine --cfg-options model.clip.model_name=ViT-B-16
 
-grep -E '^(phase|cam |match |prompt |refine |export |  [a-z]+ +[0-9.]+x|whole export|MFU)' \
-  "$LOG" | grep -v '^phase' || true
+grep -E '^(== |cam |match |prompt |refine |export |  [a-z]+ +[0-9.]+x|whole export|MFU)' \
+  "$LOG" || true
 echo "suite: $failed run(s) failed; figures in $OUT_DIR" | tee -a "$LOG"
 [ "$failed" -eq 0 ]
