@@ -379,7 +379,15 @@ def test_whole_export_of_random_voc_images(tmp_path, capsys):
     mask = np.array(Image.open(data / 'SegmentationClass' /
                                (images[0].stem + '.png')))
     assert set(np.unique(mask)) - {0} and mask.max() <= NUM_CLASSES
-    # a second run reuses the images
+    # a second run reuses the images; another size gets its own set
     stamp = images[0].stat().st_mtime_ns
     load_tool('benchmark').main(argv)
     assert images[0].stat().st_mtime_ns == stamp
+    size_at = argv.index('--export-image-size') + 1
+    argv[size_at:size_at + 2] = ['24', '16']
+    load_tool('benchmark').main(argv)
+    resized = json.loads(out.read_text())['export_end_to_end']
+    assert resized['image_size'] == [24, 16]
+    images = sorted((data / 'JPEGImages').glob('*.jpg'))
+    assert len(images) == 10
+    assert {Image.open(p).size for p in images} == {(30, 20), (16, 24)}

@@ -12,21 +12,20 @@ from PIL import Image
 from ..pseudo_labels.exporter import export_pseudo_masks, in_order_loader_cfg
 from ..pseudo_labels.palette import save_mask_png
 
-RANDOM_SPLIT = 'random_images'
-
-
 def write_random_voc(root: str, num_images: int, num_classes: int,
                      image_size: Sequence[int], seed: int = 0) -> str:
     """Random JPEG images and masks in VOC layout (kept if already there).
 
-    Image ``i`` is a smooth random colour field with noise (so its JPEG is
+    Names carry the size, class count and seed
+    (``random_375x500_20cls_seed0_000000``), so one folder can hold sets of
+    several sizes and a kept set is never taken for another. Image ``i`` is a smooth random colour field with noise (so its JPEG is
     neither trivially small nor pure noise), its mask holds 1-3 rectangles
     of random foreground classes on background; the list is written last,
     so a folder with a list is complete.
 
     Args:
         root (str): folder of ``JPEGImages/``, ``SegmentationClass/`` and
-            ``ImageSets/Segmentation/random_images.txt``.
+            ``ImageSets/Segmentation/<set name>.txt``.
         num_images (int): N.
         num_classes (int): K foreground classes (mask ids 1..K).
         image_size (Sequence[int]): (H, W) of every image.
@@ -35,14 +34,15 @@ def write_random_voc(root: str, num_images: int, num_classes: int,
     Returns:
         str: the list file, relative to ``root``.
     """
-    ann_file = f'ImageSets/Segmentation/{RANDOM_SPLIT}.txt'
-    ids = [f'random_{i:06d}' for i in range(num_images)]
+    height, width = (int(v) for v in image_size)
+    name = f'random_{height}x{width}_{num_classes}cls_seed{seed}'
+    ann_file = f'ImageSets/Segmentation/{name}.txt'
+    ids = [f'{name}_{i:06d}' for i in range(num_images)]
     list_path = osp.join(root, ann_file)
     if osp.exists(list_path):
         with open(list_path) as f:
             if f.read().split() == ids:
                 return ann_file
-    height, width = (int(v) for v in image_size)
     rng = np.random.default_rng(seed)
     for folder in ('JPEGImages', 'SegmentationClass',
                    'ImageSets/Segmentation'):
