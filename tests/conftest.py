@@ -57,6 +57,23 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def read_masks(folder):
+    """{file name: (H, W) id array} of the PNG masks in ``folder``."""
+    return {name: np.array(Image.open(os.path.join(folder, name)))
+            for name in sorted(os.listdir(folder))}
+
+
+def changed_pixel_fraction(masks_a, masks_b):
+    """Fraction of pixels whose id differs between two :func:`read_masks`
+    results that hold the same files. Exports computed in other batches,
+    threads or precisions may round differently and flip a pixel whose
+    score ties with the threshold, so they are compared this way rather
+    than byte for byte."""
+    assert masks_a.keys() == masks_b.keys()
+    changed = sum(int((masks_a[k] != masks_b[k]).sum()) for k in masks_a)
+    return changed / sum(m.size for m in masks_a.values())
+
+
 @pytest.fixture(scope='session')
 def tiny_seg_root(tmp_path_factory):
     """Eight 32x32 RGB images with a square (id 1) and a disc (id 2)."""

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from mmengine.registry import init_default_scope
 from PIL import Image
+from pycocotools import mask as coco_mask
 from scipy.io import savemat
 
 import semples_mm.datasets  # noqa: F401  (registers)
@@ -76,36 +77,28 @@ def test_voc_aug(tmp_path):
         voc_aug.build_trainaug(str(voc), str(sbd))
 
 
-def _encode_rle_string(runs):
-    """COCO's compressed RLE text (the inverse of the converter's decoder,
-    written from the format description)."""
-    chars = []
-    for i, value in enumerate(runs):
-        if i > 2:
-            value -= runs[i - 2]
-        more = True
-        while more:
-            code = value & 0x1f
-            value >>= 5
-            more = value != -1 if code & 0x10 else value != 0
-            chars.append(chr(48 + (code | 0x20 if more else code)))
-    return ''.join(chars)
+def _compressed_rle(mask):
+    """A binary mask as COCO's JSON files store a compressed RLE: counts a
+    text string."""
+    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return dict(size=rle['size'], counts=rle['counts'].decode('ascii'))
 
 
-def test_rle_decoding():
+def test_every_coco_segmentation_form_decodes():
     # 3 x 4 image, column-major runs: 2 bg, 3 fg, 7 bg.
-    rle = dict(size=[3, 4], counts=[2, 3, 7])
     expected = np.zeros((3, 4), np.uint8)
     expected[2, 0] = expected[0, 1] = expected[1, 1] = 1
-    assert np.array_equal(coco2014.decode_rle(rle), expected)
-    runs = [0, 5, 40, 37, 1, 17]
-    text = _encode_rle_string(runs)
-    assert coco2014.decode_rle_string(text) == runs
-    assert np.array_equal(
-        coco2014.decode_rle(dict(size=[10, 10], counts=text)),
-        coco2014.decode_rle(dict(size=[10, 10], counts=runs)))
-    with pytest.raises(ValueError, match='sum to 11'):
-        coco2014.decode_rle(dict(size=[3, 4], counts=[2, 9]))
+    assert np.array_equal(coco2014.annotation_to_mask(
+        dict(size=[3, 4], counts=[2, 3, 7]), 3, 4), expected)
+    assert np.array_equal(coco2014.annotation_to_mask(
+        _compressed_rle(expected), 3, 4), expected)
+    # a polygon of two parts: two unit-area boxes' pixel centres
+    square = coco2014.annotation_to_mask(
+        [[0, 0, 2, 0, 2, 2, 0, 2], [3, 1, 4, 1, 4, 3, 3, 3]], 3, 4)
+    assert square[:2, :2].all() and square[1:3, 3].all()
+    assert square.sum() == 6
+    with pytest.raises(ValueError, match='size'):
+        coco2014.annotation_to_mask(_compressed_rle(expected), 4, 3)
 
 
 def _tiny_coco(root):
@@ -121,7 +114,8 @@ def _tiny_coco(root):
     # (80 more categories would be realistic; three keep it tiny).
     categories = [dict(id=90, name='c90'), dict(id=3, name='c3'),
                   dict(id=7, name='c7')]
-    crowd_runs = [0] + [16] + [64]  # column-major: columns 0-1 fg
+    crowd = np.zeros((8, 10), np.uint8)
+    crowd[:, :2] = 1  # columns 0-1
     annotations = [
         # big box of category 7 on image 1, with a small category-3 on top
         dict(id=1, image_id=1, category_id=7, iscrowd=0, area=30,
@@ -130,7 +124,7 @@ def _tiny_coco(root):
              segmentation=[[2, 2, 4, 2, 4, 4, 2, 4]]),
         # image 2: a crowd region of category 90 (-> 255) and category 90
         dict(id=3, image_id=2, category_id=90, iscrowd=1, area=16,
-             segmentation=dict(size=[8, 10], counts=crowd_runs)),
+             segmentation=_compressed_rle(crowd)),
         dict(id=4, image_id=2, category_id=90, iscrowd=0, area=6,
              segmentation=[[6, 0, 8, 0, 8, 2, 6, 2]]),
         # image 3: nothing

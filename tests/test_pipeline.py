@@ -128,7 +128,13 @@ def test_quick_pipeline_end_to_end_and_rerun(tmp_path, capfd):
     for step in STEPS:
         assert summary['steps'][step]['status'] == 'done'
         assert summary['steps'][step]['skipped_in_last_run'] is False
-        assert summary['steps'][step]['wall_s'] >= 0
+    # each step's wall time is part of the invocation's; they add up to the
+    # run's total (each rounded to 0.1 s)
+    walls = [summary['steps'][step]['wall_s'] for step in STEPS]
+    assert min(walls[1:]) > 0  # training and testing take time
+    assert summary['total_wall_s'] == pytest.approx(sum(walls), abs=0.05 *
+                                                    len(walls))
+    assert summary['total_wall_s'] <= summary['this_invocation_wall_s'] + 0.1
     with open(osp.join(summary['data_root'], 'world.json')) as file:
         assert json.load(file)['seed'] == 1
     for label in ('cam', 'match', 'semples'):

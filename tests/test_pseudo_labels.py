@@ -28,6 +28,8 @@ from semples_mm.pseudo_labels import (batched_normalized_cams,
                                       voc_palette)
 from semples_mm.pseudo_labels.palette import TEMP_PREFIX, TEMP_SUFFIX
 
+from conftest import changed_pixel_fraction, read_masks
+
 NUM_CLASSES = 3
 
 
@@ -212,10 +214,14 @@ def test_batched_cams_group_images_by_size_and_equal_single_images(
                   for x, s in zip(inputs, samples)]
     for cams, expected, sample in zip(batched, single, samples):
         assert cams.shape[1:] == tuple(sample.metainfo['ori_shape'])
-        assert torch.equal(cams, expected)
+        # Not bit-equal: oneDNN picks its convolution algorithm by batch
+        # shape and thread count, so a batch of 4 and a batch of 2 may sum
+        # in another order. The maps lie in [0, 1]: 1e-5 is float32
+        # rounding, far below any change of the maps.
+        torch.testing.assert_close(cams, expected, rtol=0, atol=1e-5)
 
 
-def test_export_bytes_do_not_depend_on_the_batch_size(tmp_path):
+def test_export_masks_do_not_depend_on_the_batch_size(tmp_path):
     dataset = ToyWSSSDataset(str(tmp_path / 'images'), num_images=12)
     for batch_size in (1, 12):
         model = build_test_model('PseudoLabelTestConvModel')
@@ -224,8 +230,13 @@ def test_export_bytes_do_not_depend_on_the_batch_size(tmp_path):
                             scales=(1.0, 1.2), progress=False)
         # one network pass per image, scale, or per size group and scale
         assert len(model.batch_sizes) == (24 if batch_size == 1 else 8)
-    assert read_folder(tmp_path / 'batch1') == read_folder(
-        tmp_path / 'batch12')
+    # Batches of other shapes may round differently (oneDNN), which can
+    # flip a pixel whose score ties with the threshold: compare the masks,
+    # not the bytes. 12 images of 256-480 pixels: at most 0.1% may differ.
+    batch1 = read_masks(tmp_path / 'batch1')
+    assert len(batch1) == 12
+    assert changed_pixel_fraction(batch1, read_masks(
+        tmp_path / 'batch12')) <= 1e-3
 
 
 def test_amp_runs_only_the_network_in_bf16_and_stays_close(
@@ -311,11 +322,14 @@ def test_refuses_the_datasets_own_seg_map_folder(tmp_path):
 
 # -------------------------------------------------------- restart / resume
 def test_restart_after_kill_is_byte_identical(tmp_path):
+    """Batch size 1: the restart infers each remaining image exactly as
+    the uninterrupted export did (same computation, same shapes), so the
+    bytes must agree."""
     dataset = ToyWSSSDataset(str(tmp_path / 'images'), num_images=6)
     model = build_test_model()
     settings = dict(scales=(1.0, 1.2), flip=True, progress=False)
-    export_pseudo_masks(model, build_loader(dataset), str(tmp_path / 'full'),
-                        **settings)
+    export_pseudo_masks(model, build_loader(dataset, 1),
+                        str(tmp_path / 'full'), **settings)
 
     resumed = tmp_path / 'resumed'
 
@@ -325,13 +339,13 @@ def test_restart_after_kill_is_byte_identical(tmp_path):
             raise KeyboardInterrupt('simulated kill')
 
     with pytest.raises(KeyboardInterrupt):
-        export_pseudo_masks(model, build_loader(dataset), str(resumed),
+        export_pseudo_masks(model, build_loader(dataset, 1), str(resumed),
                             on_written=kill_after_three, **settings)
     assert len(os.listdir(resumed)) == 3
     # a kill during a write leaves a temporary file behind
     (resumed / f'{TEMP_PREFIX}img_004.png.x{TEMP_SUFFIX}').write_bytes(b'x')
-    summary = export_pseudo_masks(model, build_loader(dataset), str(resumed),
-                                  **settings)
+    summary = export_pseudo_masks(model, build_loader(dataset, 1),
+                                  str(resumed), **settings)
     assert summary['num_skipped'] == 3 and summary['num_written'] == 3
     full = read_folder(tmp_path / 'full')
     assert len(full) == 6
@@ -375,7 +389,11 @@ def test_two_process_gloo_export_equals_single_process(tmp_path):
         args=(2, _free_port(), image_root, str(tmp_path / 'dist'),
               result_file),
         nprocs=2, join=True)
-    assert read_folder(tmp_path / 'dist') == read_folder(tmp_path / 'single')
+    # Each rank infers other batches with its own threads: compare masks.
+    single_masks = read_masks(tmp_path / 'single')
+    assert len(single_masks) == 5
+    assert changed_pixel_fraction(single_masks, read_masks(
+        tmp_path / 'dist')) <= 1e-3
     dist_summary = torch.load(result_file, weights_only=False)
     # 5 images on 2 ranks: the sampler pads one duplicate, the metric drops it
     assert single['mIoU'] == dist_summary['mIoU'] == 5.0
@@ -413,7 +431,7 @@ def test_missing_pydensecrf_names_the_extra(tmp_path, monkeypatch):
 
 
 def test_crf_export_writes_present_ids_only(tmp_path):
-    pytest.importorskip('pydensecrf.densecrf')
+    # pydensecrf2 is a test requirement: CI must run this path, not skip it
     dataset = ToyWSSSDataset(str(tmp_path / 'images'), num_images=3)
     export_pseudo_masks(build_test_model(), build_loader(dataset),
                         str(tmp_path / 'out'), crf=True, crf_workers=1,

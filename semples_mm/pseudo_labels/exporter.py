@@ -4,12 +4,13 @@ The images of one dataloader batch that share their size go through
 :func:`multi_scale_flip_cams` together (each image and its flips at every
 scale), so the dataloader's ``batch_size`` sets how many images the network
 sees per pass; images of different sizes need no padding. An image's CAMs
-do not depend on its batch companions mathematically, and with the
-synthetic model on this project's CPUs they come out bit-identical whatever
-the batching (tested), so a resumed or distributed export writes the same
-bytes as a single uninterrupted one. On a GPU the
-kernels chosen for a batch shape may round differently; use ``batch_size=1``
-where byte-identical restarts matter more than speed.
+do not depend on its batch companions mathematically, but the kernels
+(oneDNN on CPUs, cuDNN on GPUs) pick their algorithm by batch shape and
+thread count, so another batching may round differently and flip the odd
+pixel whose score ties with the threshold (the tests allow 0.1% of the
+pixels). A restart with the same ``batch_size`` infers what is left in
+batches of other compositions; use ``batch_size=1`` where byte-identical
+restarts matter more than speed.
 """
 import copy
 import multiprocessing
@@ -221,7 +222,7 @@ def export_pseudo_masks(model,
     ``bg_threshold`` as channel 0 and argmax, giving ids 0..K, optionally
     refined by a dense CRF (in a process pool). Masks are VOC palette PNGs
     written atomically; images whose PNG exists are skipped, so a restarted
-    export finishes the folder with the same bytes. Under torch.distributed
+    export finishes the folder (see the module docstring on rounding). Under torch.distributed
     each rank exports the shard its sampler gives it (use DefaultSampler
     with ``shuffle=False``).
 

@@ -8,9 +8,8 @@ non-crowd instance. Instances are painted largest first so small objects on
 top stay visible. Also writes ``<coco_root>/ImageSets/<split>.txt`` (all
 image stems; the dataset skips images without objects).
 
-Segmentations supported: polygons (filled with cv2.fillPoly), uncompressed
-RLE (``counts`` a list) and compressed RLE (``counts`` a string, COCO's
-LEB128-like text code). pycocotools is used instead when it is installed.
+Segmentations (polygons, uncompressed and compressed RLE) are decoded by
+pycocotools, COCO's own API.
 
 Example:
     python tools/dataset_converters/coco2014.py data/coco2014 \
@@ -22,93 +21,30 @@ import os
 import os.path as osp
 from collections import defaultdict
 
-import cv2
 import numpy as np
+from pycocotools import mask as coco_mask
 from tqdm import tqdm
 
 from semples_mm.datasets.synthetic.world import save_palette_mask
 
-try:
-    from pycocotools import mask as coco_mask
-except ImportError:  # the own decoders below are used
-    coco_mask = None
-
 IGNORE = 255
 
 
-def decode_rle_string(counts: str):
-    """COCO's compressed RLE text -> list of run lengths.
-
-    Each run is coded in 5-bit groups (chars offset by 48), low bits first;
-    0x20 marks "more groups follow", 0x10 in the last group is the sign.
-    From the third run on, runs are stored as the difference to the run two
-    places before.
-    """
-    runs, pos = [], 0
-    data = counts.encode('ascii') if isinstance(counts, str) else counts
-    while pos < len(data):
-        value, shift, more = 0, 0, True
-        while more:
-            code = data[pos] - 48
-            value |= (code & 0x1f) << (5 * shift)
-            more = bool(code & 0x20)
-            pos += 1
-            shift += 1
-            if not more and code & 0x10:
-                value |= -1 << (5 * shift)
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
-    return runs
-
-
-def decode_rle(rle: dict) -> np.ndarray:
-    """RLE dict {'size': [h, w], 'counts': list or str} -> (h, w) uint8.
-
-    Runs alternate background / foreground starting with background, over
-    the pixels in column-major order.
-    """
-    height, width = rle['size']
-    counts = rle['counts']
-    runs = decode_rle_string(counts) if isinstance(counts, (str, bytes)) \
-        else list(counts)
-    if sum(runs) != height * width:
-        raise ValueError(f'RLE runs sum to {sum(runs)}, expected '
-                         f'{height} x {width} = {height * width}')
-    values = np.zeros(len(runs), np.uint8)
-    values[1::2] = 1
-    flat = np.repeat(values, runs)
-    return flat.reshape((width, height)).T.copy()
-
-
-def polygons_to_mask(polygons, height, width) -> np.ndarray:
-    """COCO polygons [[x0, y0, x1, y1, ...], ...] -> (h, w) uint8."""
-    mask = np.zeros((height, width), np.uint8)
-    pts = [np.round(np.asarray(p, np.float64).reshape(-1, 2)).astype(np.int32)
-           for p in polygons if len(p) >= 6]
-    if pts:
-        cv2.fillPoly(mask, pts, 1)
-    return mask
-
-
 def annotation_to_mask(segmentation, height, width) -> np.ndarray:
-    """Any COCO segmentation -> (h, w) uint8 binary mask."""
-    if coco_mask is not None:
-        if isinstance(segmentation, list):
-            rles = coco_mask.frPyObjects(segmentation, height, width)
-            rle = coco_mask.merge(rles)
-        elif isinstance(segmentation['counts'], list):
-            rle = coco_mask.frPyObjects(segmentation, height, width)
-        else:
-            rle = segmentation
-        return coco_mask.decode(rle).astype(np.uint8)
-    if isinstance(segmentation, list):
-        return polygons_to_mask(segmentation, height, width)
-    mask = decode_rle(segmentation)
+    """Any COCO segmentation (polygons, uncompressed or compressed RLE)
+    -> (h, w) uint8 binary mask, decoded by pycocotools."""
+    if isinstance(segmentation, list):  # polygons of one instance
+        rle = coco_mask.merge(
+            coco_mask.frPyObjects(segmentation, height, width))
+    elif isinstance(segmentation['counts'], list):  # uncompressed RLE
+        rle = coco_mask.frPyObjects(segmentation, height, width)
+    else:
+        rle = segmentation
+    mask = coco_mask.decode(rle)
     if mask.shape != (height, width):
-        raise ValueError(f'RLE size {mask.shape} differs from the image '
+        raise ValueError(f'segmentation of size {mask.shape} on an image of '
                          f'size {(height, width)}')
-    return mask
+    return mask.astype(np.uint8)
 
 
 def class_mask(image: dict, annotations: list, index_of_cat: dict):
