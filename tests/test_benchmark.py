@@ -261,14 +261,16 @@ def test_tool_device_cuda_without_cuda_fails_clearly(capsys):
 
 
 def test_tool_prompt_phase_with_the_feature_cache(tmp_path, capsys):
-    """With model.prompt_feature_cache the repeated batch misses in the
+    """With ViewCacheCropFeatures the repeated batch misses in the
     warm-up step and hits in the 3 timed ones; the losses still equal the
     reference's."""
     out = tmp_path / 'figures.json'
     load_tool('benchmark').main([
         TINY, '--phase', 'prompt', '--iters', '3', '--warmup', '1',
         '--batch-size', '2', '--no-flops', '--out', str(out),
-        '--cfg-options', 'model.prompt_feature_cache.max_views=10'])
+        '--cfg-options',
+        'model.prompt_crop_features.type=ViewCacheCropFeatures',
+        'model.prompt_crop_features.max_views=10'])
     assert 'hit rate 75%' in capsys.readouterr().out
     report = json.loads(out.read_text())
     runs = {r['impl']: r for r in report['runs']}
@@ -291,7 +293,7 @@ def test_prompt_bank_run_reads_the_bank_and_keeps_the_losses(
     ours = bench.run('prompt', 'ours')
     assert len(calls) == 1
     assert ours['prompt_bank_build_images_per_s'] > 0
-    assert bench.model.prompt_feature_bank is None  # not left behind
+    assert len(bench.model.crop_features) == 0  # not left behind
     reference = bench.run('prompt', 'reference')
     assert 'prompt_bank_build_images_per_s' not in reference
     assert compare([ours, reference])[0]['loss_max_rel_diff'] <= 1e-6

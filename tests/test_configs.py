@@ -17,6 +17,7 @@ from PIL import Image
 
 import semples_mm  # noqa: F401
 from conftest import REPO_ROOT
+from semples_mm.engine.runner import merge_dataloader_cfg
 
 CONFIGS = sorted(
     str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / 'configs').rglob('*.py')
@@ -96,10 +97,19 @@ def _without_weight_files(model_cfg):
     return model_cfg
 
 
-def _hook_datasets(hook_cfgs):
-    """Dataset configs that hooks bring in their own dataloaders."""
-    return [hook['dataloader']['dataset'] for hook in hook_cfgs
-            if isinstance(hook.get('dataloader'), dict)]
+def _redirect_datasets(node, roots):
+    """Every dataset config anywhere in ``node`` (a model's crop-feature
+    bank, a hook's dataloader) pointed at the tiny data, in place."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, dict) and str(
+                    value.get('type', '')).endswith('Dataset'):
+                node[key] = _point_at_tiny_data(value, roots)
+            else:
+                _redirect_datasets(value, roots)
+    elif isinstance(node, list):
+        for item in node:
+            _redirect_datasets(item, roots)
 
 
 @pytest.mark.parametrize('path', CONFIGS)
@@ -107,7 +117,9 @@ def test_shipped_config_builds_and_runs(path, tiny_roots):
     cfg = Config.fromfile(REPO_ROOT / path)
     assert 'semples_mm' in cfg.custom_imports['imports']
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    model = MODELS.build(_without_weight_files(cfg.model))
+    model_cfg = _without_weight_files(cfg.model)
+    _redirect_datasets(model_cfg, tiny_roots)
+    model = MODELS.build(model_cfg)
     assert type(model).__name__ == cfg.model.type
 
     hooks = [HOOKS.build(copy.deepcopy(h)) for h in cfg.get(
@@ -119,8 +131,17 @@ def test_shipped_config_builds_and_runs(path, tiny_roots):
     for key in LOADERS:
         datasets[key] = DATASETS.build(_point_at_tiny_data(
             cfg[key]['dataset'], tiny_roots))
-    for dataset_cfg in _hook_datasets(cfg.get('custom_hooks', [])):
-        DATASETS.build(_point_at_tiny_data(dataset_cfg, tiny_roots))[0]
+    hook_cfgs = copy.deepcopy(cfg.get('custom_hooks', []))
+    _redirect_datasets(hook_cfgs, tiny_roots)
+    for hook in hook_cfgs:
+        if isinstance(hook.get('dataloader'), dict):
+            DATASETS.build(hook['dataloader']['dataset'])[0]
+    # a phase that reads its own dataloader (merged into train_dataloader)
+    for override in (cfg.train_cfg.get('phase_dataloaders') or {}).values():
+        loader = merge_dataloader_cfg(cfg.train_dataloader, override)
+        item = DATASETS.build(_point_at_tiny_data(loader['dataset'],
+                                                  tiny_roots))[0]
+        assert 'gt_class_labels' in item['data_samples']
     for key, dataset in datasets.items():
         sample = dataset[0]['data_samples']
         # the classes of the tiny masks: 1 and 15 (VOC), 1 and 80 (COCO)
@@ -133,11 +154,11 @@ def test_shipped_config_builds_and_runs(path, tiny_roots):
         pseudo_collate([train_set[i] for i in range(2)]), True)
     model.train()
     if cfg.model.type == 'SemPLeS':
-        assert model.total_iters == cfg.train_cfg.max_iters
+        assert model.schedule.total_iters == cfg.train_cfg.max_iters
         assert model.cam_head.num_classes == \
             len(train_set.metainfo['classes']) - 1
-        for phase in model.phases:
-            model.set_phase(phase['name'])
+        for phase in model.schedule:
+            model.set_phase(phase.name)
             losses = model.loss(batch['inputs'], batch['data_samples'])
             assert losses, phase
             assert all(torch.isfinite(v) for k, v in losses.items()

@@ -11,7 +11,7 @@ from PIL import Image
 
 import semples_mm.datasets  # noqa: F401  (registers)
 from semples_mm.datasets import VOC_CLASSES
-from semples_mm.datasets.synthetic import save_palette_mask
+from semples_mm.utils.mask_png import save_mask_png
 from mmseg.registry import DATASETS, TRANSFORMS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -43,8 +43,8 @@ def voc_root(tmp_path):
     mask[2:6, 2:6] = 15
     mask[10:12, 3:9] = 1
     mask[0, :] = 255
-    save_palette_mask(mask, str(tmp_path / 'SegmentationClass' / 'a.png'))
-    save_palette_mask(np.zeros((20, 16), np.uint8),
+    save_mask_png(mask, str(tmp_path / 'SegmentationClass' / 'a.png'))
+    save_mask_png(np.zeros((20, 16), np.uint8),
                       str(tmp_path / 'SegmentationClass' / 'c.png'))
     _xml(tmp_path / 'Annotations' / 'b.xml', ['dog', 'person', 'dog'])
     (tmp_path / 'list.txt').write_text('a\nb\nc\n')
@@ -99,7 +99,7 @@ def test_truncated_image_is_named(voc_root):
 
 
 def test_bad_mask_value_is_named(voc_root):
-    save_palette_mask(np.full((20, 16), 30, np.uint8),
+    save_mask_png(np.full((20, 16), 30, np.uint8),
                       str(voc_root / 'SegmentationClass' / 'c.png'))
     with pytest.raises(ValueError, match=r'c\.png.*\[30\]'):
         _build(voc_root)
@@ -205,7 +205,7 @@ def test_labels_stay_ground_truth_with_pseudo_masks(tmp_path):
     pseudo = tmp_path / 'pseudo'
     pseudo.mkdir()
     for i in range(len(gt)):  # all-background pseudo masks
-        save_palette_mask(np.zeros((64, 64), np.uint8),
+        save_mask_png(np.zeros((64, 64), np.uint8),
                           str(pseudo / f'{gt.get_data_info(i)["img_id"]}.png'))
     cfg.train_dataloader.dataset.data_prefix.seg_map_path = str(pseudo)
     cfg.train_dataloader.dataset.skip_empty = False

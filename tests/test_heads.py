@@ -13,6 +13,7 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
 
 import semples_mm  # noqa: F401  (registers the heads)
+from semples_mm.models.cams import normalize_cams, with_background
 
 
 def _cam_head(**kwargs):
@@ -94,53 +95,51 @@ def test_cam_head_configured_loss_is_used():
 
 
 def test_normalize_cams_hand_values():
-    head = _cam_head(cam_eps=0.1)
     # B=1, K=3, 1x3 maps
     cams = torch.tensor([[[[-1.0, 1.0, 3.0]],
                           [[2.0, 2.0, 2.0]],
                           [[0.0, 4.0, 2.0]]]])
     labels = torch.tensor([[1.0, 1.0, 0.0]])
-    norm = head.normalize_cams(cams, labels, size=(1, 3))
+    norm = normalize_cams(cams, labels, size=(1, 3), eps=0.1)
     # class 0 after ReLU [0, 1, 3]: (x - 0) / (3 - 0 + 0.1)
     assert norm[0, 0, 0].tolist() == pytest.approx([0, 1 / 3.1, 3 / 3.1])
     # flat map: (2 - 2) / (0 + eps) = 0 everywhere
     assert norm[0, 1, 0].tolist() == pytest.approx([0, 0, 0])
     # class 2 is absent from the labels
     assert norm[0, 2, 0].tolist() == [0, 0, 0]
-    # eps argument overrides cam_eps; labels None keeps all classes
-    norm = head.normalize_cams(cams, None, size=None, eps=1e-4)
+    # labels None keeps all classes
+    norm = normalize_cams(cams, None, size=None, eps=1e-4)
     assert norm[0, 2, 0].tolist() == pytest.approx(
         [0, 4 / 4.0001, 2 / 4.0001])
 
 
 def test_normalize_cams_upsamples_bilinear_before_min_max():
-    head = _cam_head(cam_eps=0.0 + 1e-5)
     cams = torch.tensor([[[[0.0, 2.0]]]])  # K=1, 1x2
-    norm = head.normalize_cams(cams, torch.ones(1, 1), size=(1, 4))
+    norm = normalize_cams(cams, torch.ones(1, 1), size=(1, 4), eps=1e-5)
     # bilinear (align_corners=False) 1x2 -> 1x4: [0, 0.5, 1.5, 2]
     assert norm[0, 0, 0].tolist() == pytest.approx(
         [0, 0.5 / 2.00001, 1.5 / 2.00001, 2 / 2.00001])
     assert norm.shape == (1, 1, 1, 4)
     with pytest.raises(ValueError, match='labels shape'):
-        head.normalize_cams(cams, torch.ones(1, 2), size=(1, 4))
+        normalize_cams(cams, torch.ones(1, 2), size=(1, 4))
 
 
-def test_cams_to_segmentation_hand_values():
-    head = _cam_head(bg_threshold=0.45)
+def test_background_threshold_and_argmax_hand_values():
     norm = torch.tensor([[[[0.9, 0.2, 0.5, 0.45]],
                           [[0.3, 0.1, 0.6, 0.0]]]])  # B=1, K=2, 1x4
-    seg = head.cams_to_segmentation(norm)
-    assert seg.dtype == torch.long
-    assert seg.shape == (1, 1, 4)
+
+    def segment(threshold):
+        scores = with_background(norm, threshold)
+        assert scores.shape == (1, 3, 1, 4)
+        assert (scores[:, 0] == threshold).all()
+        return scores.argmax(1)[0, 0].tolist()
+
     # 0.9 -> class 0 (id 1); all below t -> bg; 0.6 > 0.5 -> id 2;
     # a tie with t goes to background
-    assert seg[0, 0].tolist() == [1, 0, 2, 0]
-    assert head.cams_to_segmentation(norm, 0.55)[0, 0].tolist() == \
-        [1, 0, 2, 0]
-    assert head.cams_to_segmentation(norm, 0.95)[0, 0].tolist() == \
-        [0, 0, 0, 0]
-    assert head.cams_to_segmentation(norm, 0.25)[0, 0].tolist() == \
-        [1, 0, 2, 1]
+    assert segment(0.45) == [1, 0, 2, 0]
+    assert segment(0.55) == [1, 0, 2, 0]
+    assert segment(0.95) == [0, 0, 0, 0]
+    assert segment(0.25) == [1, 0, 2, 1]
 
 
 def _tiny_encoder_decoder():

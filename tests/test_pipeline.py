@@ -8,6 +8,7 @@ import os.path as osp
 
 import pytest
 
+from semples_mm.pseudo_labels import export_settings
 from semples_mm.pipeline import (QUICK_SETTINGS, derive_deeplab_config,
                                  derive_semples_config, format_seed_table,
                                  format_table, mean_over_seeds)
@@ -44,11 +45,14 @@ def test_derived_semples_config(tmp_path):
     hooks = [h for h in cfg.custom_hooks if h.type == 'PseudoLabelHook']
     assert [(h.label, h.phase) for h in hooks] == [
         ('cam', 'cam'), ('match', 'match'), ('semples', 'refine')]
-    # one set of export settings for all three, on the training list
-    settings = {(tuple(h.scales), h.flip, h.bg_threshold, h.crf)
-                for h in hooks}
-    assert len(settings) == 1
+    # the settings come from the config, one rule for all three exports;
+    # the hooks carry none of their own
+    assert all(set(h) == {'type', 'label', 'phase', 'dataloader', 'split',
+                          'metric'} for h in hooks)
+    assert export_settings(cfg)['scales'] == (1.0, 1.2)
     assert {h.split for h in hooks} == {'train'}
+    # the metric sweeps the thresholds validation sweeps
+    assert all(h.metric == cfg.val_evaluator[1] for h in hooks)
     loader = hooks[0].dataloader
     assert loader['dataset']['ann_file'] == \
         cfg.train_dataloader.dataset.ann_file
@@ -83,8 +87,8 @@ def test_semples_config_without_a_phase_is_refused(tmp_path):
     config = tmp_path / 'no_match.py'
     config.write_text(
         f"_base_ = ['{SYNTHETIC}']\n"
-        "model = dict(phases=[dict(name='cam', iters=2), "
-        "dict(name='refine', iters=2)])\n")
+        "model = dict(phases=[dict(name='cam', iters=2, optimizer='cam'), "
+        "dict(name='refine', iters=2, optimizer='cam')])\n")
     with pytest.raises(ValueError, match='lack'):
         derive_semples_config(str(config), 0, data_root=str(tmp_path))
 

@@ -168,8 +168,10 @@ def test_hook_arguments_are_checked():
         HOOKS.build(dict(type='PseudoLabelHook', after_iter=3, phase='cam'))
     with pytest.raises(ValueError, match='>= 1'):
         HOOKS.build(dict(type='PseudoLabelHook', after_iter=0))
-    with pytest.raises(ValueError, match='batch_size must be >= 1'):
+    with pytest.raises(ValueError, match='batch_size=0'):
         HOOKS.build(dict(type='PseudoLabelHook', batch_size=0))
+    with pytest.raises(KeyError, match=r"unknown key\(s\) \['scale'\]"):
+        HOOKS.build(dict(type='PseudoLabelHook', scale=(1.0, )))
 
 
 def test_hook_batch_size_replaces_the_loaders_and_keeps_the_masks(
@@ -186,7 +188,8 @@ def test_hook_batch_size_replaces_the_loaders_and_keeps_the_masks(
     assert len(one) == 4 and changed_pixel_fraction(one, four) <= 1e-3
     hook = [h for h in runner.hooks if isinstance(h, PseudoLabelHook)][-1]
     assert build_export_dataloader(runner, hook.dataloader, None,
-                                   hook.batch_size).batch_size == 4
+                                   hook.settings['batch_size']
+                                   ).batch_size == 4
 
 
 def test_jet_colormap_endpoints():

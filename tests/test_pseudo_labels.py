@@ -17,16 +17,12 @@ from mmseg.structures import SegDataSample
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from semples_mm.models.heads.cam_head import (cams_to_segmentation,
-                                              normalize_cams)
-from semples_mm.pseudo_labels import (batched_normalized_cams,
-                                      check_output_dir,
-                                      compute_normalized_cams,
-                                      export_pseudo_masks,
-                                      in_order_loader_cfg,
-                                      multi_scale_flip_cams,
-                                      voc_palette)
-from semples_mm.pseudo_labels.palette import TEMP_PREFIX, TEMP_SUFFIX
+from semples_mm.models.cams import (CAMInference, multi_scale_flip_cams,
+                                    normalize_cams, with_background)
+from semples_mm.pseudo_labels import (check_output_dir, export_pseudo_masks,
+                                      export_settings, in_order_loader_cfg,
+                                      infer_batch_cams)
+from semples_mm.utils.mask_png import TEMP_PREFIX, TEMP_SUFFIX, voc_palette
 
 from conftest import changed_pixel_fraction, read_masks
 
@@ -194,8 +190,8 @@ def test_normalize_and_argmax_with_background_threshold():
     torch.testing.assert_close(norm[0, :, 0], torch.tensor(
         [[0., .5, 1.], [0., 0., 0.], [0., .5, 1.]]), atol=1e-5, rtol=0)
     norm[0, 2, 0, 1:] = torch.tensor([0.3, 0.9])  # class 0 wins both
-    assert cams_to_segmentation(norm, 0.43)[0, 0].tolist() == [0, 1, 1]
-    assert cams_to_segmentation(norm, 0.6)[0, 0].tolist() == [0, 0, 1]
+    assert with_background(norm, 0.43).argmax(1)[0, 0].tolist() == [0, 1, 1]
+    assert with_background(norm, 0.6).argmax(1)[0, 0].tolist() == [0, 0, 1]
 
 
 def test_batched_cams_group_images_by_size_and_equal_single_images(
@@ -205,12 +201,12 @@ def test_batched_cams_group_images_by_size_and_equal_single_images(
     items = [dataset[i] for i in range(8)]
     inputs = [item['inputs'] for item in items]
     samples = [item['data_samples'] for item in items]
+    inference = CAMInference(scales=(1.0, 1.2), flip=True)
     with torch.no_grad():
-        batched = batched_normalized_cams(model, inputs, samples,
-                                          scales=(1.0, 1.2), flip=True)
+        batched = infer_batch_cams(model, inference, inputs, samples)
         # 4 sizes x 2 images, each with its flip, at 2 scales
         assert model.batch_sizes == [4] * 8
-        single = [compute_normalized_cams(model, x, s, scales=(1.0, 1.2))
+        single = [infer_batch_cams(model, inference, [x], [s])[0]
                   for x, s in zip(inputs, samples)]
     for cams, expected, sample in zip(batched, single, samples):
         assert cams.shape[1:] == tuple(sample.metainfo['ori_shape'])
@@ -227,7 +223,8 @@ def test_export_masks_do_not_depend_on_the_batch_size(tmp_path):
         model = build_test_model('PseudoLabelTestConvModel')
         export_pseudo_masks(model, build_loader(dataset, batch_size),
                             str(tmp_path / f'batch{batch_size}'),
-                            scales=(1.0, 1.2), progress=False)
+                            dict(scales=(1.0, 1.2), flip=True),
+                            progress=False)
         # one network pass per image, scale, or per size group and scale
         assert len(model.batch_sizes) == (24 if batch_size == 1 else 8)
     # Batches of other shapes may round differently (oneDNN), which can
@@ -255,19 +252,20 @@ def test_amp_runs_only_the_network_in_bf16_and_stays_close(
         (torch.is_autocast_enabled('cpu'),
          torch.get_autocast_dtype('cpu'))) or predict(x))
     with torch.no_grad():
-        full = batched_normalized_cams(model, inputs, samples,
-                                       scales=(1.0, 1.2))
+        full = infer_batch_cams(model, CAMInference(scales=(1.0, 1.2)),
+                                inputs, samples)
         assert {enabled for enabled, _ in seen} == {False}
         seen.clear()
-        half = batched_normalized_cams(model, inputs, samples,
-                                       scales=(1.0, 1.2), amp=True)
+        half = infer_batch_cams(
+            model, CAMInference(scales=(1.0, 1.2), amp=True), inputs,
+            samples)
     assert seen and set(seen) == {(True, torch.bfloat16)}
     assert any(not torch.equal(a, b) for a, b in zip(full, half))
     for a, b in zip(full, half):
         assert b.dtype == torch.float32
         torch.testing.assert_close(b, a, rtol=0, atol=0.03)
     summary = export_pseudo_masks(model, build_loader(dataset, 2),
-                                  str(tmp_path / 'masks'), amp=True,
+                                  str(tmp_path / 'masks'), dict(amp=True),
                                   progress=False)
     assert summary['amp'] is True and summary['num_written'] == 4
 
@@ -285,9 +283,9 @@ def test_written_png_has_voc_palette_and_expected_ids(tmp_path):
     sample.gt_class_labels = torch.tensor([1., 1., 0.])
     batch = dict(inputs=[torch.from_numpy(image).permute(2, 0, 1)],
                  data_samples=[sample])
-    summary = export_pseudo_masks(build_test_model(), [batch], tmp_path,
-                                  scales=(1.0, ), flip=True, bg_threshold=0.43,
-                                  progress=False)
+    summary = export_pseudo_masks(
+        build_test_model(), [batch], tmp_path,
+        dict(scales=(1.0, ), flip=True, bg_threshold=0.43), progress=False)
     png = Image.open(tmp_path / 'two_halves.png')
     assert png.mode == 'P'
     assert png.getpalette()[:768] == voc_palette().reshape(-1).tolist()
@@ -327,7 +325,8 @@ def test_restart_after_kill_is_byte_identical(tmp_path):
     bytes must agree."""
     dataset = ToyWSSSDataset(str(tmp_path / 'images'), num_images=6)
     model = build_test_model()
-    settings = dict(scales=(1.0, 1.2), flip=True, progress=False)
+    settings = dict(settings=dict(scales=(1.0, 1.2), flip=True),
+                    progress=False)
     export_pseudo_masks(model, build_loader(dataset, 1),
                         str(tmp_path / 'full'), **settings)
 
@@ -362,7 +361,7 @@ def _export_in_process_group(rank, world_size, port, image_root, out_dir,
         dataset = ToyWSSSDataset(image_root, num_images=5)
         summary = export_pseudo_masks(
             build_test_model(), build_loader(dataset), out_dir,
-            scales=(1.0, 1.2), progress=False,
+            dict(scales=(1.0, 1.2), flip=True), progress=False,
             evaluator=[dict(type='PseudoLabelTestMetric')])
         if rank == 0:
             torch.save(summary, result_file)
@@ -381,7 +380,7 @@ def test_two_process_gloo_export_equals_single_process(tmp_path):
     dataset = ToyWSSSDataset(image_root, num_images=5)
     single = export_pseudo_masks(
         build_test_model(), build_loader(dataset), str(tmp_path / 'single'),
-        scales=(1.0, 1.2), progress=False,
+        dict(scales=(1.0, 1.2), flip=True), progress=False,
         evaluator=[dict(type='PseudoLabelTestMetric')])
     result_file = str(tmp_path / 'summary.pt')
     torch.multiprocessing.spawn(
@@ -425,7 +424,8 @@ def test_missing_pydensecrf_names_the_extra(tmp_path, monkeypatch):
     dataset = ToyWSSSDataset(str(tmp_path / 'images'), num_images=1)
     with pytest.raises(ImportError, match=r'pip install pydensecrf2') as info:
         export_pseudo_masks(build_test_model(), build_loader(dataset),
-                            str(tmp_path / 'out'), crf=True, progress=False)
+                            str(tmp_path / 'out'), dict(crf=True),
+                            progress=False)
     assert 'semples-mm[optional]' in str(info.value)
     assert not osp.exists(tmp_path / 'out')  # failed before any work
 
@@ -434,7 +434,7 @@ def test_crf_export_writes_present_ids_only(tmp_path):
     # pydensecrf2 is a test requirement: CI must run this path, not skip it
     dataset = ToyWSSSDataset(str(tmp_path / 'images'), num_images=3)
     export_pseudo_masks(build_test_model(), build_loader(dataset),
-                        str(tmp_path / 'out'), crf=True, crf_workers=1,
+                        str(tmp_path / 'out'), dict(crf=True, crf_workers=1),
                         progress=False)
     for index in range(3):
         path, image, mask, labels = dataset.samples[index]
@@ -462,3 +462,67 @@ def test_in_order_loader_cfg_reads_every_image_once_in_order():
     kept = in_order_loader_cfg(train_like)
     assert (kept['batch_size'], kept['num_workers']) == (16, 4)
     assert kept['dataset'] == train_like['dataset']
+
+
+# ------------------------------------------------------ one settings rule
+def test_export_settings_resolve_by_one_rule():
+    """defaults < model.test_cfg < pseudo_label_cfg < overrides."""
+    cfg = dict(model=dict(test_cfg=dict(bg_threshold=0.4, scales=(1.0, ),
+                                        eps=1e-3, use_gt_labels=True)),
+               pseudo_label_cfg=dict(scales=(1.0, 1.2), flip=True,
+                                     batch_size=8))
+    settings = export_settings(cfg, bg_threshold=0.6, scales=None)
+    assert settings['scales'] == (1.0, 1.2)  # pseudo_label_cfg over test_cfg
+    assert settings['flip'] is True and settings['batch_size'] == 8
+    assert settings['eps'] == 1e-3  # from test_cfg
+    assert settings['bg_threshold'] == 0.6  # the override; None is "unset"
+    assert settings['amp'] is False and settings['crf'] is False
+    bare = export_settings({})
+    assert (bare['scales'], bare['flip'], bare['bg_threshold']) == (
+        (1.0, ), False, 0.45)
+    with pytest.raises(KeyError, match=r"pseudo_label_cfg: unknown key\(s\) "
+                       r"\['scale'\]"):
+        export_settings(dict(pseudo_label_cfg=dict(scale=(1.0, ))))
+    with pytest.raises(ValueError, match=r"bg_threshold='high'"):
+        export_settings(dict(model=dict(test_cfg=dict(bg_threshold='high'))))
+    with pytest.raises(ValueError, match=r'scales=\(1.0, -1\)'):
+        export_settings({}, scales=(1.0, -1))
+    with pytest.raises(ValueError, match='batch_size=0'):
+        export_settings({}, batch_size=0)
+
+
+def test_validation_and_export_share_the_cam_path(tmp_path):
+    """SemPLeS.predict (validation) and the export infer the same CAMs of an
+    image when their settings agree: one path, normalised at the original
+    size (here the image is resized by the pipeline first)."""
+    from mmengine.config import Config
+    from mmengine.dataset import Compose
+    from mmengine.registry import init_default_scope
+    from conftest import TEST_CONFIGS
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(str(TEST_CONFIGS / 'tiny_semples.py'))
+    model = MODELS.build(dict(cfg.model, test_cfg=dict(
+        scales=(1.0, 1.2), flip=True, bg_threshold=0.3))).eval()
+    image = (np.random.default_rng(0).random((20, 28, 3)) * 255).astype(
+        np.uint8)
+    Image.fromarray(image).save(tmp_path / 'x.png')
+    pipeline = Compose([
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(32, 32), keep_ratio=False),
+        dict(type='PackWSSSInputs')])
+    item = pipeline(dict(img_path=str(tmp_path / 'x.png'), img_id='x',
+                         seg_fields=[], reduce_zero_label=False,
+                         gt_class_labels=np.array([1, 0, 0, 1, 0],
+                                                  np.float32)))
+    with torch.no_grad():
+        data = model.data_preprocessor(pseudo_collate([item]), False)
+        predicted = model.predict(data['inputs'], data['data_samples'])[0]
+        exported = infer_batch_cams(
+            model, CAMInference(scales=(1.0, 1.2), flip=True),
+            [item['inputs']], [item['data_samples']])[0]
+    assert exported.shape == (5, 20, 28)  # the original size
+    torch.testing.assert_close(predicted.cam.data, exported, rtol=0,
+                               atol=1e-6)
+    assert not exported[[1, 2, 4]].any()  # absent classes are zero
+    expected = with_background(exported[None], 0.3).argmax(1)
+    assert torch.equal(predicted.pred_sem_seg.data, expected)

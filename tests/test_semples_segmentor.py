@@ -369,35 +369,41 @@ def test_set_phase_is_idempotent_and_checks_names():
     snapshot = model.cam_snapshot
     assert model.set_phase('match') is False
     assert model.cam_snapshot is snapshot
-    with pytest.raises(ValueError, match='unknown phase'):
+    with pytest.raises(ValueError, match="no phase 'warmup'"):
         model.set_phase('warmup')
 
 
-def test_phase_arithmetic():
-    model = build_model()  # cam 4, match 3, prompt 3, refine 3
-    assert model.total_iters == 13
+def test_phase_schedule_arithmetic():
+    schedule = build_model().schedule  # cam 4, match 3, prompt 3, refine 3
+    assert schedule.total_iters == 13
     expected = ['cam'] * 4 + ['match'] * 3 + ['prompt'] * 3 + ['refine'] * 3
-    assert [model.phase_at(i) for i in range(13)] == expected
-    assert model.phase_at(13) == 'refine'  # past the end: the last phase
-    starts = {p: model.phase_start_iter(p) for p in NAMES_OF_PHASES}
-    ends = {p: model.phase_end_iter(p) for p in NAMES_OF_PHASES}
-    assert starts == dict(cam=0, match=4, prompt=7, refine=10)
-    assert ends == dict(cam=4, match=7, prompt=10, refine=13)
-    assert [model.optimizer_name(p) for p in NAMES_OF_PHASES] == [
-        'cam', 'cam', 'prompt', 'cam']
-    with pytest.raises(KeyError):
-        build_model(phases=[dict(name='cam', iters=2)]).phase_end_iter(
-            'match')
+    assert [schedule.at(i).name for i in range(13)] == expected
+    assert schedule.at(13).name == 'refine'  # past the end: the last phase
+    assert {p.name: (p.start, p.end) for p in schedule} == dict(
+        cam=(0, 4), match=(4, 7), prompt=(7, 10), refine=(10, 13))
+    # the optimizer and lr factor each phase names in the config
+    assert [(p.optimizer, p.lr_mult) for p in schedule] == [
+        ('cam', 1.0), ('cam', 0.1), ('prompt', 1.0), ('cam', 0.1)]
+    assert schedule.optimizers == ('cam', 'prompt')
+    with pytest.raises(KeyError, match="no phase 'match'"):
+        build_model(phases=[dict(name='cam', iters=2, optimizer='cam')],
+                    clip=None).schedule['match']
 
+
+def _phase(name, **kwargs):
+    return dict(dict(name=name, iters=2, optimizer='cam'), **kwargs)
 
 
 @pytest.mark.parametrize('phases, match', [
-    ([dict(name='match', iters=2), dict(name='cam', iters=2)], 'order'),
-    ([dict(name='cam', iters=2), dict(name='cam', iters=2)], 'order'),
-    ([dict(name='warmup', iters=2)], 'warmup'),
-    ([dict(name='cam', iters=0)], 'positive'),
-    ([dict(name='cam', iters=2.5)], 'positive'),
-    ([dict(name='cam')], 'positive'),
+    ([_phase('match'), _phase('cam')], 'order'),
+    ([_phase('cam'), _phase('cam')], 'order'),
+    ([_phase('warmup')], 'warmup'),
+    ([_phase('cam', iters=0)], 'positive'),
+    ([_phase('cam', iters=2.5)], 'positive'),
+    ([dict(name='cam', optimizer='cam')], 'positive'),
+    ([dict(name='cam', iters=2)], 'must name the optimizer'),
+    ([_phase('cam', lr_mult=0)], 'lr_mult=0'),
+    ([_phase('cam', lr=1.0)], r"unknown key\(s\) \['lr'\]"),
     ([], 'order'),
 ])
 def test_invalid_phases_raise(phases, match):
@@ -415,13 +421,17 @@ def test_missing_parts_raise():
     with pytest.raises(ValueError, match='class_names'):
         build_model(class_names=NAMES[:4])
     # A CAM-only model needs no CLIP.
-    cam_only = build_model(phases=[dict(name='cam', iters=3)], clip=None,
+    cam_only = build_model(phases=[_phase('cam', iters=3)], clip=None,
                            prompt_learner=None, match_loss=None,
                            prompt_loss=None, refine_loss=None)
-    assert cam_only.clip is None and cam_only.total_iters == 3
+    assert cam_only.clip is None and cam_only.schedule.total_iters == 3
     # phases given as a subset: match alone needs CLIP and the match loss
     with pytest.raises(ValueError, match='model.match_loss'):
-        build_model(phases=[dict(name='match', iters=2)], match_loss=None)
+        build_model(phases=[_phase('match')], match_loss=None)
+    # the prompts must learn the model's classes, in its order
+    with pytest.raises(ValueError, match='prompt_learner.class_names'):
+        build_model(prompt_learner=dict(CFG.model.prompt_learner,
+                                        class_names=NAMES[::-1]))
 
 
 # -------------------------------------------------- state in checkpoints
@@ -586,12 +596,15 @@ def test_active_optim_wrapper_errors():
     model = build_model()
     single = OptimWrapper(torch.optim.SGD(model.cam_head.parameters(), lr=1))
     model.set_phase('match')
-    assert model.active_optim_wrapper(single) is single
-    model.set_phase('prompt')
-    with pytest.raises(TypeError, match='prompt'):
+    # a plain wrapper serves only schedules that step one optimizer
+    with pytest.raises(TypeError, match=r"step \('cam', 'prompt'\)"):
         model.active_optim_wrapper(single)
-    with pytest.raises(KeyError, match='prompt'):
+    model.set_phase('prompt')
+    with pytest.raises(KeyError, match='optim_wrapper.prompt'):
         model.active_optim_wrapper(OptimWrapperDict(cam=single))
+    cam_only = build_model(phases=[_phase('cam'), _phase('match')])
+    cam_only.set_phase('match')
+    assert cam_only.active_optim_wrapper(single) is single
 
 
 def test_phased_ddp_steps_the_phase_optimizer(monkeypatch):
@@ -690,7 +703,8 @@ def test_prompt_feature_cache_gives_the_uncached_loss(fg_weight):
     prompt_loss = dict(type='ContrastivePromptLoss', fg_weight=fg_weight)
     plain = build_model(prompt_loss=prompt_loss)
     cached = build_model(prompt_loss=prompt_loss,
-                         prompt_feature_cache=dict(max_views=100))
+                         prompt_crop_features=dict(
+                             type='ViewCacheCropFeatures', max_views=100))
     for model in (plain, cached):
         model.set_phase('prompt')
         model.train()
@@ -713,13 +727,14 @@ def test_prompt_feature_cache_gives_the_uncached_loss(fg_weight):
                                    atol=1e-4 * want_grad.abs().max().item())
         assert losses['prompt_cache_hit_rate'].item() == pytest.approx(
             expected_hit_rate)
-    assert len(cached.prompt_feature_cache) == len(LABELS) + 1
+    assert len(cached.crop_features) == len(LABELS) + 1
 
 
 def test_prompt_feature_cache_tells_views_apart():
-    model = build_model(prompt_feature_cache=dict(max_views=100))
+    model = build_model(prompt_crop_features=dict(
+                             type='ViewCacheCropFeatures', max_views=100))
     model.set_phase('prompt')
-    cache = model.prompt_feature_cache
+    cache = model.crop_features
     inputs, samples = make_batch(LABELS)
     _with_paths(samples, [f'a{i}.png' for i in range(len(LABELS))])
     with torch.no_grad():
@@ -734,16 +749,18 @@ def test_prompt_feature_cache_tells_views_apart():
 
 
 def test_prompt_feature_cache_is_bounded_and_emptied_after_the_phase():
-    model = build_model(prompt_feature_cache=dict(max_views=3))
+    model = build_model(prompt_crop_features=dict(
+        type='ViewCacheCropFeatures', max_views=3))
     model.set_phase('prompt')
     inputs, samples = make_batch(LABELS)
     _with_paths(samples, [f'a{i}.png' for i in range(len(LABELS))])
     with torch.no_grad():
         model.loss(inputs, samples)
-        assert len(model.prompt_feature_cache) == 3
+        assert len(model.crop_features) == 3
         model.loss(inputs[1:], samples[1:])  # the 3 most recent views
-        assert model.prompt_feature_cache.hits == 3
+        assert model.crop_features.hits == 3
     model.set_phase('refine')
-    assert len(model.prompt_feature_cache) == 0
+    assert len(model.crop_features) == 0
     with pytest.raises(ValueError, match='max_views'):
-        build_model(prompt_feature_cache=dict(max_views=0))
+        build_model(prompt_crop_features=dict(
+            type='ViewCacheCropFeatures', max_views=0))

@@ -288,13 +288,37 @@ def test_phase_hook_forgets_outputs_of_earlier_phases():
     assert set(hub.log_scalars) == {'train/loss', 'train/time'}
 
 
-def _bank_hook_cfg(cfg):
-    """PromptFeatureBankHook over the training list with the val pipeline
-    (the tiny world's images already have one size; flips as RandomFlip)."""
+def _with_bank(cfg, pixel_free=False):
+    """The prompt phase's crop features from a FixedViewBankCropFeatures
+    over the training list with the val pipeline (the tiny world's images
+    already have one size; flips as RandomFlip). ``pixel_free``: the prompt
+    phase also reads its own dataloader, which loads no pixels (batch 8)."""
     dataset = copy.deepcopy(cfg.train_dataloader.dataset)
     dataset.pipeline = cfg.val_pipeline
-    return dict(type='PromptFeatureBankHook', flip=True,
-                dataloader=dict(batch_size=8, num_workers=0, dataset=dataset))
+    cfg.model.prompt_crop_features = dict(
+        type='FixedViewBankCropFeatures', flip=True,
+        dataloader=dict(batch_size=8, num_workers=0, dataset=dataset))
+    if pixel_free:
+        cfg.train_cfg.phase_dataloaders = dict(prompt=dict(
+            batch_size=8, dataset=dict(pipeline=[
+                dict(type='RandomFlipFlag', prob=0.5),
+                dict(type='PackWSSSInputs')])))
+    return cfg
+
+
+@HOOKS.register_module(force=True)
+class _BatchRecorderHook(Hook):
+    """Records each iteration's phase, batch size and whether its batch
+    holds pixels."""
+    priority = 'NORMAL'
+
+    def __init__(self):
+        self.records = []
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self.records.append((runner.model.phase,
+                             len(data_batch['data_samples']),
+                             'inputs' in data_batch))
 
 
 def test_prompt_feature_bank_trains_like_on_the_fly_features(
@@ -303,13 +327,11 @@ def test_prompt_feature_bank_trains_like_on_the_fly_features(
     training views' own: the prompts learnt from the bank equal the
     uninterrupted run's (up to rounding), the bank is built once and
     dropped when the phase ends."""
-    cfg = tiny_cfg(tmp_path / 'bank', world_root)
-    cfg.custom_hooks = list(cfg.custom_hooks) + [_bank_hook_cfg(cfg)]
-    runner = train(cfg)
+    runner = train(_with_bank(tiny_cfg(tmp_path / 'bank', world_root)))
     log = read_logs(tmp_path / 'bank')
-    assert log.count('PromptFeatureBankHook: crop features of 64 images '
+    assert log.count('FixedViewBankCropFeatures: crop features of 64 images '
                      'x 2 view(s)') == 1
-    assert runner.model.prompt_feature_bank is None
+    assert len(runner.model.crop_features) == 0  # reset after prompt
     ours = load_ckpt(tmp_path / 'bank' / f'iter_{MAX_ITERS}.pth')
     full = load_ckpt(full_run['work_dir'] / f'iter_{MAX_ITERS}.pth')
     key = 'prompt_learner.ctx'
@@ -320,12 +342,25 @@ def test_prompt_feature_bank_trains_like_on_the_fly_features(
                                full['state_dict'][key], rtol=1e-4,
                                atol=1e-5)
 
-    # Killed inside the prompt phase and resumed: the bank is rebuilt
-    # (deterministically) and the run ends exactly as the uninterrupted one.
-    stopped = tmp_path / 'bank_stopped'
+
+def test_pixel_free_prompt_phase_resumes_exactly(tmp_path, world_root):
+    """With the bank, the prompt phase reads its own dataloader (batch 8)
+    whose pipeline loads no pixels; a run killed inside that phase and
+    resumed ends exactly as an uninterrupted one (the bank is rebuilt, each
+    dataloader resumes at its own position)."""
+    recorded = tiny_cfg(tmp_path / 'full', world_root,
+                        [dict(type='_BatchRecorderHook')])
+    runner = train(_with_bank(recorded, pixel_free=True))
+    records = next(h for h in runner.hooks
+                   if isinstance(h, _BatchRecorderHook)).records
+    assert [r for r in records if r[0] == 'prompt'] == [
+        ('prompt', 8, False)] * LENGTHS['prompt']
+    assert all(size == 4 and pixels for phase, size, pixels in records
+               if phase != 'prompt')
+    stopped = tmp_path / 'stopped'
     for stop_iter, resume in ((8, False), (None, True)):
-        cfg = tiny_cfg(stopped, world_root, resume=resume)
-        cfg.custom_hooks = list(cfg.custom_hooks) + [_bank_hook_cfg(cfg)]
+        cfg = _with_bank(tiny_cfg(stopped, world_root, resume=resume),
+                         pixel_free=True)
         if stop_iter is None:
             start_next_second()
             train(cfg)
@@ -334,37 +369,44 @@ def test_prompt_feature_bank_trains_like_on_the_fly_features(
                 dict(type='StopAfterIterHook', stop_iter=stop_iter))
             with pytest.raises(KeyboardInterrupt):
                 train(cfg)
+    assert read_logs(stopped).count('FixedViewBankCropFeatures: crop '
+                                    'features of 64 images') == 2
+    full = load_ckpt(tmp_path / 'full' / f'iter_{MAX_ITERS}.pth')
     resumed = load_ckpt(stopped / f'iter_{MAX_ITERS}.pth')['state_dict']
-    for name in (key, 'cam_head.classifier.weight'):
-        torch.testing.assert_close(resumed[name], ours['state_dict'][name],
+    for name in ('prompt_learner.ctx', 'cam_head.classifier.weight'):
+        torch.testing.assert_close(resumed[name], full['state_dict'][name],
                                    rtol=0, atol=0, msg=name)
-    assert read_logs(stopped).count('PromptFeatureBankHook: crop features '
-                                    'of 64 images') == 2
 
 
 def test_prompt_loss_reads_the_bank(world_root, full_run):
     from mmengine.dataset import pseudo_collate
+    from mmengine.registry import DefaultScope
     from mmseg.registry import DATASETS
-    cfg = tiny_cfg(world_root.parent / 'unused', world_root)
-    hook = HOOKS.build(_bank_hook_cfg(cfg))
-    model = copy.deepcopy(full_run['model'])
-    model.set_phase('prompt')
-    bank = hook.build_bank(model)
-    assert len(bank) == 2 * 64
-    dataset = DATASETS.build(hook.dataloader_cfg['dataset'])
-    data = model.data_preprocessor(
+    cfg = _with_bank(tiny_cfg(world_root.parent / 'unused', world_root))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        banked = MODELS.build(cfg.model)
+    banked.load_state_dict(full_run['model'].state_dict())
+    plain = copy.deepcopy(full_run['model'])
+    for model in (banked, plain):
+        model.set_phase('prompt')
+    dataset = DATASETS.build(banked.crop_features.dataloader_cfg['dataset'])
+    data = banked.data_preprocessor(
         pseudo_collate([dataset[i] for i in range(6)]), False)
     inputs, samples = data['inputs'], data['data_samples']
     with torch.no_grad():
-        on_the_fly = model.loss(inputs, samples)['loss_prompt']
-        model.prompt_feature_bank = bank
-        from_bank = model.loss(inputs, samples)['loss_prompt']
+        on_the_fly = plain.loss(inputs, samples)['loss_prompt']
+        from_bank = banked.loss(inputs, samples)['loss_prompt']
+        assert len(banked.crop_features) == 2 * 64
         torch.testing.assert_close(from_bank, on_the_fly, rtol=1e-5,
                                    atol=1e-6)
-        # The loss is computed from the bank, not from the pixels.
-        assert torch.equal(model.loss(inputs * 0, samples)['loss_prompt'],
+        # The loss is computed from the bank, not from the pixels, which a
+        # pixel-free prompt phase does not even load.
+        assert torch.equal(banked.loss(inputs * 0, samples)['loss_prompt'],
                            from_bank)
-        model.prompt_feature_bank = {
-            k: v for k, v in bank.items() if k[0] != samples[0].img_path}
+        assert torch.equal(banked.loss(None, samples)['loss_prompt'],
+                           from_bank)
+        with pytest.raises(ValueError, match='needs the batch images'):
+            plain.loss(None, samples)
+        samples[0].set_metainfo(dict(img_path='elsewhere.png'))
         with pytest.raises(KeyError, match='no view'):
-            model.loss(inputs, samples)
+            banked.loss(inputs, samples)

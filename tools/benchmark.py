@@ -73,7 +73,7 @@ def parse_args(argv=None):
                         'autocast (pseudo_label_cfg.amp)')
     parser.add_argument(
         '--prompt-bank', action='store_true',
-        help="our prompt phase reads PromptFeatureBankHook's crop features "
+        help="our prompt phase reads a FixedViewBankCropFeatures bank "
         "of the batch's images, built once before the timed steps")
     parser.add_argument(
         '--export-batch-size', type=int, default=None,

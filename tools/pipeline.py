@@ -12,7 +12,6 @@ a killed training from its last checkpoint. With ``--seeds`` every seed runs
 in ``W/seed<S>`` and the mean table goes to ``W/seeds_summary.json``.
 """
 import argparse
-import importlib.util
 import os.path as osp
 
 TOOLS_DIR = osp.dirname(osp.abspath(__file__))
@@ -62,31 +61,17 @@ def parse_args(argv=None):
     return args
 
 
-def load_tool_main(name):
-    """``main`` of ``tools/<name>.py`` (the tools are scripts, not a
-    package)."""
-    spec = importlib.util.spec_from_file_location(
-        f'semples_tools_{name}', osp.join(TOOLS_DIR, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.num_threads is not None:
         import torch
         torch.set_num_threads(args.num_threads)
-    from semples_mm.pipeline import PipelineSteps, run_pipeline, run_seeds
-    steps = PipelineSteps(
-        train=load_tool_main('train'),
-        make_pseudo_labels=load_tool_main('make_pseudo_labels'))
+    from semples_mm.pipeline import run_pipeline, run_seeds
     kwargs = dict(deeplab_config=args.deeplab_config, quick=args.quick,
                   score_split=args.score_split, tta=args.tta)
     if args.seeds is not None:
-        return run_seeds(args.config, args.work_dir, steps, args.seeds,
-                         **kwargs)
-    return run_pipeline(args.config, args.work_dir, steps, seed=args.seed,
+        return run_seeds(args.config, args.work_dir, args.seeds, **kwargs)
+    return run_pipeline(args.config, args.work_dir, seed=args.seed,
                         data_root=args.data_root, **kwargs)
 
 

@@ -3,12 +3,9 @@
 Same command line as mmsegmentation's ``tools/train.py``.
 """
 import argparse
-import logging
 import os
 
-from mmengine.config import Config, DictAction
-from mmengine.logging import print_log
-from mmengine.runner import Runner
+from mmengine.config import DictAction
 
 
 def parse_args(argv=None):
@@ -40,26 +37,10 @@ def main(argv=None):
     args = parse_args(argv)
     # Importing registers semples_mm into mmseg's registries even for configs
     # that forget custom_imports.
-    import semples_mm  # noqa: F401
-    from semples_mm.utils.launch import (enable_amp, finish_distributed,
-                                         init_cpu_distributed, set_work_dir)
-
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    set_work_dir(cfg, args.work_dir, args.config)
-    if args.amp:
-        amp_type = enable_amp(cfg)
-        print_log(f'AMP training is enabled ({amp_type}: '
-                  f"{'fp16' if amp_type == 'AmpOptimWrapper' else 'bf16'} "
-                  'autocast)', logger='current', level=logging.INFO)
-    cfg.resume = args.resume
-    init_cpu_distributed(cfg, args.launcher)
-
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    finish_distributed()
+    from semples_mm.apis import train
+    return train(args.config, work_dir=args.work_dir, resume=args.resume,
+                 amp=args.amp, launcher=args.launcher,
+                 cfg_options=args.cfg_options)
 
 
 if __name__ == '__main__':

@@ -3,7 +3,7 @@
 # first phase, so its pseudo masks are the ablation's "CAM" row.
 _base_ = ['../semples/synthetic.py']
 model = dict(
-    phases=[dict(name='cam', iters={{_base_.cam_iters}})],
+    phases=[dict(name='cam', iters={{_base_.cam_iters}}, optimizer='cam')],
     clip=None, prompt_learner=None, match_loss=None, prompt_loss=None,
     refine_loss=None)
 optim_wrapper = dict(
@@ -12,3 +12,9 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4))
 train_cfg = dict(max_iters={{_base_.cam_iters}},
                  val_interval={{_base_.cam_iters}})
+# one export: the end of training is the end of `cam`
+custom_hooks = [
+    dict(type='SemPLeSPhaseHook'),
+    dict(type='RandomStateHook'),
+    dict(type='PseudoLabelHook', label='cam'),
+]

@@ -9,8 +9,8 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from ..pseudo_labels.exporter import export_pseudo_masks, in_order_loader_cfg
-from ..pseudo_labels.palette import save_mask_png
+from ..pseudo_labels import export_pseudo_masks, in_order_loader_cfg
+from ..utils.mask_png import save_mask_png
 
 def write_random_voc(root: str, num_images: int, num_classes: int,
                      image_size: Sequence[int], seed: int = 0) -> str:
@@ -72,12 +72,14 @@ def export_dataloader_cfg(cfg, data_root: str, ann_file: str,
                           num_workers: Optional[int] = None) -> dict:
     """The config's ``val_dataloader`` (what the export reads) pointed at
     ``data_root``: JPEG images, masks and labels from
-    ``SegmentationClass``, no synthetic-world generation, in order, at
-    ``batch_size``."""
+    ``SegmentationClass``, in order, at ``batch_size``. A synthetic world's
+    dataset becomes the plain VOC-layout dataset it is built on (nothing is
+    generated)."""
     loader = in_order_loader_cfg(cfg.val_dataloader, ann_file,
                                  batch_size, num_workers)
     dataset = loader['dataset'] = dict(loader['dataset'])
-    dataset.pop('synthetic_world', None)
+    if dataset.pop('synthetic_world', None) is not None:
+        dataset['type'] = 'PascalVOCWSSSDataset'
     dataset.pop('label_file', None)
     dataset.update(
         data_root=data_root, img_suffix='.jpg', seg_map_suffix='.png',
@@ -89,8 +91,7 @@ def export_dataloader_cfg(cfg, data_root: str, ann_file: str,
 
 def time_export_end_to_end(model, cfg, num_images: int,
                            image_size: Sequence[int], batch_size: int,
-                           scales: Sequence[float], flip: bool,
-                           amp: bool = False,
+                           settings: dict,
                            num_workers: Optional[int] = None,
                            data_root: Optional[str] = None,
                            seed: int = 0) -> dict:
@@ -102,8 +103,7 @@ def time_export_end_to_end(model, cfg, num_images: int,
         num_images (int): images to write and export.
         image_size (Sequence[int]): (H, W) of the images.
         batch_size (int): images per dataloader batch.
-        scales, flip, amp: CAM inference settings
-            (:func:`export_pseudo_masks`).
+        settings (dict): export settings (``export_settings``).
         num_workers (int, optional): dataloader workers; default the
             config's.
         data_root (str, optional): where the images are (made and) kept;
@@ -129,8 +129,8 @@ def time_export_end_to_end(model, cfg, num_images: int,
                 cfg.get('default_scope', 'mmseg')):
             dataloader = Runner.build_dataloader(loader_cfg, seed=seed)
             summary = export_pseudo_masks(
-                model, dataloader, osp.join(scratch, 'masks'),
-                scales=scales, flip=flip, amp=amp, progress=False)
+                model, dataloader, osp.join(scratch, 'masks'), settings,
+                progress=False)
     return dict(num_images=summary['num_written'],
                 seconds=summary['seconds'],
                 images_per_s=summary['images_per_s'],

@@ -8,8 +8,8 @@ The yardstick of ``tools/benchmark.py``: the same math as
 - the class texts are tokenised and encoded by CLIP's text tower at every
   step (no cache);
 - the prompt phase runs the frozen CAM network and CLIP's image tower on the
-  crops at every step (as :class:`SemPLeS` does without its
-  ``prompt_feature_cache``).
+  crops at every step (as :class:`SemPLeS` does with its default
+  ``RecomputeCropFeatures``).
 
 Only the model's public pieces are used (``extract_feat``, ``cam_head``,
 :func:`normalize_cams`, ``clip.encode_image`` / ``encode_prompts`` /
@@ -23,7 +23,7 @@ from typing import Dict, List, Tuple
 import torch
 from torch import Tensor
 
-from ..models.heads.cam_head import normalize_cams
+from ..models.cams import normalize_cams
 
 
 def _cam_network(model, inputs: Tensor, phase: str) -> Tuple[Tensor, Tensor]:
@@ -92,7 +92,7 @@ def reference_loss(model, inputs: Tensor, labels: Tensor) -> Dict[str, Tensor]:
         dict[str, Tensor]: the same keys and values as
         ``model.loss(inputs, data_samples)``.
     """
-    phase = model.phase or model.phases[0]['name']
+    phase = model.phase or model.schedule.names[0]
     labels = labels.to(inputs.dtype)
     losses = {}
     cams, logits = _cam_network(model, inputs, phase)

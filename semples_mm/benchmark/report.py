@@ -61,13 +61,13 @@ def format_report(report: dict, title: str = '') -> str:
     for run in report['runs']:
         if run.get('prompt_cache_hit_rate') is not None:
             lines.append(
-                'prompt (ours): model.prompt_feature_cache on, hit rate '
+                'prompt (ours): ViewCacheCropFeatures, hit rate '
                 f"{run['prompt_cache_hit_rate']:.0%} (one batch repeated: "
                 'the steady state of a prompt phase whose views repeat).')
         if run.get('prompt_bank_build_images_per_s') is not None:
             lines.append(
                 'prompt (ours): crop features read from the prompt feature '
-                'bank (PromptFeatureBankHook), built once for the batch at '
+                'bank (FixedViewBankCropFeatures), built once for the batch at '
                 f"{run['prompt_bank_build_images_per_s']:.1f} img/s "
                 '(not in the step time).')
     lines.append(f"peak mem: {meta['memory_kind']}.")

@@ -7,8 +7,9 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from ..engine.hooks.prompt_feature_bank_hook import build_crop_feature_bank
-from ..pseudo_labels.exporter import batched_normalized_cams
+from ..models.cams import CAMInference
+from ..pseudo_labels import (export_settings, infer_batch_cams,
+                             inference_settings)
 from .batches import config_image_size, export_image_sizes, random_batch
 from .building import build_model, build_optim, snapshot_state
 from .export_end_to_end import time_export_end_to_end
@@ -19,9 +20,6 @@ from .reference import reference_train_step
 TRAIN_PHASES = ('cam', 'match', 'prompt', 'refine')
 PHASES = TRAIN_PHASES + ('export', )
 IMPLS = ('ours', 'reference')
-# The exporter's defaults (PseudoLabelHook, tools/make_pseudo_labels.py)
-# when the config has no pseudo_label_cfg.
-EXPORT_DEFAULTS = dict(scales=(1.0, 1.2), flip=True, amp=False)
 FLOPS_NOTE = (
     'FLOPs: torch.utils.flop_counter.FlopCounterMode over one extra step '
     '(matmuls, convolutions, attention of the CAM network, CLIP and '
@@ -42,19 +40,18 @@ def device_description(device: str) -> str:
     return platform.processor() or platform.machine()
 
 
-def export_batch(model, batch: dict, scales: Sequence[float],
-                 flip: bool, amp: bool = False) -> torch.Tensor:
-    """The pseudo-mask exporter's CAM work for ``batch`` as one dataloader
-    batch: multi-scale + flip, label-restricted and normalised
-    (:func:`batched_normalized_cams`); PNG writing excluded.
+def export_batch(model, batch: dict, settings: dict) -> torch.Tensor:
+    """The pseudo-mask export's CAM work for ``batch`` as one dataloader
+    batch (:func:`infer_batch_cams` with the export ``settings``); PNG
+    writing excluded.
 
     Returns:
         Tensor: the last image's (K, H, W) normalised CAMs.
     """
+    inference = CAMInference(**inference_settings(settings))
     with torch.no_grad():
-        return batched_normalized_cams(model, batch['inputs'],
-                                       batch['data_samples'], scales=scales,
-                                       flip=flip, amp=amp)[-1]
+        return infer_batch_cams(model, inference, batch['inputs'],
+                                batch['data_samples'])[-1]
 
 
 class Benchmark:
@@ -75,10 +72,9 @@ class Benchmark:
         peak_tflops (float, optional): bf16 peak of the GPU for the model
             FLOPs utilisation; None looks the GPU up in
             :data:`BF16_PEAK_TFLOPS`.
-        prompt_bank (bool): our prompt phase reads the crop features of
-            :class:`PromptFeatureBankHook`'s bank, built for the batch's
-            images before the timed steps (its build time is reported
-            apart).
+        prompt_bank (bool): our prompt phase reads its crop features from a
+            ``FixedViewBankCropFeatures`` filled with the batch's images
+            before the timed steps (its build time is reported apart).
         export_batch_size (int, optional): images per export batch;
             default ``pseudo_label_cfg.batch_size``, else ``batch_size``.
         export_image_size (Sequence[int], optional): (H, W) of the dataset
@@ -106,6 +102,10 @@ class Benchmark:
         if export_batch_size is not None and export_batch_size < 1:
             raise ValueError('benchmark: export_batch_size='
                              f'{export_batch_size} must be >= 1.')
+        if prompt_bank:
+            cfg = cfg.copy()
+            cfg.model.prompt_crop_features = dict(
+                type='FixedViewBankCropFeatures', flip=False)
         self.cfg = cfg
         self.batch_size = batch_size
         self.iters = iters
@@ -144,12 +144,8 @@ class Benchmark:
         return self.export_sizes
 
     def _export_settings(self) -> dict:
-        """Scales, flip and amp of ``pseudo_label_cfg``, else the
-        exporter's defaults."""
-        settings = dict(EXPORT_DEFAULTS)
-        from_cfg = self.cfg.get('pseudo_label_cfg') or {}
-        settings.update({k: from_cfg[k] for k in settings if k in from_cfg})
-        return settings
+        """The export's settings, as every export resolves them."""
+        return export_settings(self.cfg)
 
     def _export_batch(self) -> dict:
         """Whole images as the export reads them: resized by its pipeline,
@@ -165,20 +161,17 @@ class Benchmark:
         self.model.train()
 
     def _train_step_fn(self, phase: str, impl: str, batch: dict):
-        model_phases = [p['name'] for p in self.model.phases]
-        if phase not in model_phases:
+        names = self.model.schedule.names
+        if phase not in names:
             raise ValueError(
                 f'benchmark: phase {phase!r} is not in the model phases '
-                f'{model_phases} of this config.')
+                f'{list(names)} of this config.')
         self._restart()
         self.model.set_phase(phase)
-        if self.model.prompt_feature_cache is not None:
-            self.model.prompt_feature_cache.clear()  # each run starts cold
-        self.model.prompt_feature_bank = None
+        self.model.crop_features.reset()  # each run starts cold
         if phase == 'prompt' and impl == 'ours' and self.prompt_bank:
             start = time.perf_counter()
-            self.model.prompt_feature_bank = build_crop_feature_bank(
-                self.model, [batch], flip=False)
+            self.model.crop_features.fill(self.model.crop_encoder, [batch])
             synchronize(self.device)
             self.bank_build_s = time.perf_counter() - start
         optim_wrapper = build_optim(self.cfg, self.model)
@@ -190,8 +183,7 @@ class Benchmark:
         self._restart()
         self.model.eval()
         settings = self._export_settings()
-        return lambda: export_batch(self.model, batch, settings['scales'],
-                                    settings['flip'], settings['amp'])
+        return lambda: export_batch(self.model, batch, settings)
 
     def run_export_end_to_end(self, num_images: int,
                               num_workers: Optional[int] = None,
@@ -210,8 +202,7 @@ class Benchmark:
         settings = self._export_settings()
         result = time_export_end_to_end(
             self.model, self.cfg, num_images, self._export_sizes()[0],
-            self.export_batch_size, settings['scales'], settings['flip'],
-            amp=settings['amp'], num_workers=num_workers,
+            self.export_batch_size, settings, num_workers=num_workers,
             data_root=data_root, seed=self.seed)
         result.update(scales=list(settings['scales']),
                       flip=settings['flip'], amp=settings['amp'])
@@ -262,10 +253,10 @@ class Benchmark:
         if phase == 'prompt' and impl == 'ours' and self.prompt_bank:
             result['prompt_bank_build_images_per_s'] = (self.batch_size /
                                                         self.bank_build_s)
-        cache = self.model.prompt_feature_cache
-        if phase == 'prompt' and impl == 'ours' and cache is not None:
+        hit_rate = getattr(self.model.crop_features, 'hit_rate', None)
+        if phase == 'prompt' and impl == 'ours' and hit_rate is not None:
             # The one batch repeats: every view misses once, then hits.
-            result['prompt_cache_hit_rate'] = cache.hit_rate
+            result['prompt_cache_hit_rate'] = hit_rate
         if phase == 'export':
             settings = self._export_settings()
             image_size, input_size = self._export_sizes()
@@ -279,7 +270,7 @@ class Benchmark:
             result['achieved_tflops'] = flops / stats['median'] / 1e12
             if self.peak_tflops:
                 result['mfu'] = result['achieved_tflops'] / self.peak_tflops
-        self.model.prompt_feature_bank = None
+        self.model.crop_features.reset()
         return result
 
     # ------------------------------------------------------------ report

@@ -9,13 +9,15 @@ from .coco_wsss import COCOWSSSDataset
 from .synthetic import (CONTEXT_OF_CLASS, SYNTHETIC_CLASSES,
                         SYNTHETIC_CONTEXTS, SyntheticRenderer,
                         generate_synthetic_world, render_caption_pairs)
-from .transforms import (CheckSegMapValues, PackWSSSInputs,
+from .synthetic_wsss import SyntheticWSSSDataset
+from .transforms import (CheckSegMapValues, PackWSSSInputs, RandomFlipFlag,
                          SegRandomResizedCrop)
 from .voc_wsss import PascalVOCWSSSDataset
 
 __all__ = [
-    'PascalVOCWSSSDataset', 'COCOWSSSDataset', 'PackWSSSInputs',
-    'CheckSegMapValues', 'SegRandomResizedCrop', 'VOC_CLASSES',
+    'PascalVOCWSSSDataset', 'COCOWSSSDataset', 'SyntheticWSSSDataset',
+    'PackWSSSInputs', 'CheckSegMapValues', 'RandomFlipFlag',
+    'SegRandomResizedCrop', 'VOC_CLASSES',
     'COCO_CLASSES', 'SYNTHETIC_WSSS_CLASSES', 'SYNTHETIC_CLASSES',
     'SYNTHETIC_CONTEXTS', 'CONTEXT_OF_CLASS', 'SyntheticRenderer',
     'generate_synthetic_world', 'render_caption_pairs'

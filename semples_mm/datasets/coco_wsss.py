@@ -8,7 +8,7 @@ import numpy as np
 from mmseg.registry import DATASETS
 
 from .class_names import COCO_CLASSES
-from .voc_wsss import PascalVOCWSSSDataset, _palette_for
+from .voc_wsss import PascalVOCWSSSDataset, palette_for
 
 
 @DATASETS.register_module()
@@ -31,7 +31,7 @@ class COCOWSSSDataset(PascalVOCWSSSDataset):
             ``data_root``, read only for images that have no mask.
         Others: see :class:`PascalVOCWSSSDataset`.
     """
-    METAINFO = dict(classes=COCO_CLASSES, palette=_palette_for(81))
+    METAINFO = dict(classes=COCO_CLASSES, palette=palette_for(81))
 
     def __init__(self,
                  ann_file: str,

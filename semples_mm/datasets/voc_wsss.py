@@ -11,9 +11,8 @@ from mmseg.registry import DATASETS
 from PIL import Image
 from tqdm import tqdm
 
+from ..utils.mask_png import read_mask, voc_palette
 from .class_names import VOC_CLASSES
-from .synthetic.world import (generate_synthetic_world, voc_palette,
-                              world_mismatch)
 
 # Files whose last bytes must hold the format's end marker; a missing marker
 # means the file was cut short (interrupted download or copy).
@@ -21,9 +20,9 @@ _END_MARKERS = {'.jpg': b'\xff\xd9', '.jpeg': b'\xff\xd9', '.png': b'IEND'}
 _TAIL_BYTES = 64
 
 
-def _palette_for(num_classes: int) -> List[List[int]]:
-    flat = voc_palette(num_classes)
-    return [flat[3 * i:3 * i + 3] for i in range(num_classes)]
+def palette_for(num_classes: int) -> List[List[int]]:
+    """The VOC colours of ids 0..num_classes-1, as mmseg metainfo lists."""
+    return voc_palette(num_classes).tolist()
 
 
 def read_image_list(path: str) -> List[str]:
@@ -67,17 +66,6 @@ def check_image_file(path: str) -> Optional[str]:
     if marker is not None and marker not in tail:
         return 'it is truncated (no end-of-image marker)'
     return None
-
-
-def read_mask(path: str) -> np.ndarray:
-    """A class-id mask (H, W) uint8; palette PNGs give their indices."""
-    with Image.open(path) as image:
-        if image.mode not in ('P', 'L'):
-            raise ValueError(
-                f'mask {path} has image mode {image.mode}; class-id masks '
-                'must be single-channel (palette "P" or greyscale "L") PNGs '
-                'whose values are class ids')
-        return np.array(image)
 
 
 def check_mask_values(values: np.ndarray, num_classes: int, path: str,
@@ -141,13 +129,8 @@ class PascalVOCWSSSDataset(BaseSegDataset):
             list.
         num_fg_classes (int, optional): Expected number of foreground classes
             (e.g. the CAM head's); checked against the class list.
-        synthetic_world (dict, optional): Settings for
-            :func:`generate_synthetic_world` (``seed``, ``num_train``,
-            ``num_val``, ``image_size``, ``context_prob``). If ``data_root``
-            holds no ``world.json``, the world is generated there first; if it
-            holds one with other settings, an error says what differs.
     """
-    METAINFO = dict(classes=VOC_CLASSES, palette=_palette_for(21))
+    METAINFO = dict(classes=VOC_CLASSES, palette=palette_for(21))
 
     def __init__(self,
                  ann_file: str,
@@ -163,7 +146,6 @@ class PascalVOCWSSSDataset(BaseSegDataset):
                  skip_empty: Optional[bool] = None,
                  num_classes: Optional[int] = None,
                  num_fg_classes: Optional[int] = None,
-                 synthetic_world: Optional[dict] = None,
                  test_mode: bool = False,
                  reduce_zero_label: bool = False,
                  **kwargs) -> None:
@@ -175,7 +157,7 @@ class PascalVOCWSSSDataset(BaseSegDataset):
         metainfo = dict(metainfo or {})
         classes = tuple(metainfo.get('classes', self.METAINFO['classes']))
         if 'classes' in metainfo and 'palette' not in metainfo:
-            metainfo['palette'] = _palette_for(len(classes))
+            metainfo['palette'] = palette_for(len(classes))
         if num_classes is not None and num_classes != len(classes):
             raise ValueError(
                 f'num_classes={num_classes} but the dataset has '
@@ -187,9 +169,6 @@ class PascalVOCWSSSDataset(BaseSegDataset):
                 f'{len(classes) - 1} foreground classes ({classes[1:]}); '
                 'make the model\'s foreground class count and '
                 'metainfo.classes agree')
-        if synthetic_world is not None:
-            self._prepare_synthetic_world(data_root, synthetic_world, classes)
-
         self.label_file = label_file
         self.label_seg_map_path = label_seg_map_path
         self.xml_dir = xml_dir
@@ -210,33 +189,6 @@ class PascalVOCWSSSDataset(BaseSegDataset):
     def get_label_map(cls, new_classes: Optional[Sequence] = None):
         """No remapping: ``metainfo['classes']`` lists the mask ids."""
         return None
-
-    @staticmethod
-    def _prepare_synthetic_world(data_root, settings, classes):
-        if data_root is None:
-            raise ValueError('synthetic_world needs data_root: the folder to '
-                             'generate the world in')
-        settings = dict(settings)
-        if not osp.isfile(osp.join(data_root, 'world.json')):
-            print_log(f'generating the synthetic world in {data_root} '
-                      f'({settings})', logger='current')
-            generate_synthetic_world(data_root, **settings)
-        diff = world_mismatch(data_root, **{
-            k: v for k, v in settings.items()
-            if k in ('seed', 'num_train', 'num_val', 'image_size',
-                     'context_prob')})
-        if diff is not None:
-            raise ValueError(
-                f'{data_root} holds a synthetic world with other settings '
-                f'than synthetic_world={settings}: {diff}. Delete the folder '
-                'to regenerate it, or change data_root or synthetic_world.')
-        with open(osp.join(data_root, 'world.json')) as f:
-            world_classes = json.load(f)['classes']
-        if list(classes[1:]) != list(world_classes):
-            raise ValueError(
-                f'metainfo classes {classes} do not match the synthetic '
-                f'world\'s classes {["background"] + world_classes} in '
-                f'{data_root}/world.json')
 
     # -- paths -------------------------------------------------------------
     def _join_prefix(self):

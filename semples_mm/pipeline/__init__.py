@@ -1,19 +1,19 @@
 """One-command SemPLeS -> pseudo masks -> DeepLabV2 pipeline
 (``tools/pipeline.py``).
 
-Orchestration only: it writes derived configs, calls the training and test
-entry points, and collects their results. Importing it registers nothing.
+Orchestration only: it writes derived configs, calls the training, export
+and test entry points (``semples_mm.apis``), and collects their results.
 """
 from .derived_configs import (QUICK_SETTINGS, derive_deeplab_config,
                               derive_semples_config, synthetic_world_of)
 from .record import PipelineRecord
 from .results import (collect_val_per_phase, format_seed_table,
                       format_table, mean_over_seeds)
-from .run import PipelineSteps, run_pipeline, run_seeds
+from .run import run_pipeline, run_seeds
 
 __all__ = [
     'QUICK_SETTINGS', 'derive_semples_config', 'derive_deeplab_config',
     'synthetic_world_of', 'PipelineRecord', 'collect_val_per_phase',
-    'format_table', 'format_seed_table', 'mean_over_seeds', 'PipelineSteps',
-    'run_pipeline', 'run_seeds'
+    'format_table', 'format_seed_table', 'mean_over_seeds', 'run_pipeline',
+    'run_seeds'
 ]

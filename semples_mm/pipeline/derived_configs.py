@@ -10,6 +10,9 @@ import os.path as osp
 
 from mmengine.config import Config
 
+from ..models.segmentors.phase_schedule import PhaseSchedule
+from ..pseudo_labels import pseudo_mask_metric
+
 LOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 # (label in summary.json, phase at whose end the masks are written)
 EXPORTS = (('cam', 'cam'), ('match', 'match'), ('semples', 'refine'))
@@ -73,18 +76,6 @@ def _set_quick_loaders(cfg, batch_size):
     cfg.train_dataloader['batch_size'] = batch_size
 
 
-def _pseudo_mask_metric(cfg):
-    """The config's PseudoMaskMetric entry (same threshold sweep as its
-    validation), else the metric's defaults."""
-    evaluators = cfg.get('val_evaluator') or []
-    if isinstance(evaluators, dict):
-        evaluators = [evaluators]
-    for evaluator in evaluators:
-        if evaluator.get('type') == 'PseudoMaskMetric':
-            return copy.deepcopy(dict(evaluator))
-    return dict(type='PseudoMaskMetric')
-
-
 def export_dataloader(cfg, ann_file=None):
     """Dataloader config for the pseudo-mask exports: the images (and masks)
     of the training list, read with the validation pipeline.
@@ -119,24 +110,6 @@ def split_name(ann_file):
     return osp.splitext(osp.basename(ann_file))[0]
 
 
-def export_settings(cfg):
-    """Multi-scale + flip settings shared by all exports: the config's
-    ``pseudo_label_cfg``, the written masks' threshold defaulting to the
-    model's ``test_cfg.bg_threshold``."""
-    from_cfg = dict(cfg.get('pseudo_label_cfg') or {})
-    model_test_cfg = cfg.model.get('test_cfg') or {}
-    return dict(
-        scales=tuple(from_cfg.get('scales', (1.0, 1.2))),
-        flip=bool(from_cfg.get('flip', True)),
-        bg_threshold=float(
-            from_cfg.get('bg_threshold',
-                          model_test_cfg.get('bg_threshold', 0.43))),
-        crf=bool(from_cfg.get('crf', False)),
-        crf_cfg=from_cfg.get('crf_cfg'),
-        amp=bool(from_cfg.get('amp', False)),
-        batch_size=from_cfg.get('batch_size'))
-
-
 def derive_semples_config(config, seed, data_root=None, quick=False,
                           score_ann_file=None):
     """The SemPLeS config the pipeline trains.
@@ -162,20 +135,19 @@ def derive_semples_config(config, seed, data_root=None, quick=False,
         world = _set_world(cfg, osp.abspath(data_root), seed, quick)
     cfg.randomness = dict(cfg.get('randomness') or {}, seed=seed)
 
-    phases = cfg.model.get('phases')
-    names = [phase['name'] for phase in phases or []]
+    names = PhaseSchedule(cfg.model.get('phases') or []).names
     missing = [p for _, p in EXPORTS if p not in names]
     if missing:
-        raise ValueError(f'{config}: model.phases {names} lack {missing}; '
-                         'the pipeline exports pseudo masks at the end of '
-                         'cam, match and refine')
+        raise ValueError(f'{config}: model.phases {list(names)} lack '
+                         f'{missing}; the pipeline exports pseudo masks at the '
+                         'end of cam, match and refine')
     if quick:
-        for phase in phases:
+        for phase in cfg.model.phases:
             phase['iters'] = QUICK_SETTINGS['phase_iters'].get(
                 phase['name'], 3)
         _set_quick_loaders(cfg, QUICK_SETTINGS['semples_batch_size'])
         cfg.default_hooks.logger['interval'] = 1
-    total = sum(phase['iters'] for phase in phases)
+    total = PhaseSchedule(cfg.model.phases).total_iters
     cfg.train_cfg['max_iters'] = total
     cfg.train_cfg['val_interval'] = total
     # checkpoints at least at the end (and on the way for long runs), so
@@ -189,16 +161,15 @@ def derive_semples_config(config, seed, data_root=None, quick=False,
         checkpoint['interval'] = total
 
     loader = export_dataloader(cfg, score_ann_file)
-    settings = export_settings(cfg)
-    metric = _pseudo_mask_metric(cfg)
     split = split_name(loader['dataset']['ann_file'])
-    # the pipeline's exports replace any the config brings
+    # the pipeline's exports replace any the config brings; their settings
+    # come from the config (model.test_cfg, pseudo_label_cfg)
     hooks = [hook for hook in cfg.get('custom_hooks', [])
              if hook.get('type') != 'PseudoLabelHook']
     for label, phase in EXPORTS:
         hooks.append(dict(type='PseudoLabelHook', label=label, phase=phase,
                           dataloader=copy.deepcopy(loader), split=split,
-                          metric=copy.deepcopy(metric), **settings))
+                          metric=pseudo_mask_metric(cfg)))
     cfg.custom_hooks = hooks
     return cfg, world
 

@@ -13,7 +13,7 @@ STEP_ORDER = ('world', 'semples', 'export_train_list', 'deeplabv2_train',
               'deeplabv2_test')
 
 
-def collect_val_per_phase(work_dir, phases):
+def collect_val_per_phase(work_dir, schedule):
     """Validation metrics at each phase end, from mmengine's scalar logs.
 
     ``SemPLeSPhaseHook`` validates at the end of cam and match (logged at
@@ -22,15 +22,12 @@ def collect_val_per_phase(work_dir, phases):
 
     Args:
         work_dir (str): the SemPLeS work dir.
-        phases (list[dict]): ``model.phases`` (name, iters).
+        schedule (PhaseSchedule): the run's phases.
 
     Returns:
         dict: phase name -> {metric: value} for the metrics in VAL_KEYS.
     """
-    ends, total = [], 0
-    for phase in phases:
-        total += phase['iters']
-        ends.append((total, phase['name']))
+    total = schedule.total_iters
     per_phase = {}
     files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
                                       'scalars.json')))
@@ -42,7 +39,7 @@ def collect_val_per_phase(work_dir, phases):
                         key in entry for key in VAL_KEYS) or 'loss' in entry:
                     continue
                 step = min(int(entry['step']), total - 1)
-                name = next(n for end, n in ends if step < end)
+                name = schedule.at(step).name
                 per_phase[name] = {k: entry[k] for k in VAL_KEYS
                                    if k in entry}
     return per_phase

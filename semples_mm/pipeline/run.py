@@ -7,19 +7,18 @@ checkpoint).
 """
 import gc
 import json
-import numbers
 import os
 import os.path as osp
 import time
-from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Sequence
 
 from mmengine.logging import print_log
 
+from ..apis import make_pseudo_labels, test_checkpoint, train
+from ..models.segmentors.phase_schedule import PhaseSchedule
 from ..utils.paths import PACKAGE_ROOT
 from .derived_configs import (EXPORTS, derive_deeplab_config,
-                              derive_semples_config, export_settings,
-                              split_name)
+                              derive_semples_config, split_name)
 from .record import PipelineRecord
 from .results import (collect_val_per_phase, format_seed_table,
                       format_table, mean_over_seeds)
@@ -28,20 +27,6 @@ from .results import (collect_val_per_phase, format_seed_table,
 SYNTHETIC_DEEPLAB_CONFIG = str(
     PACKAGE_ROOT.parent / 'configs' / 'deeplabv2' /
     'deeplabv2_tiny_synthetic_pseudo.py')
-
-
-@dataclass
-class PipelineSteps:
-    """The entry points the pipeline calls (``tools/*.py`` ``main``).
-
-    Attributes:
-        train (callable): ``train(argv)`` as ``tools/train.py``'s main.
-        make_pseudo_labels (callable, optional): ``tools/make_pseudo_labels
-            .py``'s main; needed only when the scored split is not the
-            training list.
-    """
-    train: Callable
-    make_pseudo_labels: Optional[Callable] = None
 
 
 def final_checkpoint(work_dir, max_iters):
@@ -57,18 +42,14 @@ def _read_json(path):
         return json.load(file)
 
 
-def _export_results(semples_dir, phases):
+def _export_results(semples_dir, schedule):
     """{label: summary entry} of the three exports; entries written at an
     iteration other than their phase end (a stale file) are left out."""
-    ends, total = {}, 0
-    for phase in phases:
-        total += phase['iters']
-        ends[phase['name']] = total
     exports = _read_json(osp.join(semples_dir, 'summary.json'))
     found = {}
     for label, phase in EXPORTS:
         entry = exports.get(label)
-        if entry is not None and entry.get('iter') == ends[phase]:
+        if entry is not None and entry.get('iter') == schedule[phase].end:
             found[label] = entry
     return found
 
@@ -83,36 +64,6 @@ def _pseudo_mask_row(entry):
         out_dir=entry.get('out_dir'))
 
 
-def evaluate_checkpoint(config_path, checkpoint, work_dir, tta=False):
-    """Test a checkpoint on the config's test_dataloader.
-
-    Returns:
-        dict: the evaluator's metrics plus ``num_images`` and ``split``.
-    """
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-
-    import semples_mm  # noqa: F401  (registers our components)
-    from semples_mm.utils.launch import enable_tta
-    cfg = Config.fromfile(config_path)
-    cfg.work_dir = work_dir
-    cfg.load_from = checkpoint
-    cfg.launcher = 'none'
-    if tta:
-        enable_tta(cfg, config_path)
-    runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
-    dataset = runner.test_dataloader.dataset
-    # scalar metrics (numpy or torch scalars included); tables are left out
-    result = {key: float(value) for key, value in metrics.items()
-              if isinstance(value, numbers.Real) or getattr(
-                  value, 'ndim', None) == 0}
-    result.update(num_images=len(dataset), tta=bool(tta),
-                  split=split_name(dataset.ann_file or 'images'),
-                  checkpoint=osp.abspath(checkpoint))
-    return result
-
-
 def _check_record(record, **settings):
     """A work dir holds one run: refuse other settings than recorded."""
     for key, value in settings.items():
@@ -124,7 +75,7 @@ def _check_record(record, **settings):
     record.update(**settings)
 
 
-def run_pipeline(config, work_dir, steps, seed=0, deeplab_config=None,
+def run_pipeline(config, work_dir, seed=0, deeplab_config=None,
                  quick=False, data_root=None, score_split=None, tta=False):
     """Run (or finish) the whole pipeline in ``work_dir``.
 
@@ -135,7 +86,6 @@ def run_pipeline(config, work_dir, steps, seed=0, deeplab_config=None,
     Args:
         config (str): SemPLeS config.
         work_dir (str): output folder of this run.
-        steps (PipelineSteps): the tools' entry points.
         seed (int): training seed and synthetic-world seed.
         deeplab_config (str, optional): DeepLabV2 config; default the tiny
             synthetic one for configs with a synthetic world.
@@ -178,8 +128,8 @@ def run_pipeline(config, work_dir, steps, seed=0, deeplab_config=None,
     semples_cfg_path = osp.join(work_dir, 'configs', 'semples.py')
     semples_cfg.dump(semples_cfg_path)
     semples_dir = osp.join(work_dir, 'semples')
-    phases = [dict(p) for p in semples_cfg.model.phases]
-    semples_iters = semples_cfg.train_cfg.max_iters
+    schedule = PhaseSchedule(semples_cfg.model.phases)
+    semples_iters = schedule.total_iters
 
     # 1. the synthetic world
     if world is not None:
@@ -196,7 +146,7 @@ def run_pipeline(config, work_dir, steps, seed=0, deeplab_config=None,
         if final_checkpoint(semples_dir, semples_iters) is None:
             return None
         missing = [label for label, _ in EXPORTS
-                   if label not in _export_results(semples_dir, phases)]
+                   if label not in _export_results(semples_dir, schedule)]
         if missing:
             raise RuntimeError(
                 f'{semples_dir} holds the final checkpoint but '
@@ -206,12 +156,11 @@ def run_pipeline(config, work_dir, steps, seed=0, deeplab_config=None,
         return 'final checkpoint and the three exports exist'
 
     def train_semples():
-        steps.train([semples_cfg_path, '--work-dir', semples_dir,
-                     '--resume'])
+        train(semples_cfg_path, work_dir=semples_dir, resume=True)
         gc.collect()  # let dataloader workers of the finished runner go
 
     record.run_step('semples', train_semples, finished=semples_finished)
-    exports = _export_results(semples_dir, phases)
+    exports = _export_results(semples_dir, schedule)
     missing = [label for label, _ in EXPORTS if label not in exports]
     if missing:
         raise RuntimeError(f'SemPLeS training finished without the exports '
@@ -219,7 +168,7 @@ def run_pipeline(config, work_dir, steps, seed=0, deeplab_config=None,
     record.update(
         pseudo_masks={label: _pseudo_mask_row(exports[label])
                       for label, _ in EXPORTS},
-        cam_val_per_phase=collect_val_per_phase(semples_dir, phases))
+        cam_val_per_phase=collect_val_per_phase(semples_dir, schedule))
 
     # 2b. DeepLabV2's masks when the scored list is not the training list
     mask_dir = exports['semples']['out_dir']
@@ -229,29 +178,21 @@ def run_pipeline(config, work_dir, steps, seed=0, deeplab_config=None,
         mask_dir = osp.join(semples_dir, 'pseudo_masks',
                             f'semples_{train_split}')
         label = f'semples_{train_split}'
-        if steps.make_pseudo_labels is None:
-            raise ValueError('score_split needs steps.make_pseudo_labels')
 
         def export_train_list():
-            options = [f'val_dataloader.dataset.{key}={value}'
+            # the training list's masks and labels, the export settings of
+            # the config (model.test_cfg, pseudo_label_cfg)
+            options = {f'val_dataloader.dataset.{key}': value
                        for key, value in (
                            ('data_prefix.seg_map_path',
                             train_dataset.data_prefix.get('seg_map_path')),
                            ('label_seg_map_path',
                             train_dataset.get('label_seg_map_path')))
-                       if value is not None]
-            settings = export_settings(semples_cfg)
-            argv = [semples_cfg_path,
-                    final_checkpoint(semples_dir, semples_iters),
-                    '--out', mask_dir, '--split', train_dataset.ann_file,
-                    '--work-dir', semples_dir, '--label', label,
-                    '--bg-threshold', str(settings['bg_threshold']),
-                    '--scales', *[str(s) for s in settings['scales']]]
-            argv += [] if settings['flip'] else ['--no-flip']
-            argv += ['--crf'] if settings['crf'] else []
-            argv += ['--amp'] if settings['amp'] else []
-            argv += ['--cfg-options', *options] if options else []
-            steps.make_pseudo_labels(argv)
+                       if value is not None}
+            make_pseudo_labels(
+                semples_cfg_path, final_checkpoint(semples_dir, semples_iters),
+                mask_dir, split=train_dataset.ann_file, label=label,
+                work_dir=semples_dir, cfg_options=options)
 
         record.run_step(
             'export_train_list', export_train_list,
@@ -267,8 +208,7 @@ def run_pipeline(config, work_dir, steps, seed=0, deeplab_config=None,
     deeplab_iters = deeplab_cfg.train_cfg.max_iters
 
     def train_deeplab():
-        steps.train([deeplab_cfg_path, '--work-dir', deeplab_dir,
-                     '--resume'])
+        train(deeplab_cfg_path, work_dir=deeplab_dir, resume=True)
         gc.collect()
 
     record.run_step(
@@ -278,8 +218,8 @@ def run_pipeline(config, work_dir, steps, seed=0, deeplab_config=None,
 
     def test_deeplab():
         checkpoint = final_checkpoint(deeplab_dir, deeplab_iters)
-        result = evaluate_checkpoint(deeplab_cfg_path, checkpoint,
-                                     osp.join(deeplab_dir, 'test'), tta=tta)
+        result = test_checkpoint(deeplab_cfg_path, checkpoint,
+                                 osp.join(deeplab_dir, 'test'), tta=tta)
         record.update(deeplabv2=result)
         gc.collect()
 
@@ -298,7 +238,7 @@ def run_pipeline(config, work_dir, steps, seed=0, deeplab_config=None,
     return record.data
 
 
-def run_seeds(config, work_dir, steps, seeds: Sequence[int], **kwargs):
+def run_seeds(config, work_dir, seeds: Sequence[int], **kwargs):
     """:func:`run_pipeline` once per seed in ``<work_dir>/seed<s>``, then
     the mean table in ``<work_dir>/seeds_summary.json``.
 
@@ -306,8 +246,8 @@ def run_seeds(config, work_dir, steps, seeds: Sequence[int], **kwargs):
         dict: row -> per-seed values, mean and std.
     """
     summaries = [
-        run_pipeline(config, osp.join(work_dir, f'seed{seed}'), steps,
-                     seed=seed, **kwargs) for seed in seeds
+        run_pipeline(config, osp.join(work_dir, f'seed{seed}'), seed=seed,
+                     **kwargs) for seed in seeds
     ]
     rows = mean_over_seeds(summaries)
     path = osp.join(work_dir, 'seeds_summary.json')

@@ -1,23 +1,26 @@
-"""Pseudo-mask generation: multi-scale + flip CAMs -> class-id PNGs.
+"""Pseudo-mask export: the model's CAM inference (``models.cams``) over a
+dataloader, written as class-id PNGs by :class:`MaskWriter`.
 
-One exporter (:func:`export_pseudo_masks`) serves ``PseudoLabelHook`` and
-``tools/make_pseudo_labels.py``.
+One export (:func:`export_pseudo_masks`) and one settings rule
+(:func:`export_settings`) serve ``PseudoLabelHook``,
+``tools/make_pseudo_labels.py``, the pipeline and the benchmark.
 """
-from .cam_inference import multi_scale_flip_cams
 from .crf import DEFAULT_CRF_CFG, dense_crf_labels, require_pydensecrf
-from .exporter import (batched_normalized_cams, compute_normalized_cams,
-                       export_pseudo_masks, in_order_loader_cfg,
-                       sample_image_id)
+from .export import export_pseudo_masks, infer_batch_cams, sample_image_id
+from .loader import in_order_loader_cfg
 from .output_guard import (ANNOTATION_FOLDER_NAMES, check_output_dir,
                            dataset_annotation_dirs, dataset_has_masks)
-from .palette import save_mask_png, voc_palette
+from .settings import (EXPORT_KEYS, export_settings, inference_settings,
+                       pseudo_mask_metric)
 from .summary import update_summary_file
+from .writer import MaskWriter
 
 __all__ = [
-    'multi_scale_flip_cams',
     'DEFAULT_CRF_CFG', 'dense_crf_labels', 'require_pydensecrf',
-    'batched_normalized_cams', 'compute_normalized_cams',
-    'export_pseudo_masks', 'in_order_loader_cfg', 'sample_image_id',
-    'ANNOTATION_FOLDER_NAMES', 'check_output_dir', 'dataset_annotation_dirs',
-    'dataset_has_masks', 'save_mask_png', 'voc_palette', 'update_summary_file'
+    'export_pseudo_masks', 'infer_batch_cams', 'sample_image_id',
+    'in_order_loader_cfg', 'ANNOTATION_FOLDER_NAMES', 'check_output_dir',
+    'dataset_annotation_dirs', 'dataset_has_masks', 'EXPORT_KEYS',
+    'export_settings', 'inference_settings', 'pseudo_mask_metric',
+    'update_summary_file',
+    'MaskWriter'
 ]

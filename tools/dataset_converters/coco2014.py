@@ -25,7 +25,7 @@ import numpy as np
 from pycocotools import mask as coco_mask
 from tqdm import tqdm
 
-from semples_mm.datasets.synthetic.world import save_palette_mask
+from semples_mm.utils.mask_png import save_mask_png
 
 IGNORE = 255
 
@@ -84,7 +84,7 @@ def convert_split(coco_root, split, out_dir=None):
     for image in tqdm(coco['images'], desc=f'{split} masks', unit='img'):
         stem = osp.splitext(image['file_name'])[0]
         mask = class_mask(image, by_image.get(image['id'], []), index_of_cat)
-        save_palette_mask(mask, osp.join(out_split, stem + '.png'))
+        save_mask_png(mask, osp.join(out_split, stem + '.png'))
         stems.append(stem)
     os.makedirs(osp.join(coco_root, 'ImageSets'), exist_ok=True)
     with open(osp.join(coco_root, 'ImageSets', f'{split}.txt'), 'w') as f:

@@ -22,7 +22,7 @@ from PIL import Image
 from scipy.io import loadmat
 from tqdm import tqdm
 
-from semples_mm.datasets.synthetic.world import save_palette_mask
+from semples_mm.utils.mask_png import save_mask_png
 
 
 def read_ids(path):
@@ -59,7 +59,7 @@ def convert_one(job):
             mask = np.array(image)
     else:
         mask = load_sbd_mask(osp.join(sbd_cls_dir, img_id + '.mat'))
-    save_palette_mask(mask, osp.join(out_dir, img_id + '.png'))
+    save_mask_png(mask, osp.join(out_dir, img_id + '.png'))
     return img_id
 
 

@@ -2,7 +2,7 @@
 # data_root (relative to the working directory) by the dataset itself.
 custom_imports = dict(imports=['semples_mm'], allow_failed_imports=False)
 
-dataset_type = 'PascalVOCWSSSDataset'
+dataset_type = 'SyntheticWSSSDataset'
 data_root = 'data/synthetic_world'
 class_names = ('background', 'boat', 'plane', 'train', 'cow', 'bird')
 num_classes = 6  # with background: decode heads, IoUMetric

@@ -36,11 +36,9 @@ model = dict(
         type='FrozenCLIP',
         model_name='ViT-B-32',
         pretrained=clip_checkpoint,
-        input_mean=[123.675, 116.28, 103.53],
-        input_std=[58.395, 57.12, 57.375],
         image_chunk_size=128),
-    prompt_learner=dict(
-        type='BackgroundPromptLearner', length=30, width=512),
+    # class_names: the model's
+    prompt_learner=dict(type='BackgroundPromptLearner', length=30, width=512),
     match_loss=dict(type='SegmentLabelMatchingLoss'),
     prompt_loss=dict(type='ContrastivePromptLoss'),
     refine_loss=dict(type='PromptRefinementLoss'),

@@ -1,6 +1,10 @@
 # Training machinery shared by the SemPLeS configs: two optimizers (CAM
-# network, prompts), phases switched and learning rates scheduled per phase
-# by SemPLeSPhaseHook (no param_scheduler), exact resume, phase-aware DDP.
+# network, prompts), phases entered and learning rates scheduled per phase
+# by SemPLeSPhaseHook from model.phases (no param_scheduler), a training
+# loop that lets a phase read its own dataloader (train_cfg.
+# phase_dataloaders), exact resume, phase-aware DDP, and pseudo masks of the
+# plain CAM (end of `cam`) and of the trained model (end of training), with
+# the settings of the config's model.test_cfg and pseudo_label_cfg.
 # Configs set the learning rates, max_iters (= the sum of model.phases) and
 # the evaluators (IoUMetric and PseudoMaskMetric with a threshold sweep).
 optim_wrapper = dict(
@@ -13,7 +17,7 @@ optim_wrapper = dict(
         type='OptimWrapper',
         optimizer=dict(type='AdamW', lr=0.025, weight_decay=0.03),
         modules=('prompt_learner', )))
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=None, val_interval=None)
+train_cfg = dict(type='PhasedTrainLoop', max_iters=None, val_interval=None)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
@@ -24,10 +28,10 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
 custom_hooks = [
-    # Per-phase cosine learning rates; stages 1 and 3 fine-tune the CAM
-    # network at a tenth of stage 0's rate (the authors' 5.12e-4 * B / 512).
-    dict(type='SemPLeSPhaseHook', lr_mult=dict(match=0.1, refine=0.1)),
+    dict(type='SemPLeSPhaseHook'),
     dict(type='RandomStateHook'),
+    dict(type='PseudoLabelHook', label='cam', phase='cam'),
+    dict(type='PseudoLabelHook', label='semples'),
 ]
 model_wrapper_cfg = dict(
     type='PhasedDistributedDataParallel', find_unused_parameters=True)

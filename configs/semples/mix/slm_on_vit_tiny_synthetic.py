@@ -16,7 +16,8 @@ model = dict(
         with_cls_token=True,
         output_cls_token=False),
     cam_head=dict(in_channels=96),
-    phases=[dict(name='cam', iters=400), dict(name='match', iters=300)],
+    phases=[dict(name='cam', iters=400, optimizer='cam'),
+            dict(name='match', iters=300, optimizer='cam')],
     prompt_learner=None, prompt_loss=None, refine_loss=None)
 optim_wrapper = dict(
     _delete_=True,
@@ -26,3 +27,5 @@ optim_wrapper = dict(
         optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4),
         modules=('backbone', 'neck', 'cam_head')))
 train_cfg = dict(max_iters=700, val_interval=700)
+# the schedule's second export ('semples', end of training) is SLM's
+

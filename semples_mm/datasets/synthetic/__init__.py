@@ -1,13 +1,12 @@
-"""The embedded synthetic world (see ``world.py``)."""
-from .world import (CONTEXT_OF_CLASS, GREY_GROUND, SYNTHETIC_CLASSES,
-                    SYNTHETIC_CONTEXTS, SyntheticRenderer, caption_for,
-                    generate_synthetic_world, render_caption_pairs,
-                    sample_scene, save_palette_mask, voc_palette,
-                    world_mismatch)
+"""The embedded synthetic world: rendering, captions and generation on disk
+(its dataset is ``SyntheticWSSSDataset``)."""
+from .captions import caption_for, render_caption_pairs
+from .renderer import (CONTEXT_OF_CLASS, GREY_GROUND, SYNTHETIC_CLASSES,
+                       SYNTHETIC_CONTEXTS, SyntheticRenderer)
+from .world import generate_synthetic_world, sample_scene, world_mismatch
 
 __all__ = [
     'SYNTHETIC_CLASSES', 'SYNTHETIC_CONTEXTS', 'CONTEXT_OF_CLASS',
     'GREY_GROUND', 'SyntheticRenderer', 'generate_synthetic_world',
-    'render_caption_pairs', 'caption_for', 'sample_scene', 'voc_palette',
-    'save_palette_mask', 'world_mismatch'
+    'render_caption_pairs', 'caption_for', 'sample_scene', 'world_mismatch'
 ]

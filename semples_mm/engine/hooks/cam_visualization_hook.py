@@ -6,11 +6,13 @@ import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmseg.registry import DATASETS, HOOKS
 from PIL import Image
 
-from ...pseudo_labels import compute_normalized_cams, sample_image_id
+from ...models.cams import CAMInference
+from ...pseudo_labels import (export_settings, infer_batch_cams,
+                              inference_settings, sample_image_id)
+from ...utils.models import phase_schedule, unwrap_model
 
 
 def jet_colormap(values):
@@ -51,11 +53,13 @@ class CAMVisualizationHook(Hook):
         iters (Sequence[int], optional): finished-iteration counts at which
             to draw.
         phases (Sequence[str], optional): also draw at the end of these
-            model phases (``model.phase_end_iter(name)``).
+            model phases (the model's phase schedule).
         draw_after_train (bool): also draw when training ends.
         dataloader (dict, optional): config whose ``dataset`` gives images.
-        scales (Sequence[float]): CAM input scales.
-        flip (bool): add horizontal flips.
+        scales (Sequence[float], optional): CAM input scales, and
+        flip (bool, optional): horizontal flips; by default those of the
+            pseudo-mask export (``export_settings``: the model's test_cfg,
+            then pseudo_label_cfg), so the overlays show the exported CAMs.
         alpha (float): heatmap opacity.
     """
 
@@ -67,35 +71,26 @@ class CAMVisualizationHook(Hook):
                  phases=None,
                  draw_after_train=True,
                  dataloader=None,
-                 scales=(1.0, ),
-                 flip=False,
+                 scales=None,
+                 flip=None,
                  alpha=0.5):
         self.image_indices = list(image_indices)
         self.iters = set(iters or ())
         self.phases = list(phases or ())
         self.draw_after_train = draw_after_train
         self.dataloader = dataloader
-        self.scales = tuple(scales)
+        self.scales = scales
         self.flip = flip
         self.alpha = alpha
         self._dataset = None
         self._draw_iters = set()
 
-    @staticmethod
-    def _model(runner):
-        return runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-
     def before_train(self, runner):
         self._draw_iters = set(self.iters)
-        model = self._model(runner)
-        for phase in self.phases:
-            if not hasattr(model, 'phase_end_iter'):
-                raise AttributeError(
-                    f'CAMVisualizationHook(phases={self.phases}): '
-                    f'{type(model).__name__} has no phase_end_iter(name); '
-                    'pass iters=[...] instead')
-            self._draw_iters.add(int(model.phase_end_iter(phase)))
+        if self.phases:
+            schedule = phase_schedule(
+                runner.model, f'CAMVisualizationHook(phases={self.phases})')
+            self._draw_iters.update(schedule[p].end for p in self.phases)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
@@ -124,7 +119,9 @@ class CAMVisualizationHook(Hook):
             return
         dataset = self._get_dataset(runner)
         class_names = dataset.metainfo.get('classes')
-        model = self._model(runner)
+        model = unwrap_model(runner.model)
+        inference = CAMInference(**inference_settings(export_settings(
+            runner.cfg, scales=self.scales, flip=self.flip)))
         was_training = model.training
         model.eval()
         try:
@@ -136,9 +133,9 @@ class CAMVisualizationHook(Hook):
                             f'past the dataset ({len(dataset)} images)')
                     batch = pseudo_collate([dataset[index]])
                     data_sample = batch['data_samples'][0]
-                    cams = compute_normalized_cams(
-                        model, batch['inputs'][0], data_sample, self.scales,
-                        self.flip).cpu().numpy()
+                    cams = infer_batch_cams(
+                        model, inference, batch['inputs'],
+                        [data_sample])[0].cpu().numpy()
                     image = np.asarray(Image.open(
                         data_sample.metainfo['img_path']).convert('RGB'))
                     img_id = sample_image_id(data_sample)

@@ -1,35 +1,33 @@
-"""Switches the SemPLeS phases, schedules their learning rates and validates
-at each phase end."""
+"""Enters the SemPLeS phases, schedules their learning rates and validates
+at phase ends."""
 import math
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
+
+from ...utils.models import phase_schedule, unwrap_model
 
 
 @HOOKS.register_module()
 class SemPLeSPhaseHook(Hook):
-    """Drives ``model.phases`` from the iteration count.
+    """Drives the model's :class:`PhaseSchedule` from the iteration count.
 
     Before each iteration the model enters the phase that owns it
-    (``model.set_phase``, which snapshots / restores the CAM network). When
-    a phase starts, the optimizer it steps is reset to a fresh state (AdamW
-    moments), as each of the authors' stages starts a new optimizer. Within
-    a phase the learning rate follows a cosine from ``initial_lr * lr_mult``
-    to ``initial_lr * lr_mult * eta_min_ratio`` over the phase's iterations.
-    The schedule is computed from the iteration count alone, so it needs no
-    ``param_scheduler`` (leave it out) and resumes exactly; phase lengths are
-    set in one place, ``model.phases``. After a phase listed in
-    ``validate_after`` ends, the validation loop runs so the log shows CAM
-    mIoU phase by phase (the training loop validates the last phase).
+    (``model.set_phase``). When a phase starts, the optimizer it steps gets a
+    fresh state (AdamW moments), as each of the authors' stages starts a new
+    optimizer. Within a phase the learning rate follows a cosine from
+    ``initial_lr * phase.lr_mult`` to ``eta_min_ratio`` of that over the
+    phase's iterations. The rates are computed from the iteration alone, so
+    no ``param_scheduler`` is needed (leave it out) and a resume is exact.
+    After each phase of ``validate_after`` the validation loop runs, so the
+    log shows CAM mIoU phase by phase (the training loop validates the
+    last phase).
 
     Args:
-        validate_after (Sequence[str]): phases to validate after.
-        lr_mult (dict, optional): phase name -> factor on the optimizer's
-            initial learning rates in that phase, e.g. to fine-tune the CAM
-            network in ``match``/``refine`` more gently than it was trained
-            in ``cam``. Defaults to 1 for every phase.
+        validate_after (Sequence[str], optional): phases to validate after;
+            default: every phase of the schedule but ``prompt`` (whose CAM
+            network does not change).
         eta_min_ratio (float): final learning rate of each phase relative to
             its start. Defaults to 0.
         cosine (bool): False keeps the learning rate constant within a
@@ -38,26 +36,32 @@ class SemPLeSPhaseHook(Hook):
     # Before RuntimeInfoHook (VERY_HIGH), so the logged lr is the one used.
     priority = 'HIGHEST'
 
-    def __init__(self, validate_after=('cam', 'match', 'refine'),
-                 lr_mult=None, eta_min_ratio=0.0, cosine=True):
-        self.validate_after = tuple(validate_after)
-        self.lr_mult = dict(lr_mult or {})
+    def __init__(self, validate_after=None, eta_min_ratio=0.0, cosine=True):
+        if not 0 <= eta_min_ratio <= 1:
+            raise ValueError('SemPLeSPhaseHook: eta_min_ratio must lie in '
+                             f'[0, 1], got {eta_min_ratio!r}.')
+        self.validate_after = None if validate_after is None else tuple(
+            validate_after)
         self.eta_min_ratio = eta_min_ratio
         self.cosine = cosine
         self._output_keys = set()  # every key the model has logged
 
-    @staticmethod
-    def _model(runner):
-        model = runner.model
-        return model.module if is_model_wrapper(model) else model
-
     def before_train(self, runner):
-        model = self._model(runner)
-        if runner.max_iters != model.total_iters:
+        schedule = phase_schedule(runner.model, 'SemPLeSPhaseHook')
+        if self.validate_after is None:
+            self.validate_after = tuple(n for n in schedule.names
+                                        if n != 'prompt')
+        unknown = set(self.validate_after) - set(schedule.names)
+        if unknown:
+            raise ValueError(
+                f'SemPLeSPhaseHook(validate_after={list(self.validate_after)}'
+                f'): no phase {sorted(unknown)} in model.phases '
+                f'{list(schedule.names)}.')
+        if runner.max_iters != schedule.total_iters:
             raise ValueError(
                 f'train_cfg.max_iters={runner.max_iters} but model.phases add '
-                f'up to {model.total_iters} iterations; set train_cfg.max_iters'
-                f'={model.total_iters} (or change the phases).')
+                f'up to {schedule.total_iters} iterations; set train_cfg.'
+                f'max_iters={schedule.total_iters} (or change the phases).')
         wrappers = runner.optim_wrapper
         for wrapper in (wrappers.values() if hasattr(wrappers, 'values')
                         else [wrappers]):
@@ -66,19 +70,17 @@ class SemPLeSPhaseHook(Hook):
                 group.setdefault('initial_lr', group['lr'])
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
-        model = self._model(runner)
-        phase = model.phase_at(runner.iter)
-        entered = model.set_phase(phase)
-        optimizer = model.active_optim_wrapper(runner.optim_wrapper).optimizer
-        if entered:
-            print_log(f'SemPLeS: phase "{phase}" starts at iteration '
+        model = unwrap_model(runner.model)
+        phase = model.schedule.at(runner.iter)
+        optimizer = model.schedule.optim_wrapper(
+            phase.name, runner.optim_wrapper).optimizer
+        if model.set_phase(phase.name):
+            print_log(f'SemPLeS: phase "{phase.name}" starts at iteration '
                       f'{runner.iter + 1}', logger='current')
             optimizer.state.clear()
-        start = model.phase_start_iter(phase)
-        length = model.phase_end_iter(phase) - start
-        factor = self.lr_mult.get(phase, 1.0)
+        factor = phase.lr_mult
         if self.cosine:
-            progress = (runner.iter - start) / length
+            progress = (runner.iter - phase.start) / phase.iters
             factor *= self.eta_min_ratio + (1 - self.eta_min_ratio) * 0.5 * (
                 1 + math.cos(math.pi * progress))
         for group in optimizer.param_groups:
@@ -87,14 +89,13 @@ class SemPLeSPhaseHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
         self._forget_other_phases_outputs(runner, outputs or {})
-        model = self._model(runner)
         done = runner.iter + 1
         if done >= runner.max_iters or runner.val_loop is None:
             return
-        phase = model.phase_at(runner.iter)
-        if phase in self.validate_after and done == model.phase_end_iter(
-                phase):
-            print_log(f'SemPLeS: validating the end of phase "{phase}"',
+        phase = phase_schedule(runner.model, 'SemPLeSPhaseHook').at(
+            runner.iter)
+        if phase.name in self.validate_after and done == phase.end:
+            print_log(f'SemPLeS: validating the end of phase "{phase.name}"',
                       logger='current')
             runner.val_loop.run()
             runner.model.train()

@@ -4,15 +4,16 @@ import os.path as osp
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
 from ...pseudo_labels import (dataset_has_masks, export_pseudo_masks,
-                              in_order_loader_cfg, update_summary_file)
+                              export_settings, in_order_loader_cfg,
+                              update_summary_file)
+from ...utils.models import phase_schedule
 
 
 def build_export_dataloader(runner, dataloader_cfg=None, ann_file=None,
-                            batch_size=None):
+                            batch_size=None, num_workers=None):
     """An in-order dataloader for export, from a config dict.
 
     Args:
@@ -20,7 +21,7 @@ def build_export_dataloader(runner, dataloader_cfg=None, ann_file=None,
             config's ``val_dataloader``.
         dataloader_cfg (dict, optional): mmengine dataloader config.
         ann_file (str, optional): replaces ``dataset.ann_file``.
-        batch_size (int, optional): replaces the config's batch size.
+        batch_size, num_workers (int, optional): replace the config's.
 
     Returns:
         DataLoader: with ``DefaultSampler(shuffle=False)``, so that under
@@ -33,7 +34,8 @@ def build_export_dataloader(runner, dataloader_cfg=None, ann_file=None,
             'PseudoLabelHook needs a dataloader config: pass dataloader=dict('
             '...) or define val_dataloader in the config')
     return runner.build_dataloader(
-        in_order_loader_cfg(cfg, ann_file, batch_size), seed=runner.seed)
+        in_order_loader_cfg(cfg, ann_file, batch_size, num_workers),
+        seed=runner.seed)
 
 
 @HOOKS.register_module()
@@ -44,9 +46,14 @@ class PseudoLabelHook(Hook):
     ``summary[label]`` in ``<work_dir>/summary.json`` (image count, split,
     settings, images/s, and with ground truth the best threshold and mIoU of
     ``metric``). The export runs once: after iteration ``after_iter`` (1-based
-    count of finished iterations), at the end of phase ``phase`` (read from
-    ``model.phase_end_iter(phase)``), or, with neither, after training.
-    Existing PNGs are kept, so an export cut short finishes on the next run.
+    count of finished iterations), at the end of phase ``phase`` (from the
+    model's phase schedule), or, with neither, after training. Existing PNGs
+    are kept, so an export cut short finishes on the next run.
+
+    The export settings (scales, flip, threshold, CRF, batch size, ...)
+    resolve when the export runs, by :func:`export_settings`: the model's
+    ``test_cfg``, then the config's ``pseudo_label_cfg``, then the settings
+    given to this hook, so one hook config serves every experiment.
 
     Args:
         label (str): name of this export, e.g. 'cam' or 'semples'.
@@ -56,22 +63,16 @@ class PseudoLabelHook(Hook):
             config's ``val_dataloader``. Its sampler is replaced by an
             in-order DefaultSampler.
         ann_file (str, optional): image list replacing the dataset's.
-        batch_size (int, optional): images per export batch, replacing the
-            dataloader's; the images of a batch that share a size go
-            through the network together (faster, most on a GPU).
         split (str, optional): split name for the summary; default: the
             stem of the ann_file.
-        scales (Sequence[float]): CAM input scales.
-        flip (bool): add horizontal flips.
-        bg_threshold (float): background score of the written masks.
-        crf (bool): refine with a dense CRF (needs pydensecrf).
-        crf_cfg (dict, optional): CRF settings (see pseudo_labels.crf).
-        amp (bool): infer the CAMs under bf16 autocast.
         metric (dict, optional): metric config fed the CAMs and ground
             truth; used only when every image has a mask. None: no metric.
         out_dir (str, optional): output folder; default
             ``<work_dir>/pseudo_masks/<label>``.
         summary_file (str): JSON file name inside work_dir.
+        **settings: export settings that override the config's
+            (``scales``, ``flip``, ``bg_threshold``, ``crf``, ``amp``,
+            ``batch_size``, ...; see ``pseudo_labels.EXPORT_KEYS``).
     """
 
     priority = 'LOW'
@@ -82,36 +83,26 @@ class PseudoLabelHook(Hook):
                  phase=None,
                  dataloader=None,
                  ann_file=None,
-                 batch_size=None,
                  split=None,
-                 scales=(1.0, 1.2),
-                 flip=True,
-                 bg_threshold=0.43,
-                 crf=False,
-                 crf_cfg=None,
-                 amp=False,
                  metric=dict(type='PseudoMaskMetric'),
                  out_dir=None,
-                 summary_file='summary.json'):
+                 summary_file='summary.json',
+                 **settings):
         if after_iter is not None and phase is not None:
             raise ValueError('PseudoLabelHook: give after_iter or phase, not '
                              f'both (got {after_iter} and {phase!r})')
-        if batch_size is not None and batch_size < 1:
-            raise ValueError('PseudoLabelHook: batch_size must be >= 1, got '
-                             f'{batch_size}')
-        if after_iter is not None and after_iter < 1:
+        if after_iter is not None and (not isinstance(after_iter, int)
+                                       or after_iter < 1):
             raise ValueError('PseudoLabelHook: after_iter counts finished '
                              f'iterations and must be >= 1, got {after_iter}')
+        export_settings({}, **settings)  # unknown or bad settings fail here
         self.label = label
         self.after_iter = after_iter
         self.phase = phase
         self.dataloader = dataloader
         self.ann_file = ann_file
-        self.batch_size = batch_size
         self.split = split
-        self.export_cfg = dict(
-            scales=tuple(scales), flip=flip, bg_threshold=bg_threshold,
-            crf=crf, crf_cfg=crf_cfg, amp=amp)
+        self.settings = settings
         self.metric = metric
         self.out_dir = out_dir
         self.summary_file = summary_file
@@ -121,14 +112,9 @@ class PseudoLabelHook(Hook):
     def before_train(self, runner):
         self._export_iter = self.after_iter
         if self.phase is not None:
-            model = runner.model.module if is_model_wrapper(
-                runner.model) else runner.model
-            if not hasattr(model, 'phase_end_iter'):
-                raise AttributeError(
-                    f'PseudoLabelHook(phase={self.phase!r}): '
-                    f'{type(model).__name__} has no phase_end_iter(name); '
-                    'pass after_iter=<iteration> instead')
-            self._export_iter = int(model.phase_end_iter(self.phase))
+            schedule = phase_schedule(
+                runner.model, f'PseudoLabelHook(phase={self.phase!r})')
+            self._export_iter = schedule[self.phase].end
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
@@ -145,8 +131,10 @@ class PseudoLabelHook(Hook):
 
         ``finished_iters`` (default ``runner.iter``) is recorded as ``iter``.
         """
-        dataloader = build_export_dataloader(runner, self.dataloader,
-                                             self.ann_file, self.batch_size)
+        settings = export_settings(runner.cfg, **self.settings)
+        dataloader = build_export_dataloader(
+            runner, self.dataloader, self.ann_file, settings['batch_size'],
+            settings['num_workers'])
         dataset = dataloader.dataset
         evaluator = None
         if self.metric is not None:
@@ -164,8 +152,8 @@ class PseudoLabelHook(Hook):
         runner.logger.info(f'PseudoLabelHook[{self.label}]: writing pseudo '
                            f'masks of {split} to {out_dir}')
         summary = export_pseudo_masks(
-            runner.model, dataloader, out_dir, evaluator=evaluator,
-            split=split, **self.export_cfg)
+            runner.model, dataloader, out_dir, settings, evaluator=evaluator,
+            split=split)
         summary['iter'] = runner.iter if finished_iters is None \
             else finished_iters
         if is_main_process():

@@ -20,14 +20,19 @@ class RandomStateHook(Hook):
     processes the sample order is still exact but worker-side augmentation
     draws are re-seeded.
 
-    Python's and NumPy's generators (used by the data pipeline) are restored
-    on load. torch's is restored just before the first resumed iteration:
-    the resumed run builds its dataloader iterator lazily, which draws a base
-    seed from torch's generator that the uninterrupted run drew long before.
+    A loaded checkpoint is a resume when training then starts at the
+    checkpoint's iteration (> 0); weights loaded with ``load_from`` to start
+    a new run (iteration 0) leave the seeded generators alone. Python's and
+    NumPy's generators (used by the data pipeline) are restored when
+    training starts, before the first batch is read; torch's just before
+    the first resumed iteration, after the dataloader iterator has been
+    built (which draws a base seed from torch's generator that the
+    uninterrupted run drew long before).
     """
     priority = 'VERY_LOW'
 
     def __init__(self):
+        self._loaded = None
         self._pending_torch_state = None
 
     def before_save_checkpoint(self, runner, checkpoint):
@@ -40,8 +45,14 @@ class RandomStateHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint):
         state = checkpoint.get('random_state')
-        if state is None or not runner._resume:
+        iteration = checkpoint.get('meta', {}).get('iter')
+        self._loaded = None if state is None else (iteration, state)
+
+    def before_train(self, runner):
+        loaded, self._loaded = self._loaded, None
+        if loaded is None or not runner.iter or loaded[0] != runner.iter:
             return
+        state = loaded[1]
         random.setstate(state['python'])
         np.random.set_state(state['numpy'])
         self._pending_torch_state = state

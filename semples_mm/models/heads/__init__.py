@@ -1,6 +1,4 @@
-from .cam_head import CAMHead, cams_to_segmentation, normalize_cams
+from .cam_head import CAMHead
 from .deeplabv2_head import DeepLabV2Head
 
-__all__ = [
-    'CAMHead', 'DeepLabV2Head', 'normalize_cams', 'cams_to_segmentation'
-]
+__all__ = ['CAMHead', 'DeepLabV2Head']

@@ -1,0 +1,130 @@
+"""Write the pseudo masks of a dataset split from a trained CAM model."""
+import copy
+import os
+import os.path as osp
+from typing import Optional, Union
+
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose
+from mmengine.dist import is_main_process
+from mmengine.logging import print_log
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner, load_checkpoint
+from mmseg.registry import DATASETS, MODELS
+
+from ..pseudo_labels import (dataset_has_masks, export_pseudo_masks,
+                             export_settings, in_order_loader_cfg,
+                             pseudo_mask_metric, update_summary_file)
+from ..utils.launch import finish_distributed, start_process_group
+
+# transforms that need a mask file; dropped when a split lacks masks
+MASK_TRANSFORMS = ('LoadAnnotations', 'CheckSegMapValues')
+
+
+def split_ann_file(split: str) -> str:
+    """'train' -> 'ImageSets/Segmentation/train.txt'; paths pass through."""
+    if '/' in split or split.endswith('.txt'):
+        return split
+    return f'ImageSets/Segmentation/{split}.txt'
+
+
+def build_split_dataset(dataloader_cfg: dict, ann_file: str):
+    """The split's dataset, without the mask transforms if some image has no
+    mask. Returns (dataset, has_masks)."""
+    dataset_cfg = copy.deepcopy(dataloader_cfg['dataset'])
+    dataset_cfg['ann_file'] = ann_file
+    dataset = DATASETS.build(dataset_cfg)
+    has_masks = dataset_has_masks(dataset)
+    if not has_masks:
+        dataset.pipeline = Compose([
+            t for t in dataset_cfg.get('pipeline', [])
+            if t.get('type') not in MASK_TRANSFORMS])
+        print_log(f'{ann_file}: not every image has a mask, so the masks are '
+                  'written without loading ground truth or scoring',
+                  logger='current')
+    return dataset, has_masks
+
+
+def make_pseudo_labels(config: Union[str, Config], checkpoint: str,
+                       out_dir: str, split: str = 'train',
+                       label: Optional[str] = None,
+                       work_dir: Optional[str] = None,
+                       dataloader: str = 'val', evaluate: bool = True,
+                       device: Optional[str] = None, launcher: str = 'none',
+                       progress: bool = True,
+                       cfg_options: Optional[dict] = None,
+                       **overrides) -> dict:
+    """Export the pseudo masks of ``split`` and record them.
+
+    Settings resolve by ``export_settings``: the model's ``test_cfg``, the
+    config's ``pseudo_label_cfg``, then ``overrides``. Images come from the
+    config's ``<dataloader>_dataloader`` with the split's image list. With
+    ground truth for every image (and ``evaluate``), the pseudo-mask mIoU
+    over the threshold sweep is computed in the same pass. The summary goes
+    under ``label`` (default: the out folder's name) into
+    ``<work_dir>/summary.json``.
+
+    Args:
+        config (str | Config): config of the CAM model.
+        checkpoint (str): its weights.
+        out_dir (str): folder of the PNG masks.
+        split (str): 'train', 'val', 'trainaug' (ImageSets/Segmentation/
+            <split>.txt) or an image-list path relative to data_root.
+        dataloader (str): 'val' or 'test'.
+        evaluate (bool): score the masks when every image has ground truth.
+        device (str, optional): default cuda when available, else cpu.
+        launcher (str): 'none' or 'pytorch' (every rank writes its shard).
+        **overrides: export settings (``pseudo_labels.EXPORT_KEYS``).
+
+    Returns:
+        dict: the export summary, with the checkpoint.
+    """
+    cfg = copy.deepcopy(config) if isinstance(config, Config) else \
+        Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    settings = export_settings(cfg, **overrides)
+    start_process_group(launcher)
+    loader_key = f'{dataloader}_dataloader'
+    if not isinstance(cfg.get(loader_key), dict):
+        raise KeyError(f'{cfg.filename} has no {loader_key}; the images of '
+                       'the split are read through it')
+    loader_cfg = in_order_loader_cfg(
+        cfg[loader_key].to_dict() if hasattr(cfg[loader_key], 'to_dict')
+        else cfg[loader_key], batch_size=settings['batch_size'],
+        num_workers=settings['num_workers'])
+    dataset, has_masks = build_split_dataset(loader_cfg,
+                                             split_ann_file(split))
+    loader = Runner.build_dataloader(dict(loader_cfg, dataset=dataset),
+                                     seed=0)
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    if device == 'cuda':
+        device = f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, checkpoint, map_location='cpu')
+    model.to(device)
+    metric = [pseudo_mask_metric(cfg)] if evaluate and has_masks else None
+    summary = export_pseudo_masks(model, loader, out_dir, settings,
+                                  evaluator=metric, split=split,
+                                  progress=progress)
+    summary['checkpoint'] = osp.abspath(checkpoint)
+    if is_main_process():
+        work_dir = work_dir or cfg.get('work_dir') or osp.join(
+            './work_dirs', osp.splitext(osp.basename(cfg.filename))[0])
+        label = label or osp.basename(osp.normpath(out_dir))
+        update_summary_file(osp.join(work_dir, 'summary.json'), label,
+                            summary)
+        scored = '' if summary.get('mIoU') is None else (
+            f", mIoU {summary['mIoU']} (best bg threshold "
+            f"{summary['best_threshold']})")
+        print_log(
+            f"{summary['num_images']} images of {split} -> "
+            f"{summary['out_dir']} ({summary['num_written']} written, "
+            f"{summary['num_skipped']} already there, "
+            f"{summary['images_per_s']} images/s){scored}; summary in "
+            f"{osp.join(work_dir, 'summary.json')}['{label}']",
+            logger='current')
+    finish_distributed()
+    return summary

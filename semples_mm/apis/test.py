@@ -1,0 +1,44 @@
+"""Test a checkpoint on a config's test dataloader."""
+import numbers
+import os.path as osp
+from typing import Union
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from ..utils.launch import enable_tta
+
+
+def test_checkpoint(config: Union[str, Config], checkpoint: str,
+                    work_dir: str, tta: bool = False) -> dict:
+    """Evaluate ``checkpoint`` on the config's ``test_dataloader``.
+
+    Args:
+        config (str | Config): config file or loaded config (copied).
+        checkpoint (str): weights to test.
+        work_dir (str): where the runner logs.
+        tta (bool): the config's multi-scale + flip ``tta_model``.
+
+    Returns:
+        dict: the scalar metrics plus ``num_images``, ``split``, ``tta`` and
+        ``checkpoint``.
+    """
+    cfg = Config.fromfile(config) if isinstance(config, str) else \
+        config.copy()
+    cfg.work_dir = work_dir
+    cfg.load_from = checkpoint
+    cfg.launcher = 'none'
+    if tta:
+        enable_tta(cfg, cfg.filename)
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    dataset = runner.test_dataloader.dataset
+    # scalar metrics (numpy or torch scalars included); tables are left out
+    result = {key: float(value) for key, value in metrics.items()
+              if isinstance(value, numbers.Real) or getattr(
+                  value, 'ndim', None) == 0}
+    result.update(num_images=len(dataset), tta=bool(tta),
+                  split=osp.splitext(osp.basename(
+                      dataset.ann_file or 'images'))[0],
+                  checkpoint=osp.abspath(checkpoint))
+    return result

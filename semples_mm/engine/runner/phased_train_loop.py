@@ -1,0 +1,121 @@
+"""An iteration-based training loop whose phases may read their own data."""
+import copy
+import logging
+from typing import Dict, Optional
+
+from mmengine.logging import print_log
+from mmengine.runner import IterBasedTrainLoop
+from mmengine.runner.loops import _InfiniteDataloaderIterator
+from mmseg.registry import LOOPS
+
+from ...utils.models import phase_schedule
+
+
+def merge_dataloader_cfg(base: dict, override: dict) -> dict:
+    """``override`` merged into a copy of ``base``, dicts key by key (lists
+    such as pipelines are replaced whole), as mmengine merges configs."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_dataloader_cfg(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@LOOPS.register_module()
+class PhasedTrainLoop(IterBasedTrainLoop):
+    """``IterBasedTrainLoop`` in which a phase of the model's
+    :class:`PhaseSchedule` may read batches from a dataloader of its own.
+
+    The authors train each stage with its own batch size and augmentation
+    (the prompt stage at batch 128 with crop and flip only), and a prompt
+    phase whose crop features come from a bank needs no pixels at all; a
+    phase listed in ``phase_dataloaders`` reads its own dataloader, every
+    other phase the ``train_dataloader``. Each phase dataloader config is
+    merged into the ``train_dataloader`` config (dicts key by key, lists
+    replaced), so it names only what differs. Dataloaders are built when
+    their phase first needs them. A resumed run advances every dataloader
+    by the batches it gave before the checkpoint (cheaply, at the sampler,
+    for ``InfiniteSampler``), so the data order is that of an uninterrupted
+    run.
+
+    Args:
+        runner (Runner): the runner.
+        dataloader (DataLoader | dict): the training dataloader.
+        max_iters (int): total iterations (the phases' sum).
+        phase_dataloaders (dict, optional): phase name -> dataloader config
+            overrides, e.g. ``dict(prompt=dict(batch_size=128))``.
+        **kwargs: ``val_begin``, ``val_interval``, ... of the base loop.
+    """
+
+    def __init__(self, runner, dataloader, max_iters: int,
+                 phase_dataloaders: Optional[Dict[str, dict]] = None,
+                 **kwargs):
+        train_cfg = copy.deepcopy(dataloader) if isinstance(
+            dataloader, dict) else None
+        super().__init__(runner, dataloader, max_iters, **kwargs)
+        self.phase_dataloader_cfgs = dict(phase_dataloaders or {})
+        if self.phase_dataloader_cfgs and train_cfg is None:
+            raise TypeError('PhasedTrainLoop: phase_dataloaders are merged '
+                            'into the train_dataloader config, so '
+                            'train_dataloader must be a config dict.')
+        self._train_loader_cfg = train_cfg
+        self._iterators = {None: self.dataloader_iterator}
+
+    def _loader_key(self, iteration: int) -> Optional[str]:
+        """The phase whose own dataloader serves ``iteration`` (None: the
+        train dataloader)."""
+        name = phase_schedule(self.runner.model, 'PhasedTrainLoop').at(
+            iteration).name
+        return name if name in self.phase_dataloader_cfgs else None
+
+    def _iterator(self, key: Optional[str]) -> _InfiniteDataloaderIterator:
+        if key not in self._iterators:
+            cfg = merge_dataloader_cfg(self._train_loader_cfg,
+                                       self.phase_dataloader_cfgs[key])
+            randomness = self.runner.cfg.get('randomness') or {}
+            loader = self.runner.build_dataloader(
+                cfg, seed=self.runner.seed,
+                diff_rank_seed=randomness.get('diff_rank_seed', False))
+            self._iterators[key] = _InfiniteDataloaderIterator(loader)
+        return self._iterators[key]
+
+    def run(self):
+        """Launch training (``IterBasedTrainLoop.run`` with a dataloader
+        per phase)."""
+        schedule = phase_schedule(self.runner.model, 'PhasedTrainLoop')
+        unknown = set(self.phase_dataloader_cfgs) - set(schedule.names)
+        if unknown:
+            raise ValueError(
+                f'train_cfg.phase_dataloaders names {sorted(unknown)}, not '
+                f'phases of model.phases {list(schedule.names)}.')
+        self.runner.call_hook('before_train')
+        self.runner.call_hook('before_train_epoch')
+        if self._iter > 0 and self.fast_forward_on_resume:
+            print_log('Skip advancing the dataloaders to save time; the '
+                      'resumed run reads other batches than an uninterrupted '
+                      'one would.', logger='current', level=logging.WARNING)
+        elif self._iter > 0:
+            consumed = {}
+            for iteration in range(self._iter):
+                key = self._loader_key(iteration)
+                consumed[key] = consumed.get(key, 0) + 1
+            print_log(f'Advance the dataloaders to skip the {self._iter} '
+                      'batches already trained', logger='current',
+                      level=logging.INFO)
+            for key, count in consumed.items():
+                self._iterator(key).skip_iter(count)
+        while self._iter < self._max_iters and not self.stop_training:
+            self.runner.model.train()
+            data_batch = next(self._iterator(self._loader_key(self._iter)))
+            self.run_iter(data_batch)
+            self._decide_current_val_interval()
+            if (self.runner.val_loop is not None
+                    and self._iter >= self.val_begin
+                    and (self._iter % self.val_interval == 0
+                         or self._iter == self._max_iters)):
+                self.runner.val_loop.run()
+        self.runner.call_hook('after_train_epoch')
+        self.runner.call_hook('after_train')
+        return self.runner.model

@@ -1,0 +1,152 @@
+"""The phases of a SemPLeS run and the iterations each one owns."""
+from typing import List, NamedTuple, Sequence, Tuple
+
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+
+PHASE_NAMES = ('cam', 'match', 'prompt', 'refine')
+# The model parts (config keys) each phase's loss needs.
+PARTS_NEEDED_BY = dict(clip=('match', 'prompt', 'refine'),
+                       prompt_learner=('prompt', 'refine'),
+                       match_loss=('match', 'refine'),
+                       prompt_loss=('prompt', ), refine_loss=('refine', ))
+
+
+class Phase(NamedTuple):
+    """One phase: its name, length, the optimizer it steps (a key of the
+    runner's ``OptimWrapperDict``), the factor on that optimizer's learning
+    rates, and the iterations it owns, ``start <= i < end`` (0-based)."""
+    name: str
+    iters: int
+    optimizer: str
+    lr_mult: float
+    start: int
+    end: int
+
+
+class PhaseSchedule:
+    """The phases of ``model.phases``, in training order.
+
+    The one place that knows which phase owns an iteration: the segmentor
+    (which optimizer to step), :class:`SemPLeSPhaseHook` (learning rates,
+    optimizer resets, validation at phase ends), the pseudo-label and
+    visualisation hooks (phase ends), :class:`PhasedTrainLoop` (per-phase
+    dataloaders) and the pipeline all read it.
+
+    Args:
+        phases (Sequence[dict]): ``dict(name=..., iters=..., optimizer=...,
+            lr_mult=1.0)`` in training order; names from
+            ('cam', 'match', 'prompt', 'refine'), each at most once, in that
+            order. ``optimizer`` names the optimizer wrapper the phase steps
+            (e.g. 'cam' or 'prompt' of ``ModuleGroupsOptimWrapperConstructor``).
+
+    Example:
+        >>> schedule = PhaseSchedule([
+        ...     dict(name='cam', iters=4, optimizer='cam'),
+        ...     dict(name='prompt', iters=2, optimizer='prompt')])
+        >>> schedule.at(4).name, schedule['prompt'].end, schedule.total_iters
+        ('prompt', 6, 6)
+    """
+
+    def __init__(self, phases: Sequence[dict]):
+        checked: List[Phase] = []
+        end = 0
+        for i, phase in enumerate(phases):
+            phase = dict(phase)
+            unknown = set(phase) - {'name', 'iters', 'optimizer', 'lr_mult'}
+            if unknown:
+                raise ValueError(
+                    f'model.phases[{i}] has unknown key(s) {sorted(unknown)};'
+                    " a phase is dict(name=, iters=, optimizer=, lr_mult=).")
+            name, iters = phase.get('name'), phase.get('iters')
+            optimizer = phase.get('optimizer')
+            lr_mult = phase.get('lr_mult', 1.0)
+            if name not in PHASE_NAMES:
+                raise ValueError(f'model.phases[{i}].name={name!r} is not one '
+                                 f'of {PHASE_NAMES}.')
+            if not isinstance(iters, int) or isinstance(iters, bool) or \
+                    iters < 1:
+                raise ValueError(f'model.phases[{i}].iters={iters!r} must be '
+                                 'a positive int.')
+            if not isinstance(optimizer, str) or not optimizer:
+                raise ValueError(
+                    f'model.phases[{i}] ({name}) must name the optimizer it '
+                    f"steps, e.g. optimizer='cam'; got {optimizer!r}.")
+            if not isinstance(lr_mult, (int, float)) or \
+                    isinstance(lr_mult, bool) or lr_mult <= 0:
+                raise ValueError(f'model.phases[{i}].lr_mult={lr_mult!r} '
+                                 'must be a positive number.')
+            checked.append(Phase(name, iters, optimizer, float(lr_mult), end,
+                                 end + iters))
+            end += iters
+        order = [PHASE_NAMES.index(p.name) for p in checked]
+        if not checked or order != sorted(set(order)):
+            raise ValueError(
+                'model.phases must name each phase at most once, in the '
+                f'order {PHASE_NAMES}; got {[p.name for p in checked]}.')
+        self.phases: Tuple[Phase, ...] = tuple(checked)
+
+    @property
+    def names(self) -> Tuple[str, ...]:
+        return tuple(p.name for p in self.phases)
+
+    @property
+    def total_iters(self) -> int:
+        """Iterations of all phases together (the config's max_iters)."""
+        return self.phases[-1].end
+
+    @property
+    def optimizers(self) -> Tuple[str, ...]:
+        """The optimizer names the phases step, each once, in order."""
+        return tuple(dict.fromkeys(p.optimizer for p in self.phases))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names
+
+    def __getitem__(self, name: str) -> Phase:
+        for phase in self.phases:
+            if phase.name == name:
+                return phase
+        raise KeyError(f'no phase {name!r} in model.phases {list(self.names)}')
+
+    def __iter__(self):
+        return iter(self.phases)
+
+    def at(self, iteration: int) -> Phase:
+        """The phase that trains iteration ``iteration`` (0-based); the last
+        phase for iterations past the end."""
+        for phase in self.phases:
+            if iteration < phase.end:
+                return phase
+        return self.phases[-1]
+
+    def check_parts(self, **parts) -> None:
+        """Raise if a phase lacks a model part its loss needs (``parts``:
+        config key -> config or None)."""
+        for key, cfg in parts.items():
+            needed_by = [p for p in PARTS_NEEDED_BY[key] if p in self]
+            if needed_by and not cfg:
+                raise ValueError(f'phases {needed_by} need model.{key} in '
+                                 'the config.')
+
+    def optim_wrapper(self, name: str, optim_wrapper) -> OptimWrapper:
+        """The wrapper phase ``name`` steps: its entry of an
+        ``OptimWrapperDict``, or a plain wrapper when the phases name one
+        optimizer only."""
+        wanted = self[name].optimizer
+        if isinstance(optim_wrapper, OptimWrapperDict):
+            if wanted not in optim_wrapper:
+                raise KeyError(
+                    f"phase '{name}' steps optim_wrapper.{wanted}, which the "
+                    f'config does not define (it has '
+                    f'{list(optim_wrapper.keys())}).')
+            return optim_wrapper[wanted]
+        if len(self.optimizers) > 1:
+            raise TypeError(
+                f'model.phases step {self.optimizers}, so optim_wrapper '
+                'needs those groups (ModuleGroupsOptimWrapperConstructor).')
+        return optim_wrapper
+
+    def __repr__(self) -> str:
+        return 'PhaseSchedule(' + ', '.join(
+            f'{p.name}[{p.start}:{p.end}]->{p.optimizer}'
+            for p in self.phases) + ')'

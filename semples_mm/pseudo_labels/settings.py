@@ -1,0 +1,82 @@
+"""The one rule by which every pseudo-mask export finds its settings."""
+import copy
+from ..models.cams import CAM_TEST_DEFAULTS, check_cam_settings
+from .crf import merge_crf_cfg
+
+#: Export settings beyond the CAM inference ones, with their defaults.
+EXPORT_DEFAULTS = dict(crf=False, crf_cfg=None, crf_workers=None,
+                       batch_size=None, num_workers=None)
+#: Every key ``pseudo_label_cfg`` may hold.
+EXPORT_KEYS = tuple(CAM_TEST_DEFAULTS) + tuple(EXPORT_DEFAULTS)
+
+
+def export_settings(cfg, **overrides) -> dict:
+    """Settings of a pseudo-mask export: the defaults, overridden by the
+    model's ``test_cfg`` (the CAM inference that validation uses), then by
+    the config's ``pseudo_label_cfg``, then by ``overrides`` (command-line
+    or hook arguments; None means "not given"). The PseudoLabelHook,
+    ``tools/make_pseudo_labels.py``, the pipeline and the benchmark all
+    resolve their settings here.
+
+    Args:
+        cfg (Config | dict): the experiment config (``model.test_cfg``,
+            ``pseudo_label_cfg``; both optional).
+        **overrides: any of :data:`EXPORT_KEYS`.
+
+    Returns:
+        dict: every key of :data:`EXPORT_KEYS`, checked.
+    """
+    settings = dict(copy.deepcopy(CAM_TEST_DEFAULTS), **EXPORT_DEFAULTS)
+    test_cfg = dict((cfg.get('model') or {}).get('test_cfg') or {})
+    settings.update({k: v for k, v in test_cfg.items()
+                     if k in CAM_TEST_DEFAULTS})
+    for where, values in (('pseudo_label_cfg',
+                           dict(cfg.get('pseudo_label_cfg') or {})),
+                          ('the export arguments', overrides)):
+        unknown = set(values) - set(EXPORT_KEYS)
+        if unknown:
+            raise KeyError(f'{where}: unknown key(s) {sorted(unknown)}; '
+                           f'known: {list(EXPORT_KEYS)}')
+        settings.update({k: copy.deepcopy(v) for k, v in values.items()
+                         if v is not None})
+    settings = check_cam_settings(settings, 'pseudo_label_cfg')
+    if not isinstance(settings['crf'], bool):
+        raise ValueError(f"pseudo_label_cfg.crf={settings['crf']!r}: need "
+                         'True or False.')
+    if settings['crf']:
+        merge_crf_cfg(settings['crf_cfg'])  # unknown CRF keys fail here
+    for key in ('crf_workers', 'batch_size', 'num_workers'):
+        value = settings[key]
+        if value is not None and (not isinstance(value, int) or
+                                  isinstance(value, bool) or value < (
+                                      0 if key == 'num_workers' else 1)):
+            raise ValueError(f'pseudo_label_cfg.{key}={value!r}: need an '
+                             'int >= 1 (>= 0 for num_workers), or None for '
+                             'the default.')
+    return settings
+
+
+def pseudo_mask_metric(cfg) -> dict:
+    """The config's ``PseudoMaskMetric`` (the threshold sweep validation
+    uses), else the metric's defaults: what every export scores with."""
+    evaluators = cfg.get('val_evaluator') or []
+    if isinstance(evaluators, dict):
+        evaluators = [evaluators]
+    for evaluator in evaluators:
+        if evaluator.get('type') == 'PseudoMaskMetric':
+            return copy.deepcopy(dict(evaluator))
+    return dict(type='PseudoMaskMetric')
+
+
+def inference_settings(settings: dict) -> dict:
+    """The CAM inference part of export settings (``CAMInference`` args)."""
+    return {k: settings[k] for k in ('scales', 'flip', 'eps', 'amp')}
+
+
+def describe(settings: dict) -> dict:
+    """The settings as recorded in a summary (JSON-ready)."""
+    return dict(scales=list(settings['scales']), flip=settings['flip'],
+                eps=settings['eps'], amp=settings['amp'],
+                bg_threshold=settings['bg_threshold'], crf=settings['crf'],
+                crf_cfg=copy.deepcopy(settings.get('crf_cfg')))
+
