@@ -4,7 +4,12 @@ Importing this package registers every component into mmsegmentation's
 registries (MODELS, DATASETS, TRANSFORMS, HOOKS, METRICS, ...), so configs
 only need ``custom_imports = dict(imports=['semples_mm'])``.
 """
+from ._quiet_imports import quiet_third_party_imports
 from .version import __version__
-from . import datasets, engine, evaluation, models, pseudo_labels  # noqa
+
+# mmcv-lite and onedl-mmsegmentation print two messages on import that are
+# not the user's business (see _quiet_imports); only those are dropped.
+with quiet_third_party_imports():
+    from . import datasets, engine, evaluation, models, pseudo_labels  # noqa
 
 __all__ = ['__version__']

@@ -43,12 +43,19 @@ def random_images(n=3, size=32, seed=1):
                        generator=torch.Generator().manual_seed(seed))
 
 
+def _word_embeddings(clip, text):
+    """(T, W) token embeddings of ``text``'s BPE tokens, no SOT/EOT."""
+    ids = torch.tensor(clip.tokenizer.encode(text))
+    with torch.no_grad():
+        return clip.model.token_embedding(ids).float()
+
+
 def test_prompt_of_real_words_equals_text():
     clip = build_clip()
     assert clip.prompt_insert_index == 4  # [SOT] a photo of | ctx
     assert clip.prompt_pool_index == 5  # [SOT] a photo of . [EOT]
-    ctx = torch.stack([clip.token_embeddings('a red boat'),
-                       clip.token_embeddings('one blue car')])  # (2, 3, W)
+    ctx = torch.stack([_word_embeddings(clip, 'a red boat'),
+                       _word_embeddings(clip, 'one blue car')])  # (2, 3, W)
     assert ctx.shape == (2, 3, clip.text_width)
     prompts = clip.encode_prompts(ctx)
     texts = clip.encode_text(['a photo of a red boat.',
@@ -329,3 +336,232 @@ def test_shipped_synthetic_clip_knows_the_world():
     assert accuracy(objects, [caption_for([c], None)
                               for c in range(num)]) >= 0.8
     assert accuracy(contexts, [caption_for([], c) for c in range(num)]) >= 0.8
+
+
+# -------------------------------------------------------------- model names
+# An architecture registered nowhere (context length 12, QuickGELU), so a
+# model built from it can only have read its config from the saved files.
+SAVED_CFG = dict(
+    embed_dim=24,
+    quick_gelu=True,
+    vision_cfg=dict(image_size=32, layers=1, width=32, head_width=16,
+                    patch_size=16),
+    text_cfg=dict(context_length=12, vocab_size=49408, width=32, heads=2,
+                  layers=1))
+SAVED_MEAN = (0.5, 0.4, 0.3)
+SAVED_STD = (0.2, 0.25, 0.3)
+
+
+def _save_like_open_clip(model, model_cfg, folder):
+    """What open_clip's save_for_hf writes, minus the tokenizer files (the
+    CLIP tokenizer has none): open_clip_config.json by open_clip's own
+    save_config_for_hf, and the state dict as open_clip_model.safetensors."""
+    from pathlib import Path
+
+    from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME
+    from open_clip.push_to_hf_hub import save_config_for_hf
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_config_for_hf(model, folder / HF_CONFIG_NAME, model_config=model_cfg)
+    save_file(model.state_dict(), str(folder / HF_SAFE_WEIGHTS_NAME))
+    return folder
+
+
+@pytest.fixture(scope='module')
+def saved_clip(tmp_path_factory):
+    """A random CLIP of SAVED_CFG as open_clip saves it, and the model."""
+    from open_clip.model import set_model_preprocess_cfg
+    torch.manual_seed(11)
+    model = open_clip.model.CLIP(**SAVED_CFG).eval()
+    set_model_preprocess_cfg(model, dict(
+        mean=SAVED_MEAN, std=SAVED_STD, interpolation='bilinear'))
+    folder = _save_like_open_clip(model, SAVED_CFG,
+                                  tmp_path_factory.mktemp('saved') / 'clip')
+    return model, folder
+
+
+def _same_features(clip, reference):
+    images = random_images()
+    tokens = clip.tokenize(['a photo of a boat.', 'a photo of water.'])
+    torch.testing.assert_close(_features(clip.model, images, tokens),
+                               _features(reference, images, tokens),
+                               atol=1e-6, rtol=0)
+
+
+def test_local_dir_loads_config_weights_and_tokenizer(saved_clip):
+    reference, folder = saved_clip
+    assert sorted(p.name for p in folder.iterdir()) == [
+        'open_clip_config.json', 'open_clip_model.safetensors']
+    clip = MODELS.build(dict(type='FrozenCLIP',
+                             model_name=f'local-dir:{folder}'))
+    # QuickGELU, context length 12 and the preprocessing come from the
+    # folder's config: any of them wrong changes the features below.
+    assert clip.quick_gelu is True
+    assert clip.context_length == 12 and clip.tokenizer.context_length == 12
+    assert clip.tokenize(['a boat']).shape == (1, 12)
+    assert tuple(clip.model.visual.preprocess_cfg['mean']) == SAVED_MEAN
+    assert clip.interpolation == 'bilinear'
+    assert clip.embed_dim == 24
+    _same_features(clip, reference)
+    assert not any(p.requires_grad for p in clip.parameters())
+
+
+def test_local_dir_weights_replaced_by_pretrained(saved_clip, tmp_path):
+    reference, folder = saved_clip
+    torch.manual_seed(12)
+    other = open_clip.model.CLIP(**SAVED_CFG).eval()
+    other_file = tmp_path / 'other.safetensors'
+    save_file(other.state_dict(), str(other_file))
+    clip = MODELS.build(dict(type='FrozenCLIP',
+                             model_name=f'local-dir:{folder}',
+                             pretrained=str(other_file)))
+    _same_features(clip, other)
+    with pytest.raises(AssertionError):
+        _same_features(clip, reference)
+
+
+def test_local_dir_without_weights_or_config_fails_clearly(saved_clip,
+                                                           tmp_path):
+    import shutil
+    _, folder = saved_clip
+    bare = tmp_path / 'config_only'
+    bare.mkdir()
+    shutil.copy(folder / 'open_clip_config.json', bare)
+    (bare / 'notes.pth').write_bytes(b'')
+    with pytest.raises(FileNotFoundError) as error:
+        MODELS.build(dict(type='FrozenCLIP', model_name=f'local-dir:{bare}'))
+    message = str(error.value)
+    assert str(bare) in message and 'open_clip_model.safetensors' in message
+    assert "['notes.pth']" in message and 'pretrained=' in message
+    with pytest.raises(FileNotFoundError, match='open_clip_config.json'):
+        MODELS.build(dict(type='FrozenCLIP',
+                          model_name=f'local-dir:{tmp_path}'))
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        MODELS.build(dict(type='FrozenCLIP',
+                          model_name=f'local-dir:{tmp_path}/missing'))
+
+
+@pytest.mark.parametrize('wrapped', [False, True])
+def test_model_config_json_builds_without_registering(saved_clip, tmp_path,
+                                                      wrapped):
+    reference, folder = saved_clip
+    content = dict(model_cfg=SAVED_CFG) if wrapped else SAVED_CFG
+    config = tmp_path / 'semples-json-test.json'
+    config.write_text(json.dumps(content))
+    clip = MODELS.build(dict(
+        type='FrozenCLIP', model_name=str(config),
+        pretrained=str(folder / 'open_clip_model.safetensors')))
+    assert clip.quick_gelu is True  # from the JSON: the file does not say
+    assert clip.context_length == 12
+    _same_features(clip, reference)
+    # The file stays private: its name does not become a registered model.
+    assert 'semples-json-test' not in open_clip.list_models()
+
+
+def test_model_config_json_that_is_no_config_fails(tmp_path):
+    config = tmp_path / 'half.json'
+    config.write_text(json.dumps(dict(embed_dim=8, text_cfg={})))
+    with pytest.raises(ValueError, match=r"half.json lacks \['vision_cfg'\]"):
+        MODELS.build(dict(type='FrozenCLIP', model_name=str(config)))
+    with pytest.raises(FileNotFoundError, match='missing.json'):
+        MODELS.build(dict(type='FrozenCLIP',
+                          model_name=str(tmp_path / 'missing.json')))
+
+
+def test_unknown_name_is_short_with_close_matches():
+    with pytest.raises(ValueError) as error:
+        MODELS.build(dict(type='FrozenCLIP', model_name='ViT-B-23'))
+    message = str(error.value)
+    assert "closest registered names: 'ViT-B-32'" in message
+    for form in ("'local-dir:/path/to/folder'", "'hf-hub:org/name'",
+                 'model-config JSON file'):
+        assert form in message
+    # not the ~150 registered names of before
+    assert 'convnext_xxlarge' not in message and len(message) < 900
+    with pytest.raises(ValueError, match="closest registered names: "
+                       "'semples-synthetic-tiny'"):
+        MODELS.build(dict(type='FrozenCLIP',
+                          model_name='SEMPLES-synthetic-tini'))
+
+
+def test_registered_names_resolve_as_open_clip_reads_them():
+    from semples_mm.models.clip import resolve_model_name
+    source = resolve_model_name('ViT-B/32')  # open_clip reads 'ViT-B-32'
+    assert source.kind == 'registered'
+    assert source.tag_model_name == 'ViT-B-32'
+    assert source.model_cfg == open_clip.get_model_config('ViT-B-32')
+    assert source.bundled_weights() is None
+
+
+def _no_network(monkeypatch):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f'network access: {args}')
+
+    monkeypatch.setattr(socket.socket, 'connect', refuse)
+    monkeypatch.setattr(socket, 'create_connection', refuse)
+
+
+def test_hf_hub_not_cached_fails_without_network(monkeypatch, tmp_path):
+    _no_network(monkeypatch)
+    with pytest.raises(FileNotFoundError) as error:
+        MODELS.build(dict(type='FrozenCLIP',
+                          model_name='hf-hub:timm/vit_base_patch32_clip_224'
+                          '.openai', cache_dir=str(tmp_path)))
+    message = str(error.value)
+    assert 'timm/vit_base_patch32_clip_224.openai' in message
+    assert 'not in the local Hugging Face cache' in message
+    assert str(tmp_path) in message and 'never downloads' in message
+    assert ('hf download timm/vit_base_patch32_clip_224.openai '
+            'open_clip_config.json open_clip_model.safetensors') in message
+    assert "model_name='local-dir:/path/to/folder'" in message
+
+
+def _fake_hf_cache(cache, repo_id, files):
+    """The layout huggingface_hub gives a downloaded repository."""
+    import shutil
+    repo = cache / ('models--' + repo_id.replace('/', '--'))
+    commit = '0123456789abcdef0123456789abcdef01234567'
+    (repo / 'refs').mkdir(parents=True)
+    (repo / 'refs' / 'main').write_text(commit)
+    snapshot = repo / 'snapshots' / commit
+    snapshot.mkdir(parents=True)
+    for path in files:
+        shutil.copy(path, snapshot / path.name)
+
+
+def test_hf_hub_cached_loads_offline(monkeypatch, saved_clip, tmp_path):
+    reference, folder = saved_clip
+    _fake_hf_cache(tmp_path, 'semples/tiny-clip', folder.iterdir())
+    _no_network(monkeypatch)
+    clip = MODELS.build(dict(type='FrozenCLIP',
+                             model_name='hf-hub:semples/tiny-clip',
+                             cache_dir=str(tmp_path)))
+    assert clip.context_length == 12 and clip.quick_gelu is True
+    _same_features(clip, reference)
+    # the config alone is cached: the weights are named for fetching
+    _fake_hf_cache(tmp_path, 'semples/config-only',
+                   [folder / 'open_clip_config.json'])
+    with pytest.raises(FileNotFoundError) as error:
+        MODELS.build(dict(type='FrozenCLIP',
+                          model_name='hf-hub:semples/config-only',
+                          cache_dir=str(tmp_path)))
+    assert 'none of its weights' in str(error.value)
+    assert ('hf download semples/config-only open_clip_model.safetensors'
+            in str(error.value))
+
+
+def test_weights_of_another_width_fail_naming_file_model_shape(tmp_path):
+    wide = dict(MICRO_CFG, vision_cfg=dict(MICRO_CFG['vision_cfg'], width=48),
+                text_cfg=dict(MICRO_CFG['text_cfg'], width=48, heads=3))
+    wide_file = tmp_path / 'wide_clip.safetensors'
+    save_file(open_clip.model.CLIP(**wide).state_dict(), str(wide_file))
+    with pytest.raises(ValueError) as error:
+        build_clip(pretrained=str(wide_file))
+    message = str(error.value)
+    assert str(wide_file) in message
+    assert f"model_name='{MICRO}'" in message
+    assert 'has shape (16, 48) in the file but (16, 32) in the model' in (
+        message)  # the text position embedding, the first tensor that differs
+    assert 'another size' in message

@@ -1,6 +1,9 @@
 """PseudoMaskMetric against a hand computation on tiny masks."""
+import logging
+
 import pytest
 import torch
+from mmengine.logging import MMLogger
 from mmengine.structures import PixelData
 from mmseg.registry import METRICS
 from mmseg.structures import SegDataSample
@@ -152,3 +155,71 @@ def test_metric_through_evaluator_beside_iou_metric_and_json_log():
     assert 'mIoU' in results  # IoUMetric's, no clash with the default prefix
     # the LoggerHook dumps test metrics as JSON: plain Python values only
     json.dumps({k: v for k, v in results.items() if k.startswith('pseudo/')})
+
+
+@pytest.fixture
+def metric_warnings():
+    """Warnings logged to the current MMLogger while the test runs."""
+    records = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    logger = MMLogger.get_current_instance()
+    handler = Collect(level=logging.WARNING)
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+
+
+def _evaluate(thresholds, samples):
+    metric = METRICS.build(dict(type='PseudoMaskMetric',
+                                bg_thresholds=thresholds))
+    metric.process({}, samples)
+    return metric.evaluate(size=len(samples))
+
+
+def test_best_at_highest_threshold_warns_lower_bound(metric_warnings):
+    # the hand computation's best, 0.55, is the highest of [0.4, 0.55]
+    results = _evaluate([0.4, 0.55],
+                        [_sample(CAM_A, GT_A), _sample(CAM_B, GT_B)])
+    assert results['pseudo/bg_threshold'] == 0.55
+    assert results['pseudo/best_at_sweep_edge'] is True
+    messages = [r.getMessage() for r in metric_warnings]
+    assert len(messages) == 1
+    assert ('mIoU 66.67 is reached at background threshold 0.55, the '
+            'highest of the sweep [0.4, 0.55]') in messages[0]
+    assert 'lower bound' in messages[0]
+    assert 'Widen bg_thresholds above 0.55' in messages[0]
+
+
+def test_best_at_lowest_threshold_warns_lower_bound(metric_warnings):
+    # The tie test's maps: 0.3 and 0.4 score 100, 0.5 scores 25. The best
+    # listed first is 0.4, inside the sweep, but the plateau reaches its
+    # lowest end, 0.3 (listed last), so the curve may rise below it.
+    results = _evaluate([0.4, 0.5, 0.3], [_sample([[[0.5, 0.1]]], [[1, 0]])])
+    assert results['pseudo/mIoU_curve'] == {0.4: 100.0, 0.5: 25.0, 0.3: 100.0}
+    assert results['pseudo/bg_threshold'] == 0.4
+    assert results['pseudo/best_at_sweep_edge'] is True
+    messages = [r.getMessage() for r in metric_warnings]
+    assert len(messages) == 1
+    assert ('reached at background threshold 0.3, the lowest of the sweep '
+            '[0.3, 0.5]') in messages[0]
+    assert 'Widen bg_thresholds below 0.3' in messages[0]
+
+
+def test_best_inside_the_sweep_or_single_threshold_is_quiet(metric_warnings):
+    samples = [_sample(CAM_A, GT_A), _sample(CAM_B, GT_B)]
+    # t = 0.3 gives the t = 0.4 masks (55.56); t = 0.7 leaves A0 and B1 only
+    # (bg 1/4, c1 1/2, c2 0 -> 25): the best, 0.55, is inside.
+    results = _evaluate([0.3, 0.55, 0.7], samples)
+    assert results['pseudo/mIoU_curve'] == {
+        0.3: pytest.approx(55.56, abs=0.01),
+        0.55: pytest.approx(66.67, abs=0.01), 0.7: 25.0}
+    assert results['pseudo/bg_threshold'] == 0.55
+    assert results['pseudo/best_at_sweep_edge'] is False
+    # one fixed threshold is no sweep: nothing to widen
+    single = _evaluate([0.55], samples)
+    assert single['pseudo/best_at_sweep_edge'] is False
+    assert metric_warnings == []

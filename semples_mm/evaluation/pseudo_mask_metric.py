@@ -2,6 +2,8 @@
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+import logging
+
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
@@ -86,8 +88,14 @@ class PseudoMaskMetric(BaseMetric):
 
     Metrics returned by :meth:`compute_metrics` (keys get the prefix, e.g.
     ``pseudo/mIoU``): ``mIoU`` (best, %), ``bg_threshold`` (its threshold,
-    the lowest on ties), ``mIoU_curve`` ({threshold: mIoU %}) and
-    ``IoU_per_class`` ({class name: IoU % at the best threshold}).
+    the first listed on ties), ``best_at_sweep_edge`` (bool: the best mIoU
+    is reached at the lowest or the highest threshold of the sweep, ties
+    included, so the curve may still rise beyond it and ``mIoU`` is only a
+    lower bound of the best; a warning says so and tells to widen
+    ``bg_thresholds``; always False for a single threshold, which is no
+    sweep),
+    ``mIoU_curve`` ({threshold: mIoU %}) and ``IoU_per_class`` ({class
+    name: IoU % at the best threshold}).
     """
     default_prefix = 'pseudo'
 
@@ -191,12 +199,39 @@ class PseudoMaskMetric(BaseMetric):
         per_class = OrderedDict(
             (name, round(float(v) * 100, 2))
             for name, v in zip(class_names, iou[best]))
-        self._log_tables(curve, per_class, self.bg_thresholds[best])
+        best_threshold = self.bg_thresholds[best]
+        self._log_tables(curve, per_class, best_threshold)
+        at_edge = self._warn_if_at_sweep_edge(miou, best)
         return dict(
             mIoU=round(float(miou[best]), 2),
-            bg_threshold=self.bg_thresholds[best],
+            bg_threshold=best_threshold,
+            best_at_sweep_edge=at_edge,
             mIoU_curve=dict(curve),
             IoU_per_class=dict(per_class))
+
+    def _warn_if_at_sweep_edge(self, miou: np.ndarray, best: int) -> bool:
+        """Whether the best mIoU is reached at an end of the sweep (ties
+        included: on a plateau that touches an end, the curve has not been
+        seen to fall on that side); warns if so."""
+        thresholds = self.bg_thresholds
+        low, high = min(thresholds), max(thresholds)
+        if low == high:
+            return False
+        edges = [(t, side, beyond)
+                 for t, side, beyond in ((low, 'lowest', 'below'),
+                                         (high, 'highest', 'above'))
+                 if miou[thresholds.index(t)] >= miou[best]]
+        if not edges:
+            return False
+        threshold, side, beyond = edges[0]
+        print_log(
+            f'PseudoMaskMetric: the best mIoU {miou[best]:.2f} is reached at '
+            f'background threshold {threshold:g}, the {side} of the sweep '
+            f'[{low:g}, {high:g}], so it is only a lower bound of the best: '
+            f'a threshold {beyond} {threshold:g} may score higher. Widen '
+            f'bg_thresholds {beyond} {threshold:g} and evaluate again.',
+            logger=MMLogger.get_current_instance(), level=logging.WARNING)
+        return True
 
     def _class_names(self, num_classes: int) -> List[str]:
         names = (self.dataset_meta or {}).get('classes')

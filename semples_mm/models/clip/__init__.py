@@ -15,6 +15,8 @@ if MODEL_CONFIG_DIR not in open_clip.factory._MODEL_CONFIG_PATHS:
 
 from .clip_checkpoint import (  # noqa: E402
     ClipWeights, is_torchscript_archive, read_clip_file, resolve_pretrained)
+from .clip_model_name import (ClipModelSource,  # noqa: E402
+                              resolve_model_name)
 from .frozen_clip import FrozenCLIP  # noqa: E402
 from .prompt_learner import BackgroundPromptLearner  # noqa: E402
 from .synthetic_clip import (SYNTHETIC_CLIP_MODEL_NAME,  # noqa: E402
@@ -22,6 +24,7 @@ from .synthetic_clip import (SYNTHETIC_CLIP_MODEL_NAME,  # noqa: E402
 
 __all__ = [
     'FrozenCLIP', 'BackgroundPromptLearner', 'ClipWeights',
+    'ClipModelSource', 'resolve_model_name',
     'is_torchscript_archive', 'read_clip_file', 'resolve_pretrained',
     'MODEL_CONFIG_DIR', 'SYNTHETIC_CLIP_MODEL_NAME', 'synthetic_clip_path'
 ]

@@ -217,8 +217,9 @@ def resolve_pretrained(model_name: str,
     if open_clip.get_pretrained_cfg(model_name, pretrained):
         return resolve_pretrained_tag(model_name, pretrained, cache_dir,
                                       allow_download)
+    tags = open_clip.list_pretrained_tags_by_model(model_name)
     raise FileNotFoundError(
         f'FrozenCLIP: pretrained={pretrained!r} is neither an existing file '
-        f'nor an open_clip pretrained tag of model {model_name!r} (its tags: '
-        f'{open_clip.list_pretrained_tags_by_model(model_name)}). Pass the '
-        'path of a CLIP checkpoint file.')
+        f'nor an open_clip pretrained tag of model {model_name!r} (' +
+        (f'its tags: {tags}' if tags else 'it has no tags') +
+        '). Pass the path of a CLIP checkpoint file.')

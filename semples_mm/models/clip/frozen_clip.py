@@ -8,10 +8,14 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
+from open_clip.convert import convert_state_dict
 from open_clip.model import CLIP, resize_pos_embed, resize_text_pos_embed
+from open_clip.tokenizer import SimpleTokenizer
 
 from ...utils.paths import resolve_package_path
-from .clip_checkpoint import ClipWeights, resolve_pretrained
+from .clip_checkpoint import ClipWeights, read_clip_file, resolve_pretrained
+from .clip_model_name import (ClipModelSource, open_clip_name,
+                              resolve_model_name)
 
 # The CAM network's default data-preprocessor normalisation (0-255 pixels).
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -19,11 +23,10 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 @contextmanager
-def _quiet_random_init_warning(active: bool):
-    """Hide open_clip's 'initialized randomly' warning when weights follow."""
-    if not active:
-        yield
-        return
+def _quiet_open_clip_build():
+    """Hide open_clip's build-time warnings ('initialized randomly', 'no CLIP
+    weights found' in a local-dir): FrozenCLIP loads the weights itself and
+    says itself when there are none."""
     logging.disable(logging.WARNING)
     try:
         yield
@@ -39,13 +42,22 @@ class FrozenCLIP(BaseModule):
     embedding space of dimension D (``self.embed_dim``).
 
     Args:
-        model_name (str): open_clip architecture, e.g. 'ViT-B-16', 'ViT-B-32'
-            or this project's 'semples-synthetic-tiny'.
+        model_name (str): the CLIP architecture, in any form open_clip's
+            ``create_model`` takes, resolved offline (see
+            :mod:`.clip_model_name`): a registered config name ('ViT-B-16',
+            this project's 'semples-synthetic-tiny'),
+            ``'local-dir:/path/to/folder'`` (a model saved by open_clip:
+            ``open_clip_config.json`` and its weights, which are loaded),
+            ``'hf-hub:org/name'`` (only from the local Hugging Face cache;
+            never downloaded), or the path of a model-config JSON file
+            (``/path/ViT-X.json``, bare or under ``model_cfg``).
         pretrained (str, optional): weights: a local file (OpenAI TorchScript
             .pt, a torch.save state dict .pt/.pth/.bin, or .safetensors; a
             ``semples_mm://`` path names a file shipped in the package) or an
             open_clip tag such as 'openai' that is already in the local cache.
-            None gives random weights (tests only).
+            For 'local-dir:' and 'hf-hub:' names it replaces the weights that
+            come with the model. None gives the model's own weights for those
+            names and random weights otherwise (tests only).
         precision (str): 'fp32', 'fp16' or 'bf16' (open_clip's mixed
             precision: LayerNorms stay fp32). Features are returned in fp32.
         input_mean (Sequence[float]): per-channel mean, in 0-255 pixel units,
@@ -65,7 +77,8 @@ class FrozenCLIP(BaseModule):
             and where the file does not say, from the model config.
         prompt_prefix (str): text before the learnt context vectors.
         prompt_suffix (str): text after them.
-        cache_dir (str, optional): open_clip download cache, for tags.
+        cache_dir (str, optional): open_clip download cache, for tags, and
+            the Hugging Face cache read for 'hf-hub:' names.
         allow_download (bool): let a tag missing from the cache be
             downloaded. False (default) fails at once with the file to fetch.
         init_cfg (dict, optional): unused; weights come from ``pretrained``.
@@ -92,44 +105,65 @@ class FrozenCLIP(BaseModule):
                  allow_download: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        if model_name not in open_clip.list_models():
-            raise ValueError(
-                f'FrozenCLIP: model_name={model_name!r} is not an open_clip '
-                f'model config. Known: {open_clip.list_models()}')
         if precision not in ('fp32', 'fp16', 'bf16'):
             raise ValueError(f'FrozenCLIP: precision={precision!r}; use '
                              "'fp32', 'fp16' or 'bf16'.")
         if image_chunk_size < 1:
             raise ValueError('FrozenCLIP: image_chunk_size must be >= 1, got '
                              f'{image_chunk_size}.')
+        source = resolve_model_name(model_name, cache_dir)
+        self._check_supported(source)
         self.model_name = model_name
         self.pretrained = pretrained
         self.clip_normalize = clip_normalize
         self.image_chunk_size = image_chunk_size
 
         pretrained = resolve_package_path(pretrained)
-        weights = (resolve_pretrained(model_name, pretrained, cache_dir,
-                                      allow_download) if pretrained else None)
-        self.quick_gelu = self._choose_quick_gelu(quick_gelu, weights)
-        with _quiet_random_init_warning(weights is not None):
+        if pretrained:
+            weights = resolve_pretrained(source.tag_model_name, pretrained,
+                                         cache_dir, allow_download)
+        else:
+            bundled = source.bundled_weights()
+            weights = read_clip_file(bundled) if bundled else None
+        self.quick_gelu = self._choose_quick_gelu(quick_gelu, weights,
+                                                  source)
+        with open_clip_name(source) as name, _quiet_open_clip_build():
+            # open_clip builds the architecture (and its preprocessing and
+            # tokenizer) from the name; the weights are loaded below, where
+            # their activation and shapes are checked.
             self.model = open_clip.create_model(
-                model_name,
+                name,
                 pretrained=None,
+                load_weights=False,
+                pretrained_image=False,
+                pretrained_text=False,
                 precision=precision,
                 force_preprocess_cfg=weights.preprocess if weights else None,
+                cache_dir=cache_dir,
                 quick_gelu=self.quick_gelu)
+            self.tokenizer = open_clip.get_tokenizer(name,
+                                                     cache_dir=cache_dir)
         if not isinstance(self.model, CLIP):
             raise NotImplementedError(
                 f'FrozenCLIP: model_name={model_name!r} builds a '
                 f'{type(self.model).__name__}; only the standard open_clip '
                 'CLIP class (built-in text tower) is supported.')
+        if not isinstance(self.tokenizer, SimpleTokenizer):
+            raise NotImplementedError(
+                f'FrozenCLIP: model_name={model_name!r} comes with a '
+                f'{type(self.tokenizer).__name__}; only open_clip\'s CLIP '
+                'tokenizer (SimpleTokenizer) is supported.')
         if weights is not None:
             self._load_weights(weights)
+        else:
+            logging.getLogger(__name__).warning(
+                f'FrozenCLIP: model_name={model_name!r} with pretrained=None '
+                'has random weights (right for tests and timings only; give '
+                'pretrained for real features).')
         self.model.requires_grad_(False)
         self.model.set_grad_checkpointing(grad_checkpointing)
         self.model.eval()
 
-        self.tokenizer = open_clip.get_tokenizer(model_name)
         self.context_length = self.model.context_length
         self.text_width = self.model.token_embedding.embedding_dim
         self.embed_dim = self.model.visual.output_dim
@@ -141,12 +175,33 @@ class FrozenCLIP(BaseModule):
         self._text_cache: Dict[Tuple[str, str], torch.Tensor] = {}
 
     # ------------------------------------------------------------ building
+    @staticmethod
+    def _check_supported(source: ClipModelSource):
+        """Refuse, before building, what encode_prompts cannot drive.
+
+        Checked on the config because building some of them would reach the
+        network (Hugging Face text towers and tokenizers).
+        """
+        cfg, text_cfg = source.model_cfg, source.model_cfg['text_cfg']
+        if (cfg.get('custom_text') or 'hf_model_name' in text_cfg
+                or 'multimodal_cfg' in cfg):
+            raise NotImplementedError(
+                f'FrozenCLIP: model_name={source.model_name!r} is a '
+                'custom-text model (custom_text, hf_model_name or '
+                'multimodal_cfg in its config); only the standard open_clip '
+                'CLIP class (built-in text tower) is supported.')
+        if text_cfg.get('hf_tokenizer_name'):
+            raise NotImplementedError(
+                f'FrozenCLIP: model_name={source.model_name!r} uses the '
+                f"Hugging Face tokenizer {text_cfg['hf_tokenizer_name']!r}; "
+                "only open_clip's CLIP tokenizer (SimpleTokenizer) is "
+                'supported.')
+
     def _choose_quick_gelu(self, forced: Optional[bool],
-                           weights: Optional[ClipWeights]) -> bool:
+                           weights: Optional[ClipWeights],
+                           source: ClipModelSource) -> bool:
         """The activation: forced, else what the weights say, else config."""
-        config_value = bool(
-            open_clip.get_model_config(self.model_name).get(
-                'quick_gelu', False))
+        config_value = bool(source.model_cfg.get('quick_gelu', False))
         file_value = weights.quick_gelu if weights is not None else None
         if forced is not None:
             if file_value is not None and forced != file_value:
@@ -158,18 +213,26 @@ class FrozenCLIP(BaseModule):
         return config_value if file_value is None else file_value
 
     def _load_weights(self, weights: ClipWeights):
-        """Load a state dict into ``self.model``, naming the file on error."""
-        state_dict = dict(weights.state_dict)
+        """Load a state dict into ``self.model``, naming the file on error.
+
+        The state dict goes through the steps of open_clip's
+        ``load_checkpoint`` (third-party conversion, scalar/1-d logit
+        parameters, position-embedding resizing); that function itself
+        re-reads the file and cannot read OpenAI's TorchScript archives.
+        """
+        state_dict = convert_state_dict(self.model, dict(weights.state_dict))
         persistent = self.model.state_dict()
         # Non-persistent buffers (the causal attention mask) are rebuilt by
         # the model; TorchScript archives carry them anyway.
         for name, _ in self.model.named_buffers():
             if name not in persistent:
                 state_dict.pop(name, None)
-        if ('logit_scale' in state_dict and state_dict['logit_scale'].ndim
-                != self.model.logit_scale.ndim):
-            state_dict['logit_scale'] = state_dict['logit_scale'].reshape(
-                self.model.logit_scale.shape)
+        for name in ('logit_scale', 'logit_bias'):
+            own = getattr(self.model, name, None)
+            if (name in state_dict and own is not None
+                    and state_dict[name].ndim != own.ndim):
+                state_dict[name] = state_dict[name].reshape(own.shape)
+        self._check_shapes(state_dict, persistent, weights)
         resize_pos_embed(state_dict, self.model)
         resize_text_pos_embed(state_dict, self.model)
         try:
@@ -185,6 +248,37 @@ class FrozenCLIP(BaseModule):
                 f'({weights.file_format}) do not fit model_name='
                 f'{self.model_name!r}: missing keys {missing[:5]}, '
                 f'unexpected keys {unexpected[:5]}. Check model_name.')
+
+    def _check_shapes(self, state_dict: Dict[str, torch.Tensor],
+                      expected: Dict[str, torch.Tensor],
+                      weights: ClipWeights):
+        """Fail on a CLIP of another size, naming file, model and shape.
+
+        Position embeddings may differ in length (open_clip resizes them to
+        the model's image grid and context length), never in width.
+        """
+        resizable = ('positional_embedding', 'visual.positional_embedding')
+        mismatched = []
+        for key, own in expected.items():  # the model's order
+            if key not in state_dict:
+                continue  # reported as missing by the load
+            got, want = tuple(state_dict[key].shape), tuple(own.shape)
+            if key in resizable:
+                fits = len(got) == len(want) and got[1:] == want[1:]
+            else:
+                fits = got == want
+            if not fits:
+                mismatched.append((key, got, want))
+        if not mismatched:
+            return
+        key, got, want = mismatched[0]
+        raise ValueError(
+            f'FrozenCLIP: the weights in {weights.path} do not fit '
+            f'model_name={self.model_name!r}: {key} has shape {got} in the '
+            f'file but {want} in the model ({len(mismatched)} tensors of '
+            'another shape in all). The file holds a CLIP of another size: '
+            'pass the model_name it was trained with (a registered name, a '
+            "'local-dir:' folder or a model-config JSON of that size).")
 
     def _register_normalisation(self, input_mean, input_std):
         """Per-channel affine map from the input to CLIP's normalisation.
@@ -343,17 +437,6 @@ class FrozenCLIP(BaseModule):
             return torch.zeros((0, self.embed_dim), device=device)
         return torch.stack(
             [self._text_cache[(t, str(device))] for t in texts])
-
-    @torch.no_grad()
-    def token_embeddings(self, text: str) -> torch.Tensor:
-        """Token embeddings of ``text`` without SOT/EOT.
-
-        Returns:
-            Tensor: (T, W) fp32, W = ``self.text_width``; T BPE tokens.
-        """
-        ids = torch.tensor(self.tokenizer.encode(text),
-                           device=self.prompt_tokens.device)
-        return self.model.token_embedding(ids).float().clone()
 
     def encode_prompts(self, ctx: torch.Tensor) -> torch.Tensor:
         """Encode learnt context vectors spliced into the prompt template.
