@@ -1,1 +1,1 @@
-from . import clip, heads, losses, segmentors  # noqa: F401
+from . import backbones, clip, heads, losses, segmentors  # noqa: F401
