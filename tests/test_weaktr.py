@@ -424,13 +424,13 @@ def test_deit_init_repeats_the_class_token_k_times(tmp_path, img_size):
 
 def test_deit_init_names_the_file_and_unexpected_keys(tmp_path):
     deit = tiny_timm_vit(num_classes=10).state_dict()
-    deit['dist_token'] = torch.zeros(1, 1, 48)
-    path = tmp_path / 'deit_distilled.pth'
+    deit['head_dist.weight'] = torch.zeros(10, 48)
+    path = tmp_path / 'deit_extra.pth'
     torch.save(deit, path)
     backbone = build_backbone(
         num_class_tokens=3,
         init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    with pytest.raises(KeyError, match=r'deit_distilled\.pth.*dist_token'):
+    with pytest.raises(KeyError, match=r'deit_extra\.pth.*head_dist'):
         backbone.init_weights()
 
 

@@ -106,6 +106,9 @@ def deit_to_weaktr_backbone(checkpoint,
         if key not in state_dict:
             raise KeyError(f'{source}: no {key!r}; expected an ImageNet '
                            'DeiT/timm ViT checkpoint.')
+    if 'dist_token' in state_dict:
+        raise KeyError(f'{source}: has a dist_token (distilled DeiT); '
+                       'WeakTr starts from the non-distilled DeiT.')
     cls_token = state_dict['cls_token']
     if cls_token.dim() != 3 or cls_token.shape[1] != 1:
         raise ValueError(
@@ -171,9 +174,9 @@ def convert_weaktr_state_dict(state_dict: Dict[str, Tensor],
                        'supported.')
     missing = [k for k in HEAD_KEYS if k not in state_dict]
     if missing:
-        raise KeyError(f'{source}: missing WeakTr head keys {missing}; is this '
-                       'a released WeakTr checkpoint (not an ImageNet DeiT, '
-                       "which initialises the backbone via init_cfg)?")
+        raise KeyError(f'{source}: missing WeakTr head keys {missing}; is '
+                       'this a released WeakTr checkpoint (not an ImageNet '
+                       'DeiT, which initialises the backbone via init_cfg)?')
     if state_dict['head.weight'].dim() != 4:
         raise ValueError(
             f'{source}: head.weight has shape '

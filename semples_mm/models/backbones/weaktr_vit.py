@@ -248,7 +248,7 @@ class WeakTrViT(BaseModule):
                 'ImageNet DeiT/timm ViT with the same width and depth '
                 '(distilled DeiT and released WeakTr checkpoints are not '
                 'ImageNet inits: convert the latter with '
-                'tools/model_converters/weaktr_to_mmseg.py and use load_from).')
+                'tools/model_converters/weaktr_to_mmseg.py, then load_from).')
         wrong = [f'{k}: file {tuple(v.shape)} vs model '
                  f'{tuple(own[k].shape)}' for k, v in state_dict.items()
                  if v.shape != own[k].shape]

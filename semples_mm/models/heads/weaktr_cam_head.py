@@ -186,7 +186,8 @@ class WeakTrCAMHead(BaseModule):
         missing = {'cls_token', 'coarse', 'fine'} - set(logits)
         if missing:
             raise KeyError(f'WeakTrCAMHead.loss_by_cls: logits lack '
-                           f'{sorted(missing)}; pass the dict forward returns.')
+                           f'{sorted(missing)}; pass the dict forward '
+                           'returns.')
         labels = labels.to(logits['fine'].dtype)
         return dict(
             loss_cls_token=F.multilabel_soft_margin_loss(
