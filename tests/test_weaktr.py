@@ -422,15 +422,18 @@ def test_deit_init_repeats_the_class_token_k_times(tmp_path, img_size):
                                deit['blocks.1.mlp.fc2.weight'])
 
 
-def test_deit_init_names_the_file_and_unexpected_keys(tmp_path):
+@pytest.mark.parametrize('extra, shape', [('head_dist.weight', (10, 48)),
+                                          ('dist_token', (1, 1, 48))])
+def test_deit_init_names_the_file_and_unexpected_keys(tmp_path, extra,
+                                                      shape):
     deit = tiny_timm_vit(num_classes=10).state_dict()
-    deit['head_dist.weight'] = torch.zeros(10, 48)
+    deit[extra] = torch.zeros(shape)
     path = tmp_path / 'deit_extra.pth'
     torch.save(deit, path)
     backbone = build_backbone(
         num_class_tokens=3,
         init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    with pytest.raises(KeyError, match=r'deit_extra\.pth.*head_dist'):
+    with pytest.raises(KeyError, match=rf'deit_extra\.pth.*{extra}'):
         backbone.init_weights()
 
 
