@@ -1,1 +1,1 @@
-from . import clip, crop_features, heads, losses, segmentors  # noqa: F401
+from . import backbones, clip, crop_features, heads, losses, segmentors  # noqa: F401,E501

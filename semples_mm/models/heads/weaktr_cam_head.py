@@ -1,0 +1,198 @@
+"""WeakTr's CAM head: a coarse conv CAM refined by fused ViT attention."""
+from typing import Dict, Tuple, Union
+
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from mmseg.registry import MODELS
+from ..backbones.weaktr_vit import WeakTrFeatures
+from .attention_fusion import (POOLS, AdaptiveAttentionFusion,
+                               attention_channels, attention_feature_channels)
+
+
+@MODELS.register_module()
+class WeakTrCAMHead(BaseModule):
+    """Coarse CAM, adaptive attention fusion and patch-attention refinement.
+
+    On :class:`WeakTrFeatures` with K class tokens, P = h * w patches and
+    N = K + P tokens:
+
+    1. ``head`` (3x3 conv, C -> K) on the patch tokens gives the coarse
+       scores S (B, K, h, w); the coarse CAM is ReLU(S).
+    2. The fusion weighs the L * heads attention maps (detached: the fusion
+       only decides how to mix them) and averages them to A (B, N, N).
+    3. Fused CAM = A[:, :K, K:] (class-to-patch) * coarse CAM.
+    4. Fine CAM = A[:, K:, K:] (patch-to-patch, rows are queries) applied to
+       the fused CAM over the P positions.
+
+    The fine CAM is the head's CAM: SemPLeS masks with it and exports it.
+    It keeps the coarse CAM's graph, so a loss on it trains ``head`` and the
+    fusion. For WeakTr's own training (:meth:`loss_by_cls`) the head also
+    returns three image-level logits; the fine one is computed from a
+    DETACHED coarse CAM, as WeakTr does, so that loss trains the fusion only.
+
+    Args:
+        in_channels (int): token width C. Defaults to 384.
+        num_classes (int): K, which must equal the backbone's class tokens.
+            Defaults to 20.
+        num_layers (int): backbone blocks L. Defaults to 12.
+        num_heads (int): heads per block. Defaults to 6.
+        attn_pool (str): token pooling of the fusion, 'max' (WeakTr's VOC
+            runs) or 'avg'. Defaults to 'max'.
+        reduction (float): fusion bottleneck ratio (8 for VOC, 72 -> 9).
+            Defaults to 8.
+        feat_reduction (float): ratio of the fusion's per-head feature FFN
+            (64 -> 8 for DeiT-S). Defaults to 8.
+        init_cfg (dict, optional): initialisation config; None keeps PyTorch's
+            default init, as WeakTr's head and fusion have. Defaults to None.
+    """
+
+    def __init__(self,
+                 in_channels: int = 384,
+                 num_classes: int = 20,
+                 num_layers: int = 12,
+                 num_heads: int = 6,
+                 attn_pool: str = 'max',
+                 reduction: Union[int, float] = 8,
+                 feat_reduction: Union[int, float] = 8,
+                 init_cfg: Union[dict, list, None] = None) -> None:
+        super().__init__(init_cfg)
+        if attn_pool not in POOLS:
+            raise ValueError(f'WeakTrCAMHead: attn_pool={attn_pool!r} is not '
+                             f'one of {POOLS}; fix cam_head.attn_pool.')
+        if in_channels % num_heads:
+            raise ValueError(f'WeakTrCAMHead: in_channels={in_channels} is '
+                             f'not divisible by num_heads={num_heads}.')
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        # Names as in WeakTr's checkpoints: ``head``,
+        # ``adaptive_attention_fusion``.
+        self.head = nn.Conv2d(in_channels, num_classes, 3, padding=1)
+        self.adaptive_attention_fusion = AdaptiveAttentionFusion(
+            num_channels=num_layers * num_heads,
+            head_dims=in_channels // num_heads,
+            reduction=reduction,
+            feat_reduction=feat_reduction,
+            pool=attn_pool)
+
+    def _check_features(self, features: WeakTrFeatures) -> None:
+        if not isinstance(features, WeakTrFeatures):
+            raise TypeError(
+                'WeakTrCAMHead needs the WeakTrFeatures of a WeakTrViT '
+                f'backbone (and no neck), got {type(features).__name__}.')
+        B, L, H, N, _ = features.attn_weights.shape
+        C = features.patch_tokens.shape[1]
+        K = features.class_tokens.shape[1]
+        got = dict(num_layers=L, num_heads=H, in_channels=C, num_classes=K)
+        want = dict(num_layers=self.num_layers, num_heads=self.num_heads,
+                    in_channels=self.in_channels,
+                    num_classes=self.num_classes)
+        wrong = {k: (want[k], got[k]) for k in want if want[k] != got[k]}
+        if wrong:
+            raise ValueError(
+                'WeakTrCAMHead: the head config does not match the backbone '
+                'features (key: (head, backbone)): '
+                f'{wrong}; set cam_head.num_layers/num_heads/in_channels/'
+                'num_classes to the backbone\'s num_layers/num_heads/'
+                'embed_dims/num_class_tokens.')
+        if N != K + features.hw_shape[0] * features.hw_shape[1]:
+            raise ValueError(f'WeakTrCAMHead: attention over {N} tokens, but '
+                             f'{K} class tokens + a {features.hw_shape} grid.')
+
+    def fuse_attention(self, attn_weights: Tensor,
+                       attn_feats: Tensor) -> Tensor:
+        """Fusion-weighted mean of all attention maps.
+
+        Args:
+            attn_weights (Tensor): (B, L, heads, N, N).
+            attn_feats (Tensor): (B, L, N, C).
+
+        Returns:
+            Tensor: (B, N, N), the mean over the heads * L weighted maps.
+        """
+        maps = attention_channels(attn_weights)
+        weights = self.adaptive_attention_fusion(
+            attention_feature_channels(attn_feats, self.num_heads))
+        # sum_c w_c * map_c / channels, as one batched matmul.
+        fused = weights.unsqueeze(1) @ maps.flatten(2)
+        return fused.view_as(maps[:, 0]) / maps.shape[1]
+
+    @staticmethod
+    def refine(cams: Tensor, patch_attn: Tensor) -> Tensor:
+        """Propagate CAMs along patch-to-patch attention.
+
+        ``fine[b, k, i] = sum_j patch_attn[b, i, j] * cams[b, k, j]``.
+
+        Args:
+            cams (Tensor): (B, K, h, w).
+            patch_attn (Tensor): (B, P, P), P = h * w, rows are queries.
+
+        Returns:
+            Tensor: (B, K, h, w).
+        """
+        return (cams.flatten(2) @ patch_attn.transpose(1, 2)).view_as(cams)
+
+    def forward(self, features: WeakTrFeatures
+                ) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """Fine CAMs and WeakTr's three image-level logits.
+
+        Args:
+            features (WeakTrFeatures): from :class:`WeakTrViT`.
+
+        Returns:
+            tuple: the fine CAMs (B, K, h, w), and a dict of (B, K) logits:
+            ``cls_token`` (mean over the width of each class token),
+            ``coarse`` (mean of the conv scores S) and ``fine`` (mean of the
+            fine CAM built from the detached coarse CAM).
+        """
+        self._check_features(features)
+        K = self.num_classes
+        B, _, h, w = features.patch_tokens.shape
+        scores = self.head(features.patch_tokens)
+        coarse = F.relu(scores)
+        attn = self.fuse_attention(features.attn_weights.detach(),
+                                   features.attn_feats.detach())
+        class_attn = attn[:, :K, K:].reshape(B, K, h, w)
+        patch_attn = attn[:, K:, K:]
+        cams = self.refine(class_attn * coarse, patch_attn)
+        if coarse.requires_grad:
+            fine_for_loss = self.refine(class_attn * coarse.detach(),
+                                        patch_attn)
+        else:  # same values, no second pass needed
+            fine_for_loss = cams
+        logits = dict(
+            cls_token=features.class_tokens.mean(-1),
+            coarse=scores.mean((2, 3)),
+            fine=fine_for_loss.mean((2, 3)))
+        return cams, logits
+
+    def loss_by_cls(self, logits: Dict[str, Tensor],
+                    labels: Tensor) -> Dict[str, Tensor]:
+        """WeakTr's three multi-label soft-margin losses; WeakTr sums them
+        with equal weights.
+
+        Args:
+            logits (dict[str, Tensor]): the (B, K) logits of :meth:`forward`.
+            labels (Tensor): (B, K) multi-hot labels.
+
+        Returns:
+            dict[str, Tensor]: ``loss_cls_token``, ``loss_cls_coarse``,
+            ``loss_cls_fine``.
+        """
+        missing = {'cls_token', 'coarse', 'fine'} - set(logits)
+        if missing:
+            raise KeyError(f'WeakTrCAMHead.loss_by_cls: logits lack '
+                           f'{sorted(missing)}; pass the dict forward '
+                           'returns.')
+        labels = labels.to(logits['fine'].dtype)
+        return dict(
+            loss_cls_token=F.multilabel_soft_margin_loss(
+                logits['cls_token'], labels),
+            loss_cls_coarse=F.multilabel_soft_margin_loss(
+                logits['coarse'], labels),
+            loss_cls_fine=F.multilabel_soft_margin_loss(
+                logits['fine'], labels))

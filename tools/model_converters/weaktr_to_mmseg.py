@@ -1,0 +1,51 @@
+"""Convert a released WeakTr CAM checkpoint to the SemPLeS model's keys.
+
+Reads WeakTr's ``checkpoint_best_mIoU.pth`` (``{'model': state_dict, ...}``,
+a DeiT-S ``WeakTr`` with K class tokens, 3x3 ``head`` and
+``adaptive_attention_fusion``) and writes ``dict(state_dict=..., meta=...)``
+with the backbone under ``backbone.`` (:class:`WeakTrViT`) and the head and
+fusion under ``cam_head.`` (:class:`WeakTrCAMHead`), for ``load_from`` or
+mmengine's ``load_checkpoint``. Keys it does not know are an error.
+
+Example:
+    python tools/model_converters/weaktr_to_mmseg.py \
+        checkpoint_best_mIoU.pth checkpoints/weaktr_voc_mmseg.pth
+"""
+import argparse
+import os.path as osp
+
+import mmengine
+import torch
+from mmengine.runner import CheckpointLoader
+
+from semples_mm.models.backbones.weaktr_checkpoint import \
+    convert_weaktr_checkpoint
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Convert a released WeakTr checkpoint to SemPLeS keys.')
+    parser.add_argument('src', help='WeakTr checkpoint (checkpoint_best_mIoU'
+                        '.pth), a path or URL')
+    parser.add_argument('dst', help='output .pth path')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    checkpoint = CheckpointLoader.load_checkpoint(
+        args.src, map_location='cpu', logger='current')
+    converted = convert_weaktr_checkpoint(checkpoint, source=args.src)
+    if osp.dirname(args.dst):
+        mmengine.mkdir_or_exist(osp.dirname(args.dst))
+    torch.save(converted, args.dst)
+    meta = converted['meta']
+    print(f'{args.src} -> {args.dst}: {len(converted["state_dict"])} '
+          f'tensors; K={meta["num_class_tokens"]} class tokens, '
+          f'{meta["num_layers"]} blocks of width {meta["embed_dims"]}, '
+          f'fusion {meta["fusion_channels"]} -> {meta["fusion_hidden"]} '
+          '(cam_head.reduction = channels / hidden).')
+
+
+if __name__ == '__main__':
+    main()
