@@ -4,6 +4,7 @@ states, exact resume inside a phase, the max_iters check, and the shipped
 configs/semples/synthetic.py through tools/train.py."""
 import copy
 import itertools
+import json
 import math
 import re
 
@@ -410,3 +411,84 @@ def test_prompt_loss_reads_the_bank(world_root, full_run):
         samples[0].set_metainfo(dict(img_path='elsewhere.png'))
         with pytest.raises(KeyError, match='no view'):
             banked.loss(inputs, samples)
+
+
+class _ScriptedScores:
+    """CAM mIoU by the iteration it is asked at (stands in for scoring the
+    split, so the test knows which weights are best)."""
+
+    def __init__(self, scores):
+        self.scores = scores
+        self.asked = []
+
+    def __call__(self, runner):  # a callable attribute is not bound
+        self.asked.append(runner.iter + 1)
+        return self.scores[runner.iter + 1]
+
+
+def test_best_cam_selection_restores_the_best_and_survives_a_resume(
+        tmp_path, world_root, monkeypatch):
+    """In match (iterations 5-7) the scores 0.5, 0.9, 0.7: the phase ends
+    with iteration 6's weights, which the prompt phase starts from; a run
+    killed after iteration 6 and resumed ends exactly the same."""
+    from semples_mm.engine.hooks import BestCAMSelectionHook
+    scripted = _ScriptedScores({5: 0.5, 6: 0.9, 7: 0.7})
+    monkeypatch.setattr(BestCAMSelectionHook, '_score_split', scripted)
+    selection = [dict(type='BestCAMSelectionHook', phases=('match', ),
+                      interval=1)]
+    runner = train(tiny_cfg(tmp_path / 'full', world_root, selection))
+    assert scripted.asked == [5, 6, 7]
+    record = json.load(open(tmp_path / 'full' / 'cam_selection.json'))
+    assert record['phases']['match']['best_iter'] == 6
+    assert record['phases']['match']['scores'] == {
+        '5': 0.5, '6': 0.9, '7': 0.7}
+    at_6 = load_ckpt(tmp_path / 'full' / 'iter_6.pth')['state_dict']
+    best = torch.load(tmp_path / 'full' / 'best_cam_match.pth',
+                      weights_only=True)
+    key = 'cam_head.classifier.weight'
+    torch.testing.assert_close(best[key], at_6[key], rtol=0, atol=0)
+    # the prompt phase (no CAM training) kept the restored weights
+    at_10 = load_ckpt(tmp_path / 'full' / 'iter_10.pth')['state_dict']
+    torch.testing.assert_close(at_10[key], at_6[key], rtol=0, atol=0)
+    assert 'match ends with the weights of iteration 6' in read_logs(
+        tmp_path / 'full')
+    full = load_ckpt(tmp_path / 'full' / f'iter_{MAX_ITERS}.pth')
+
+    stopped = tmp_path / 'stopped'
+    for stop_iter, resume in ((6, False), (None, True)):
+        cfg = tiny_cfg(stopped, world_root, selection, resume=resume)
+        if stop_iter is None:
+            start_next_second()
+            train(cfg)
+        else:
+            cfg.custom_hooks.append(
+                dict(type='StopAfterIterHook', stop_iter=stop_iter))
+            with pytest.raises(KeyboardInterrupt):
+                train(cfg)
+    resumed = load_ckpt(stopped / f'iter_{MAX_ITERS}.pth')
+    assert resumed['cam_selection']['match']['best_iter'] == 6
+    for name in ('prompt_learner.ctx', key):
+        torch.testing.assert_close(resumed['state_dict'][name],
+                                   full['state_dict'][name], rtol=0, atol=0,
+                                   msg=name)
+    assert runner.model.phase == 'refine'
+
+
+def test_best_cam_selection_scores_the_split_with_the_config_metric(
+        tmp_path, world_root):
+    """Without a scripted score: the split (val_dataloader) is scored with
+    the config's PseudoMaskMetric once per epoch of the phase's data (64
+    images at batch 4: 16 iterations, more than match's 3) and at the
+    phase end."""
+    cfg = tiny_cfg(tmp_path, world_root,
+                   [dict(type='BestCAMSelectionHook', phases=('match', ))])
+    train(cfg)
+    record = json.load(open(tmp_path / 'cam_selection.json'))
+    assert record['metric_key'] == 'pseudo/mIoU'
+    scores = record['phases']['match']['scores']
+    assert list(scores) == ['7']
+    assert 0 < scores['7'] < 100
+    assert record['phases']['match']['best_iter'] == 7
+    with pytest.raises(ValueError, match=r"no phase \['warmup'\]"):
+        train(tiny_cfg(tmp_path / 'bad', world_root, [dict(
+            type='BestCAMSelectionHook', phases=('warmup', ))]))

@@ -68,6 +68,21 @@ class CAMSegmentor(BaseSegmentor):
         return {name: getattr(self, name) for name in CAM_MODULES
                 if getattr(self, name) is not None}
 
+    def cam_network_state(self) -> Dict[str, Tensor]:
+        """A detached copy of the CAM network's state, ``{'backbone.x':
+        tensor, 'cam_head.y': tensor, ...}`` (what a phase restart or a
+        model selection keeps)."""
+        return {f'{name}.{key}': value.detach().clone()
+                for name, module in self._cam_modules().items()
+                for key, value in module.state_dict().items()}
+
+    def load_cam_network_state(self, state: Dict[str, Tensor]) -> None:
+        """Load a :meth:`cam_network_state` back (strictly, per module)."""
+        for name, module in self._cam_modules().items():
+            module.load_state_dict({
+                key[len(name) + 1:]: value for key, value in state.items()
+                if key.startswith(name + '.')})
+
     def extract_feat(self, inputs: Tensor):
         """(B, 3, H, W) -> whatever the backbone (and neck) give the head."""
         if self.channels_last:

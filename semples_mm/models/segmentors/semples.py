@@ -125,15 +125,9 @@ class SemPLeS(CAMSegmentor):
         # when a loaded checkpoint brought an old run's snapshot along.
         if name != 'cam' and (self.phase in (None, 'cam')
                               or self.cam_snapshot is None):
-            self.cam_snapshot = {
-                f'{name}.{k}': v.detach().clone()
-                for name, module in self._cam_modules().items()
-                for k, v in module.state_dict().items()}
+            self.cam_snapshot = self.cam_network_state()
         if name == 'refine':
-            for key, module in self._cam_modules().items():
-                module.load_state_dict({
-                    k[len(key) + 1:]: v for k, v in self.cam_snapshot.items()
-                    if k.startswith(key + '.')})
+            self.load_cam_network_state(self.cam_snapshot)
         if self.phase == 'prompt':
             self.crop_features.reset()  # stale once the CAMs train
         self.phase = name
