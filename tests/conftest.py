@@ -60,7 +60,7 @@ def free_port():
 def read_masks(folder):
     """{file name: (H, W) id array} of the PNG masks in ``folder``."""
     return {name: np.array(Image.open(os.path.join(folder, name)))
-            for name in sorted(os.listdir(folder))}
+            for name in sorted(os.listdir(folder)) if name.endswith('.png')}
 
 
 def changed_pixel_fraction(masks_a, masks_b):

@@ -9,6 +9,7 @@ import os.path as osp
 import pytest
 
 from semples_mm.pseudo_labels import export_settings
+from semples_mm.pipeline.derived_configs import export_dataloader
 from semples_mm.pipeline import (QUICK_SETTINGS, derive_deeplab_config,
                                  derive_semples_config, format_seed_table,
                                  format_table, mean_over_seeds)
@@ -19,7 +20,8 @@ DEEPLAB = osp.join(ROOT, 'configs', 'deeplabv2',
                    'deeplabv2_tiny_synthetic_pseudo.py')
 QUICK_WORLD = QUICK_SETTINGS['world']
 QUICK_ARGS = ['--quick', '--seed', '1', '--num-threads', '1']
-STEPS = ('world', 'semples', 'deeplabv2_train', 'deeplabv2_test')
+STEPS = ('world', 'semples', 'export_cam', 'export_match', 'export_semples',
+         'deeplabv2_train', 'deeplabv2_test')
 
 
 def load_pipeline_tool():
@@ -42,30 +44,22 @@ def test_derived_semples_config(tmp_path):
         assert dataset.synthetic_world['seed'] == 3
     assert cfg.randomness.seed == 3
     assert cfg.train_cfg.max_iters == sum(p.iters for p in cfg.model.phases)
-    hooks = [h for h in cfg.custom_hooks if h.type == 'PseudoLabelHook']
-    assert [(h.label, h.phase) for h in hooks] == [
-        ('cam', 'cam'), ('match', 'match'), ('semples', 'refine')]
-    # the settings come from the config, one rule for all three exports;
-    # the hooks carry none of their own
-    assert all(set(h) == {'type', 'label', 'phase', 'dataloader', 'split',
-                          'metric'} for h in hooks)
-    assert export_settings(cfg)['scales'] == (1.0, 1.2)
-    assert {h.split for h in hooks} == {'train'}
-    # the metric sweeps the thresholds validation sweeps
-    assert all(h.metric == cfg.val_evaluator[1] for h in hooks)
-    loader = hooks[0].dataloader
+    # no exports while training: the CAM network of each exported phase's
+    # end is kept for the export steps
+    assert not [h for h in cfg.custom_hooks if h.type == 'PseudoLabelHook']
+    kept = [h for h in cfg.custom_hooks if h.type == 'PhaseCheckpointHook']
+    assert len(kept) == 1 and kept[0].phases == ['cam', 'match', 'refine']
+    # the exports read the training list with the validation pipeline (no
+    # random flip), with the config's settings
+    loader = export_dataloader(cfg)
     assert loader['dataset']['ann_file'] == \
         cfg.train_dataloader.dataset.ann_file
     assert loader['dataset']['test_mode'] is True
-    # the validation pipeline (no random flip), not the training one
     assert loader['dataset']['pipeline'] == \
         cfg.val_dataloader.dataset.pipeline
-
-    scored, _ = derive_semples_config(
-        SYNTHETIC, seed=0, data_root=data_root,
-        score_ann_file='ImageSets/Segmentation/val.txt')
-    hooks = [h for h in scored.custom_hooks if h.type == 'PseudoLabelHook']
-    assert {h.split for h in hooks} == {'val'}
+    assert export_settings(cfg)['scales'] == (1.0, 1.2)
+    scored = export_dataloader(cfg, 'ImageSets/Segmentation/val.txt')
+    assert scored['dataset']['ann_file'] == 'ImageSets/Segmentation/val.txt'
 
 
 def test_derived_deeplab_config(tmp_path):
@@ -182,16 +176,22 @@ def test_quick_pipeline_end_to_end_and_rerun(tmp_path, capfd):
     assert again['pseudo_masks'] == summary['pseudo_masks']
 
     # a lost summary.json: finished training steps are recognised from
-    # their outputs, only the DeepLabV2 test runs again
+    # their outputs; the exports (which continue their folders: nothing is
+    # written again) and the DeepLabV2 test run again for their results
     os.remove(osp.join(work_dir, 'summary.json'))
     capfd.readouterr()
     third = tool.main(['--work-dir', work_dir] + QUICK_ARGS)
     log = capfd.readouterr().out
     for step in ('world', 'semples', 'deeplabv2_train'):
         assert f'step {step}: skipped' in log
-    assert 'step deeplabv2_test: running' in log
-    assert third['steps']['deeplabv2_test']['skipped_in_last_run'] is False
+    for step in ('export_cam', 'export_match', 'export_semples',
+                 'deeplabv2_test'):
+        assert f'step {step}: running' in log
+        assert third['steps'][step]['skipped_in_last_run'] is False
     assert _mtimes(work_dir) == mtimes
+    assert third['pseudo_masks'] == summary['pseudo_masks']
+    assert all(third['steps'][f'export_{label}']['result']['num_written']
+               == 0 for label in ('cam', 'match', 'semples'))
     assert third['deeplabv2']['mIoU'] == pytest.approx(deeplab['mIoU'])
 
     # a work dir holds one run: other settings are refused

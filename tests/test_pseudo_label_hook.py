@@ -129,8 +129,8 @@ def test_hooks_export_after_iteration_and_after_training(world, tmp_path):
         assert 0.40 <= info['best_threshold'] <= 0.59
         assert info['scales'] == ([1.0] if label == 'cam' else [1.0, 1.2])
         folder = osp.join(work_dir, 'pseudo_masks', label)
-        assert sorted(os.listdir(folder)) == sorted(
-            f'{img_id}.png' for img_id in val_ids)
+        assert sorted(glob.glob(osp.join(folder, '*.png'))) == sorted(
+            osp.join(folder, f'{img_id}.png') for img_id in val_ids)
         mask = np.array(Image.open(osp.join(folder, f'{val_ids[0]}.png')))
         assert mask.shape == (64, 64) and mask.max() <= NUM_FG
     # the model kept training after the mid-training export
@@ -149,7 +149,7 @@ def test_hook_resumes_and_refuses_ground_truth_folder(world, tmp_path):
     first = hook.export(runner)
     assert first['num_written'] == 4 and 'mIoU' not in first
     folder = osp.join(work_dir, 'pseudo_masks', 'cam')
-    removed = sorted(os.listdir(folder))[0]
+    removed = sorted(f for f in os.listdir(folder) if f.endswith('.png'))[0]
     before = open(osp.join(folder, removed), 'rb').read()
     os.remove(osp.join(folder, removed))
     second = hook.export(runner)
@@ -230,7 +230,8 @@ def test_make_pseudo_labels_tool(world, tmp_path):
                          'train', '--no-progress'])
     train_ids = open(osp.join(world, 'ImageSets/Segmentation/train.txt')
                      ).read().split()
-    assert sorted(os.listdir(out)) == sorted(f'{i}.png' for i in train_ids)
+    assert sorted(glob.glob(osp.join(out, '*.png'))) == sorted(
+        osp.join(out, f'{i}.png') for i in train_ids)
     assert summary['split'] == 'train' and summary['scales'] == [1.0]
     assert summary['bg_threshold'] == 0.5 and summary['mIoU'] is not None
     assert summary['amp'] is False

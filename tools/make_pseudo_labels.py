@@ -8,8 +8,11 @@
 Settings resolve as for every export: the model's ``test_cfg``, then the
 config's ``pseudo_label_cfg``, then the command line. Images come from the
 config's ``val_dataloader`` (or ``--dataloader test``) with the split's
-image list. Masks are ``<out>/<img_id>.png`` (VOC palette, ids 0..K); a
-rerun skips finished images. With ground truth for every image, the
+image list. Masks are ``<out>/<img_id>.png`` (VOC palette, ids 0..K); the
+folder records what produced them (``.export.json``): a rerun of the same
+export skips finished images, another export into it is refused unless
+``--overwrite``. The checkpoint must hold the whole CAM network. With ground
+truth for every image, the
 pseudo-mask mIoU over the config's background-threshold sweep is computed
 in the same pass. The summary is stored under ``--label`` in
 ``<work-dir>/summary.json``.
@@ -54,6 +57,9 @@ def parse_args(argv=None):
                         help='dataloader workers')
     parser.add_argument('--crf-workers', type=int,
                         help='CRF processes (default: CPU count)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace the masks of another export found in '
+                        '--out (default: refuse, saying what it holds)')
     parser.add_argument('--no-eval', action='store_true',
                         help='do not score the masks even with ground truth')
     parser.add_argument('--dataloader', choices=['val', 'test'],
@@ -81,7 +87,8 @@ def main(argv=None):
         label=args.label, work_dir=args.work_dir, dataloader=args.dataloader,
         evaluate=not args.no_eval, device=args.device,
         launcher=args.launcher, progress=not args.no_progress,
-        cfg_options=args.cfg_options, scales=args.scales,
+        cfg_options=args.cfg_options, overwrite=args.overwrite,
+        scales=args.scales,
         flip=False if args.no_flip else None,
         bg_threshold=args.bg_threshold, crf=True if args.crf else None,
         amp=True if args.amp else None, batch_size=args.batch_size,

@@ -7,8 +7,11 @@ pseudo masks after cam, match and refine -> DeepLabV2 on the SemPLeS masks
     python tools/pipeline.py [CONFIG] --work-dir W --seeds 0 1 2
 
 CONFIG defaults to configs/semples/synthetic.py. Rerunning the command
-skips finished steps (log lines '[pipeline] step X: skipped') and resumes
-a killed training from its last checkpoint. With ``--seeds`` every seed runs
+skips finished steps whose inputs did not change (log lines '[pipeline]
+step X: skipped'), reruns those whose inputs changed (and the steps after
+them; --no-rerun stops instead), and continues a killed run: training from
+its last loadable checkpoint, an export from its phase-end weights. One
+pipeline per work dir at a time. With ``--seeds`` every seed runs
 in ``W/seed<S>`` and the mean table goes to ``W/seeds_summary.json``.
 """
 import argparse
@@ -54,6 +57,10 @@ def parse_args(argv=None):
                         'is much faster when other jobs share the cores')
     parser.add_argument('--quick', action='store_true',
                         help='tiny world and iterations (tests, smoke runs)')
+    parser.add_argument('--no-rerun', action='store_true',
+                        help='stop, naming what changed, instead of '
+                        'rerunning a finished step whose inputs (config, '
+                        'weights, masks) changed')
     args = parser.parse_args(argv)
     if args.seeds is not None and args.data_root is not None:
         parser.error('--data-root names one world; it cannot serve '
@@ -68,7 +75,8 @@ def main(argv=None):
         torch.set_num_threads(args.num_threads)
     from semples_mm.pipeline import run_pipeline, run_seeds
     kwargs = dict(deeplab_config=args.deeplab_config, quick=args.quick,
-                  score_split=args.score_split, tta=args.tta)
+                  score_split=args.score_split, tta=args.tta,
+                  no_rerun=args.no_rerun)
     if args.seeds is not None:
         return run_seeds(args.config, args.work_dir, args.seeds, **kwargs)
     return run_pipeline(args.config, args.work_dir, seed=args.seed,

@@ -61,15 +61,17 @@ def trigger_visualization_hook(cfg, args):
 def main(argv=None):
     args = parse_args(argv)
     import semples_mm  # noqa: F401  (registers our components)
+    from semples_mm.utils.checkpoints import load_model_weights
     from semples_mm.utils.launch import (enable_tta, finish_distributed,
                                          init_cpu_distributed, set_work_dir)
+    from semples_mm.utils.models import unwrap_model
 
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     set_work_dir(cfg, args.work_dir, args.config)
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None  # loaded below, every key of the model checked
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
@@ -80,6 +82,8 @@ def main(argv=None):
     init_cpu_distributed(cfg, args.launcher)
 
     runner = Runner.from_cfg(cfg)
+    model = unwrap_model(runner.model)
+    load_model_weights(model.module if args.tta else model, args.checkpoint)
     runner.test()
     finish_distributed()
 

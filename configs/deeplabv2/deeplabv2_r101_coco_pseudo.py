@@ -57,6 +57,9 @@ train_dataloader = dict(
     dataset=dict(
         data_prefix=dict(seg_map_path=pseudo_mask_dir),
         skip_empty=False,
+        # every image must have its pseudo mask: a missing or incomplete
+        # folder fails when the dataset is built, naming it
+        require_masks=True,
         pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader

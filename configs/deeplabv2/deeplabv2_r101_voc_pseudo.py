@@ -62,6 +62,9 @@ train_dataloader = dict(
         # keep every listed image: DeepLab trains on its pseudo mask even if
         # it came out all background
         skip_empty=False,
+        # every image must have its pseudo mask: a missing or incomplete
+        # folder fails when the dataset is built, naming it
+        require_masks=True,
         pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader

@@ -2,6 +2,7 @@
 import copy
 import os
 import os.path as osp
+from contextlib import nullcontext
 from typing import Optional, Union
 
 import torch
@@ -10,13 +11,20 @@ from mmengine.dataset import Compose
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner, load_checkpoint
+from mmengine.runner import Runner
 from mmseg.registry import DATASETS, MODELS
 
-from ..pseudo_labels import (dataset_has_masks, export_pseudo_masks,
-                             export_settings, in_order_loader_cfg,
-                             pseudo_mask_metric, update_summary_file)
-from ..utils.launch import finish_distributed, start_process_group
+from ..pseudo_labels import (config_annotation_dirs, dataset_has_masks,
+                             export_pseudo_masks, export_settings,
+                             in_order_loader_cfg, pseudo_mask_metric,
+                             update_summary_file)
+from ..utils.checkpoints import load_model_weights
+from ..utils.launch import (finish_distributed, is_rank_zero,
+                            start_process_group)
+from ..utils.work_dir_lock import WorkDirLock
+
+# The keys a CAM model's checkpoint must hold for an export.
+CAM_NETWORK_PREFIXES = ('backbone.', 'neck.', 'cam_head.')
 
 # transforms that need a mask file; dropped when a split lacks masks
 MASK_TRANSFORMS = ('LoadAnnotations', 'CheckSegMapValues')
@@ -54,6 +62,9 @@ def make_pseudo_labels(config: Union[str, Config], checkpoint: str,
                        device: Optional[str] = None, launcher: str = 'none',
                        progress: bool = True,
                        cfg_options: Optional[dict] = None,
+                       dataloader_cfg: Optional[dict] = None,
+                       metric: Optional[dict] = None,
+                       overwrite: bool = False,
                        **overrides) -> dict:
     """Export the pseudo masks of ``split`` and record them.
 
@@ -75,7 +86,17 @@ def make_pseudo_labels(config: Union[str, Config], checkpoint: str,
         evaluate (bool): score the masks when every image has ground truth.
         device (str, optional): default cuda when available, else cpu.
         launcher (str): 'none' or 'pytorch' (every rank writes its shard).
+        dataloader_cfg (dict, optional): the dataloader to read instead of
+            the config's ``<dataloader>_dataloader``.
+        metric (dict, optional): instead of the config's PseudoMaskMetric.
+        overwrite (bool): replace the masks of another export in
+            ``out_dir`` instead of refusing.
         **overrides: export settings (``pseudo_labels.EXPORT_KEYS``).
+
+    The checkpoint must hold every key of the CAM network (backbone, neck,
+    head) with the model's shapes; the work dir is locked while the export
+    runs; the masks never go into a folder any dataset of the config reads
+    masks or labels from.
 
     Returns:
         dict: the export summary, with the checkpoint.
@@ -86,45 +107,53 @@ def make_pseudo_labels(config: Union[str, Config], checkpoint: str,
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     settings = export_settings(cfg, **overrides)
-    start_process_group(launcher)
-    loader_key = f'{dataloader}_dataloader'
-    if not isinstance(cfg.get(loader_key), dict):
-        raise KeyError(f'{cfg.filename} has no {loader_key}; the images of '
-                       'the split are read through it')
-    loader_cfg = in_order_loader_cfg(
-        cfg[loader_key].to_dict() if hasattr(cfg[loader_key], 'to_dict')
-        else cfg[loader_key], batch_size=settings['batch_size'],
-        num_workers=settings['num_workers'])
-    dataset, has_masks = build_split_dataset(loader_cfg,
-                                             split_ann_file(split))
-    loader = Runner.build_dataloader(dict(loader_cfg, dataset=dataset),
-                                     seed=0)
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    if device == 'cuda':
-        device = f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu')
-    model.to(device)
-    metric = [pseudo_mask_metric(cfg)] if evaluate and has_masks else None
-    summary = export_pseudo_masks(model, loader, out_dir, settings,
-                                  evaluator=metric, split=split,
-                                  progress=progress)
-    summary['checkpoint'] = osp.abspath(checkpoint)
-    if is_main_process():
-        work_dir = work_dir or cfg.get('work_dir') or osp.join(
-            './work_dirs', osp.splitext(osp.basename(cfg.filename))[0])
-        label = label or osp.basename(osp.normpath(out_dir))
-        update_summary_file(osp.join(work_dir, 'summary.json'), label,
-                            summary)
-        scored = '' if summary.get('mIoU') is None else (
-            f", mIoU {summary['mIoU']} (best bg threshold "
-            f"{summary['best_threshold']})")
-        print_log(
-            f"{summary['num_images']} images of {split} -> "
-            f"{summary['out_dir']} ({summary['num_written']} written, "
-            f"{summary['num_skipped']} already there, "
-            f"{summary['images_per_s']} images/s){scored}; summary in "
-            f"{osp.join(work_dir, 'summary.json')}['{label}']",
-            logger='current')
+    work_dir = work_dir or cfg.get('work_dir') or osp.join(
+        './work_dirs', osp.splitext(osp.basename(cfg.filename))[0])
+    with WorkDirLock(work_dir, 'make_pseudo_labels') if is_rank_zero() \
+            else nullcontext():
+        start_process_group(launcher)
+        if dataloader_cfg is None:
+            loader_key = f'{dataloader}_dataloader'
+            if not isinstance(cfg.get(loader_key), dict):
+                raise KeyError(f'{cfg.filename} has no {loader_key}; the '
+                               'images of the split are read through it')
+            dataloader_cfg = cfg[loader_key]
+        loader_cfg = in_order_loader_cfg(
+            dataloader_cfg.to_dict() if hasattr(dataloader_cfg, 'to_dict')
+            else dataloader_cfg, batch_size=settings['batch_size'],
+            num_workers=settings['num_workers'])
+        dataset, has_masks = build_split_dataset(loader_cfg,
+                                                 split_ann_file(split))
+        loader = Runner.build_dataloader(dict(loader_cfg, dataset=dataset),
+                                         seed=0)
+        device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+        if device == 'cuda':
+            device = f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
+        model = MODELS.build(cfg.model)
+        load_model_weights(model, checkpoint, required=CAM_NETWORK_PREFIXES)
+        model.to(device)
+        evaluator = [metric or pseudo_mask_metric(cfg)] \
+            if evaluate and has_masks else None
+        summary = export_pseudo_masks(
+            model, loader, out_dir, settings, evaluator=evaluator,
+            split=split, progress=progress, overwrite=overwrite,
+            checkpoint=osp.abspath(checkpoint),
+            protected_dirs=config_annotation_dirs(cfg))
+        summary['checkpoint'] = osp.abspath(checkpoint)
+        if is_main_process():
+            label = label or osp.basename(osp.normpath(out_dir))
+            update_summary_file(osp.join(work_dir, 'summary.json'), label,
+                                summary)
+            scored = '' if summary.get('mIoU') is None else (
+                f", mIoU {summary['mIoU']} (best bg threshold "
+                f"{summary['best_threshold']})")
+            print_log(
+                f"{summary['num_images']} images of {split} -> "
+                f"{summary['out_dir']} ({summary['num_written']} written, "
+                f"{summary['num_skipped']} already there, "
+                f"{summary['images_per_s']} images/s){scored}; summary in "
+                f"{osp.join(work_dir, 'summary.json')}['{label}']",
+                logger='current')
     finish_distributed()
     return summary
+

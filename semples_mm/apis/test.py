@@ -6,12 +6,15 @@ from typing import Union
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from ..utils.checkpoints import load_model_weights
 from ..utils.launch import enable_tta
+from ..utils.models import unwrap_model
 
 
 def test_checkpoint(config: Union[str, Config], checkpoint: str,
                     work_dir: str, tta: bool = False) -> dict:
-    """Evaluate ``checkpoint`` on the config's ``test_dataloader``.
+    """Evaluate ``checkpoint`` on the config's ``test_dataloader``; the
+    checkpoint must hold every key of the config's model, with its shapes.
 
     Args:
         config (str | Config): config file or loaded config (copied).
@@ -26,11 +29,13 @@ def test_checkpoint(config: Union[str, Config], checkpoint: str,
     cfg = Config.fromfile(config) if isinstance(config, str) else \
         config.copy()
     cfg.work_dir = work_dir
-    cfg.load_from = checkpoint
+    cfg.load_from = None  # loaded below, every key checked
     cfg.launcher = 'none'
     if tta:
         enable_tta(cfg, cfg.filename)
     runner = Runner.from_cfg(cfg)
+    load_model_weights(unwrap_model(runner.model).module if tta else
+                       unwrap_model(runner.model), checkpoint)
     metrics = runner.test()
     dataset = runner.test_dataloader.dataset
     # scalar metrics (numpy or torch scalars included); tables are left out

@@ -122,6 +122,11 @@ class PascalVOCWSSSDataset(BaseSegDataset):
             from, relative to ``data_root``.
         xml_dir (str): Folder of VOC XML annotations. Defaults to
             'Annotations'.
+        require_masks (bool): every listed image must have its mask in
+            ``seg_map_path`` (training a segmentation network on pseudo
+            masks); a missing folder or mask fails when the dataset is
+            built, naming the folder and the first missing ids. Defaults to
+            False (images without a mask get ``seg_map_path=None``).
         skip_empty (bool, optional): Drop images with no foreground class
             (the count is logged). Defaults to ``not test_mode``.
         num_classes (int, optional): Expected number of classes including
@@ -143,6 +148,7 @@ class PascalVOCWSSSDataset(BaseSegDataset):
                  label_file: Optional[str] = None,
                  label_seg_map_path: Optional[str] = None,
                  xml_dir: str = 'Annotations',
+                 require_masks: bool = False,
                  skip_empty: Optional[bool] = None,
                  num_classes: Optional[int] = None,
                  num_fg_classes: Optional[int] = None,
@@ -172,6 +178,7 @@ class PascalVOCWSSSDataset(BaseSegDataset):
         self.label_file = label_file
         self.label_seg_map_path = label_seg_map_path
         self.xml_dir = xml_dir
+        self.require_masks = require_masks
         self.skip_empty = (not test_mode) if skip_empty is None \
             else skip_empty
         super().__init__(
@@ -293,6 +300,23 @@ class PascalVOCWSSSDataset(BaseSegDataset):
                               f'{problem}. Re-download or re-extract it, or '
                               f'remove {img_id} from {self.ann_file}.')
 
+    def _check_masks(self, ids: List[str], seg_dir: Optional[str]) -> None:
+        """Raise unless every listed image has its mask in ``seg_dir``."""
+        if not seg_dir or not osp.isdir(seg_dir):
+            raise FileNotFoundError(
+                f'the mask folder data_prefix.seg_map_path={seg_dir!r} does '
+                f'not exist, but every image of {self.ann_file} needs its '
+                'mask (require_masks=True); check the path (e.g. the '
+                'pseudo-mask folder of the export)')
+        missing = [i for i in ids if not osp.isfile(
+            osp.join(seg_dir, i + self.seg_map_suffix))]
+        if missing:
+            raise FileNotFoundError(
+                f'{len(missing)} of {len(ids)} images of {self.ann_file} have '
+                f'no mask in {seg_dir} (suffix {self.seg_map_suffix!r}), e.g. '
+                f'{missing[:5]}; finish the export of that folder or point '
+                'data_prefix.seg_map_path at complete masks')
+
     def load_data_list(self) -> List[dict]:
         """One data info per listed image (see the class docstring)."""
         img_dir = self.data_prefix.get('img_path', '')
@@ -300,6 +324,8 @@ class PascalVOCWSSSDataset(BaseSegDataset):
         label_mask_dir = self.label_seg_map_path or seg_dir
         ids = self._read_ids()
         self._check_images(ids, img_dir)
+        if self.require_masks:
+            self._check_masks(ids, seg_dir)
         label_table = (self._load_label_file()
                        if self.label_file is not None else None)
 

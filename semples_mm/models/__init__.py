@@ -1,1 +1,2 @@
-from . import backbones, clip, crop_features, heads, losses, segmentors  # noqa: F401,E501
+from . import (backbones, clip, crop_features, heads, losses,  # noqa: F401
+               segmentors)

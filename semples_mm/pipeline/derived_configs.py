@@ -11,7 +11,6 @@ import os.path as osp
 from mmengine.config import Config
 
 from ..models.segmentors.phase_schedule import PhaseSchedule
-from ..pseudo_labels import pseudo_mask_metric
 
 LOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 # (label in summary.json, phase at whose end the masks are written)
@@ -110,8 +109,7 @@ def split_name(ann_file):
     return osp.splitext(osp.basename(ann_file))[0]
 
 
-def derive_semples_config(config, seed, data_root=None, quick=False,
-                          score_ann_file=None):
+def derive_semples_config(config, seed, data_root=None, quick=False):
     """The SemPLeS config the pipeline trains.
 
     Args:
@@ -120,8 +118,6 @@ def derive_semples_config(config, seed, data_root=None, quick=False,
         data_root (str, optional): folder of the synthetic world; required
             when the config has one, ignored otherwise.
         quick (bool): QUICK_SETTINGS sizes.
-        score_ann_file (str, optional): image list to export and score
-            instead of the training list.
 
     Returns:
         tuple(Config, dict | None): the config, the world settings.
@@ -139,8 +135,8 @@ def derive_semples_config(config, seed, data_root=None, quick=False,
     missing = [p for _, p in EXPORTS if p not in names]
     if missing:
         raise ValueError(f'{config}: model.phases {list(names)} lack '
-                         f'{missing}; the pipeline exports pseudo masks at the '
-                         'end of cam, match and refine')
+                         f'{missing}; the pipeline exports pseudo masks at '
+                         'the end of cam, match and refine')
     if quick:
         for phase in cfg.model.phases:
             phase['iters'] = QUICK_SETTINGS['phase_iters'].get(
@@ -160,16 +156,14 @@ def derive_semples_config(config, seed, data_root=None, quick=False,
     if quick:
         checkpoint['interval'] = total
 
-    loader = export_dataloader(cfg, score_ann_file)
-    split = split_name(loader['dataset']['ann_file'])
-    # the pipeline's exports replace any the config brings; their settings
-    # come from the config (model.test_cfg, pseudo_label_cfg)
+    # No exports during training: the CAM network of each phase end is
+    # kept, and the pipeline exports from those files afterwards, each
+    # export a step of its own that a rerun continues with the same weights.
     hooks = [hook for hook in cfg.get('custom_hooks', [])
-             if hook.get('type') != 'PseudoLabelHook']
-    for label, phase in EXPORTS:
-        hooks.append(dict(type='PseudoLabelHook', label=label, phase=phase,
-                          dataloader=copy.deepcopy(loader), split=split,
-                          metric=pseudo_mask_metric(cfg)))
+             if hook.get('type') not in ('PseudoLabelHook',
+                                         'PhaseCheckpointHook')]
+    hooks.append(dict(type='PhaseCheckpointHook',
+                      phases=[phase for _, phase in EXPORTS]))
     cfg.custom_hooks = hooks
     return cfg, world
 

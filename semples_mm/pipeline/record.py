@@ -1,26 +1,40 @@
-"""The pipeline's summary file: results and which steps are finished."""
+"""The pipeline's summary file: results, finished steps and their inputs."""
 import json
 import os
 import os.path as osp
 import tempfile
 import time
+from typing import Callable, Optional
 
 from mmengine.logging import print_log
+
+from ..utils.fingerprint import changed_keys, flatten
+
+
+class InputsChanged(RuntimeError):
+    """A finished step's inputs changed and reruns were refused."""
 
 
 class PipelineRecord:
     """``<work_dir>/summary.json``, rewritten atomically after every change.
 
-    ``steps[name]`` holds ``status`` ('done') and ``wall_s`` (seconds of the
-    run that finished the step; time spent in runs that were killed is not
-    counted). Results live beside ``steps`` under their own keys.
+    ``steps[name]`` holds ``status`` ('done'), ``wall_s`` (seconds of the
+    run that finished the step; runs that were killed do not count),
+    ``inputs`` (what the step depended on, flattened to ``{key: repr}``)
+    and ``result``. A finished step is skipped only while its inputs are
+    the same; when they changed, it runs again (every later step has the
+    changed step's outputs among its inputs, so it follows), or, with
+    ``no_rerun``, :class:`InputsChanged` names what changed.
 
     Args:
         path (str): the JSON file; read if it exists.
+        no_rerun (bool): refuse to rerun a finished step whose inputs
+            changed.
     """
 
-    def __init__(self, path):
+    def __init__(self, path: str, no_rerun: bool = False):
         self.path = path
+        self.no_rerun = no_rerun
         self.data = {}
         if osp.exists(path):
             with open(path) as file:
@@ -44,40 +58,74 @@ class PipelineRecord:
         self.data.update(results)
         self.save()
 
-    def is_done(self, step):
-        return self.data['steps'].get(step, {}).get('status') == 'done'
+    def result(self, step: str):
+        """The stored result of a finished step (None if none)."""
+        return self.data['steps'].get(step, {}).get('result')
 
-    def run_step(self, step, function, finished=None):
-        """Run ``function()`` unless the step is finished.
+    def run_step(self, step: str, function: Callable, inputs: dict,
+                 finished: Optional[Callable[[], Optional[str]]] = None,
+                 on_changed: Optional[Callable[[], None]] = None) -> bool:
+        """Run ``function()`` unless the step is finished with these inputs.
 
         Args:
             step (str): step name.
-            function (callable): does the step; its return value (a dict or
-                None) is stored under ``steps[step]['result']``.
-            finished (callable, optional): returns a reason (str) when the
-                step's outputs already exist although the record does not
-                say so (e.g. a summary.json deleted by hand), else None.
+            function (callable): does the step; its return value (JSON, or
+                None) is stored as the step's ``result``.
+            inputs (dict): what the step depends on (configs, settings,
+                digests of upstream outputs).
+            finished (callable, optional): a reason (str) when the step's
+                outputs exist (and load), else None: a step marked done
+                whose outputs are gone or broken runs again, and outputs
+                found without a record (e.g. a summary.json deleted by
+                hand) count as done with the inputs as they are now.
+            on_changed (callable, optional): called before a rerun caused by
+                changed inputs (e.g. to move stale outputs aside).
 
         Returns:
             bool: True if the step ran, False if it was skipped.
         """
-        reason = 'marked done in ' + self.path if self.is_done(step) else (
-            finished() if finished is not None else None)
+        flat = flatten(inputs)
+        entry = self.data['steps'].get(step, {})
+        reason = None
+        if entry.get('status') == 'done':
+            stored = entry.get('inputs')
+            missing = finished is not None and not finished()
+            if missing:
+                print_log(f'[pipeline] step {step}: marked done, but its '
+                          'outputs are missing or broken; running it again',
+                          logger='current')
+            elif stored is None or stored == flat:
+                reason = f'marked done in {self.path}'
+            else:
+                changes = changed_keys(stored, flat)
+                if self.no_rerun:
+                    raise InputsChanged(
+                        f'[pipeline] step {step}: its inputs changed since '
+                        f'it ran ({changes}); rerun without --no-rerun to '
+                        'redo it and the steps after it, or restore the '
+                        'settings.')
+                print_log(f'[pipeline] step {step}: inputs changed '
+                          f'({changes}); running it again', logger='current')
+                if on_changed is not None:
+                    on_changed()
+        elif finished is not None:
+            reason = finished()
         if reason:
             print_log(f'[pipeline] step {step}: skipped ({reason})',
                       logger='current')
             entry = self.data['steps'].setdefault(step, {})
-            entry['status'] = 'done'
-            entry['skipped_in_last_run'] = True
+            entry.update(status='done', skipped_in_last_run=True,
+                         inputs=entry.get('inputs') or flat)
             self.save()
             return False
         print_log(f'[pipeline] step {step}: running', logger='current')
         start = time.perf_counter()
         result = function()
         wall = round(time.perf_counter() - start, 1)
-        entry = dict(status='done', wall_s=wall, skipped_in_last_run=False)
-        if result is not None:
-            entry['result'] = result
+        entry = dict(status='done', wall_s=wall, skipped_in_last_run=False,
+                     inputs=flat)
+        if result is not None:  # as the file will hold it (str keys, lists)
+            entry['result'] = json.loads(json.dumps(result))
         self.data['steps'][step] = entry
         self.save()
         print_log(f'[pipeline] step {step}: done in {wall} s',

@@ -1,24 +1,37 @@
-"""The pipeline's steps: world -> SemPLeS (pseudo masks after cam, match,
-refine) -> DeepLabV2 on the SemPLeS masks -> its val mIoU.
+"""The pipeline's steps: world -> SemPLeS -> pseudo masks after cam, match
+and refine -> DeepLabV2 on the SemPLeS masks -> its val mIoU.
 
-Every step is skipped when its outputs exist, so a rerun does only what is
-missing and a killed run continues (training steps resume from their last
-checkpoint).
+A step is skipped while its outputs exist and its inputs (configs,
+settings, digests of the weights or masks it reads) are those it ran with;
+when they changed it runs again, and so does every step that reads its
+outputs. A killed run continues: training resumes from its last loadable
+checkpoint, an export from its phase-end weights. One pipeline per work dir
+at a time (a lock file).
 """
 import gc
 import json
 import os
 import os.path as osp
+import shutil
 import time
 from typing import Sequence
 
+import torch
+from mmengine.config import Config
 from mmengine.logging import print_log
 
 from ..apis import make_pseudo_labels, test_checkpoint, train
+from ..engine.hooks.phase_checkpoint_hook import phase_checkpoint_path
 from ..models.segmentors.phase_schedule import PhaseSchedule
+from ..pseudo_labels import export_settings, pseudo_mask_metric
+from ..pseudo_labels.manifest import read_manifest
+from ..utils.checkpoints import checkpoint_problem
+from ..utils.fingerprint import state_fingerprint
 from ..utils.paths import PACKAGE_ROOT
+from ..utils.work_dir_lock import WorkDirLock
 from .derived_configs import (EXPORTS, derive_deeplab_config,
-                              derive_semples_config, split_name)
+                              derive_semples_config, export_dataloader,
+                              split_name)
 from .record import PipelineRecord
 from .results import (collect_val_per_phase, format_seed_table,
                       format_table, mean_over_seeds)
@@ -27,31 +40,45 @@ from .results import (collect_val_per_phase, format_seed_table,
 SYNTHETIC_DEEPLAB_CONFIG = str(
     PACKAGE_ROOT.parent / 'configs' / 'deeplabv2' /
     'deeplabv2_tiny_synthetic_pseudo.py')
+# Config keys that do not change trained weights (validation, logging,
+# exports): left out of a training step's inputs.
+NOT_TRAINING_INPUTS = ('pseudo_label_cfg', 'val_dataloader',
+                       'test_dataloader', 'val_evaluator', 'test_evaluator',
+                       'val_cfg', 'test_cfg', 'default_hooks', 'work_dir',
+                       'visualizer', 'vis_backends', 'log_level',
+                       'log_processor', 'filename', 'tta_model',
+                       'tta_pipeline')
 
 
 def final_checkpoint(work_dir, max_iters):
-    """``<work_dir>/iter_<max_iters>.pth`` if training finished, else None."""
+    """``<work_dir>/iter_<max_iters>.pth`` if training finished (the file
+    loads), else None."""
     path = osp.join(work_dir, f'iter_{max_iters}.pth')
-    return path if osp.isfile(path) else None
+    return path if checkpoint_problem(path) is None else None
 
 
-def _read_json(path):
-    if not osp.isfile(path):
-        return {}
-    with open(path) as file:
-        return json.load(file)
+def training_inputs(cfg: Config) -> dict:
+    """What a training step's weights depend on: the config without its
+    validation, logging and export settings (the model's test_cfg too)."""
+    inputs = {k: v for k, v in cfg.to_dict().items()
+              if k not in NOT_TRAINING_INPUTS}
+    inputs['model'] = {k: v for k, v in inputs['model'].items()
+                       if k != 'test_cfg'}
+    return inputs
 
 
-def _export_results(semples_dir, schedule):
-    """{label: summary entry} of the three exports; entries written at an
-    iteration other than their phase end (a stale file) are left out."""
-    exports = _read_json(osp.join(semples_dir, 'summary.json'))
-    found = {}
-    for label, phase in EXPORTS:
-        entry = exports.get(label)
-        if entry is not None and entry.get('iter') == schedule[phase].end:
-            found[label] = entry
-    return found
+def _weights_digest(path):
+    state = torch.load(path, map_location='cpu', weights_only=False)
+    return state_fingerprint(state.get('state_dict', state))
+
+
+def _move_aside(folder):
+    """Keep a stale work dir under a new name instead of resuming it."""
+    if osp.isdir(folder):
+        stale = f"{folder}.stale-{time.strftime('%Y%m%d-%H%M%S')}"
+        shutil.move(folder, stale)
+        print_log(f'[pipeline] moved the outputs of the changed step to '
+                  f'{stale}', logger='current')
 
 
 def _pseudo_mask_row(entry):
@@ -60,8 +87,8 @@ def _pseudo_mask_row(entry):
         bg_threshold_written=entry.get('bg_threshold'),
         split=entry.get('split'), num_images=entry.get('num_images'),
         scales=entry.get('scales'), flip=entry.get('flip'),
-        crf=entry.get('crf'), iter=entry.get('iter'),
-        out_dir=entry.get('out_dir'))
+        crf=entry.get('crf'), checkpoint=entry.get('checkpoint'),
+        weights=entry.get('weights'), out_dir=entry.get('out_dir'))
 
 
 def _check_record(record, **settings):
@@ -76,12 +103,14 @@ def _check_record(record, **settings):
 
 
 def run_pipeline(config, work_dir, seed=0, deeplab_config=None,
-                 quick=False, data_root=None, score_split=None, tta=False):
+                 quick=False, data_root=None, score_split=None, tta=False,
+                 no_rerun=False):
     """Run (or finish) the whole pipeline in ``work_dir``.
 
     Layout: ``configs/`` (the derived configs), ``data/`` (the synthetic
-    world), ``semples/`` (SemPLeS work dir; ``pseudo_masks/<label>``),
-    ``deeplabv2/`` (DeepLabV2 work dir), ``summary.json``.
+    world), ``semples/`` (SemPLeS work dir: checkpoints, the CAM network of
+    each phase end, ``pseudo_masks/<label>``), ``deeplabv2/`` (DeepLabV2
+    work dir), ``summary.json``.
 
     Args:
         config (str): SemPLeS config.
@@ -95,16 +124,25 @@ def run_pipeline(config, work_dir, seed=0, deeplab_config=None,
         score_split (str, optional): image list to export and score the
             pseudo masks on (e.g. VOC 'train'); default: the training list.
             Otherwise the DeepLabV2 masks of the training list are written
-            by make_pseudo_labels in an extra step.
+            in an extra step.
         tta (bool): multi-scale + flip DeepLabV2 test.
+        no_rerun (bool): refuse (naming what changed) instead of rerunning
+            a finished step whose inputs changed.
 
     Returns:
         dict: the contents of ``<work_dir>/summary.json``.
     """
-    start = time.perf_counter()
     work_dir = osp.abspath(work_dir)
+    with WorkDirLock(work_dir, 'pipeline'):
+        return _run_pipeline(config, work_dir, seed, deeplab_config, quick,
+                             data_root, score_split, tta, no_rerun)
+
+
+def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
+                  score_split, tta, no_rerun):
+    start = time.perf_counter()
     os.makedirs(osp.join(work_dir, 'configs'), exist_ok=True)
-    record = PipelineRecord(osp.join(work_dir, 'summary.json'))
+    record = PipelineRecord(osp.join(work_dir, 'summary.json'), no_rerun)
     if data_root is None:
         data_root = osp.join(work_dir, 'data', f'synthetic_world_seed{seed}')
     score_ann_file = None if score_split is None else (
@@ -112,8 +150,7 @@ def run_pipeline(config, work_dir, seed=0, deeplab_config=None,
         f'ImageSets/Segmentation/{score_split}.txt')
 
     semples_cfg, world = derive_semples_config(
-        config, seed, data_root=data_root, quick=quick,
-        score_ann_file=score_ann_file)
+        config, seed, data_root=data_root, quick=quick)
     if deeplab_config is None:
         if world is None:
             raise ValueError(f'{config} has no synthetic world: pass '
@@ -129,7 +166,6 @@ def run_pipeline(config, work_dir, seed=0, deeplab_config=None,
     semples_cfg.dump(semples_cfg_path)
     semples_dir = osp.join(work_dir, 'semples')
     schedule = PhaseSchedule(semples_cfg.model.phases)
-    semples_iters = schedule.total_iters
 
     # 1. the synthetic world
     if world is not None:
@@ -137,69 +173,75 @@ def run_pipeline(config, work_dir, seed=0, deeplab_config=None,
         record.run_step(
             'world',
             lambda: dict(data_root=osp.abspath(generate_synthetic_world(
-                data_root, **world)), **world),
+                data_root, **world)), **world), inputs=world,
             finished=lambda: 'world.json exists' if osp.isfile(
                 osp.join(data_root, 'world.json')) else None)
 
-    # 2. SemPLeS through all phases, exporting pseudo masks at phase ends
+    # 2. SemPLeS through all phases, keeping each phase end's CAM network
     def semples_finished():
-        if final_checkpoint(semples_dir, semples_iters) is None:
+        if final_checkpoint(semples_dir, schedule.total_iters) is None:
             return None
-        missing = [label for label, _ in EXPORTS
-                   if label not in _export_results(semples_dir, schedule)]
-        if missing:
-            raise RuntimeError(
-                f'{semples_dir} holds the final checkpoint but '
-                f'{osp.join(semples_dir, "summary.json")} lacks the '
-                f'exports {missing} of the pipeline; delete {semples_dir} to '
-                'train again')
-        return 'final checkpoint and the three exports exist'
+        if not all(osp.isfile(phase_checkpoint_path(semples_dir, p))
+                   for _, p in EXPORTS):
+            return None
+        return 'the final and the phase-end checkpoints exist'
 
     def train_semples():
         train(semples_cfg_path, work_dir=semples_dir, resume=True)
         gc.collect()  # let dataloader workers of the finished runner go
 
-    record.run_step('semples', train_semples, finished=semples_finished)
-    exports = _export_results(semples_dir, schedule)
-    missing = [label for label, _ in EXPORTS if label not in exports]
-    if missing:
-        raise RuntimeError(f'SemPLeS training finished without the exports '
-                           f'{missing} in {semples_dir}/summary.json')
-    record.update(
-        pseudo_masks={label: _pseudo_mask_row(exports[label])
-                      for label, _ in EXPORTS},
-        cam_val_per_phase=collect_val_per_phase(semples_dir, schedule))
+    record.run_step('semples', train_semples,
+                    inputs=training_inputs(semples_cfg),
+                    finished=semples_finished,
+                    on_changed=lambda: _move_aside(semples_dir))
 
-    # 2b. DeepLabV2's masks when the scored list is not the training list
-    mask_dir = exports['semples']['out_dir']
-    if score_split is not None:
-        train_dataset = semples_cfg.train_dataloader.dataset
-        train_split = split_name(train_dataset.ann_file)
-        mask_dir = osp.join(semples_dir, 'pseudo_masks',
-                            f'semples_{train_split}')
-        label = f'semples_{train_split}'
+    # 3. the pseudo masks of each phase end, one restartable step each
+    loader = export_dataloader(semples_cfg, score_ann_file)
+    split = split_name(loader['dataset']['ann_file'])
+    metric = pseudo_mask_metric(semples_cfg)
+    settings = export_settings(semples_cfg)
 
-        def export_train_list():
-            # the training list's masks and labels, the export settings of
-            # the config (model.test_cfg, pseudo_label_cfg)
-            options = {f'val_dataloader.dataset.{key}': value
-                       for key, value in (
-                           ('data_prefix.seg_map_path',
-                            train_dataset.data_prefix.get('seg_map_path')),
-                           ('label_seg_map_path',
-                            train_dataset.get('label_seg_map_path')))
-                       if value is not None}
-            make_pseudo_labels(
-                semples_cfg_path, final_checkpoint(semples_dir, semples_iters),
-                mask_dir, split=train_dataset.ann_file, label=label,
-                work_dir=semples_dir, cfg_options=options)
+    def export(label, checkpoint, out_dir, loader, split, metric):
+        summary = make_pseudo_labels(
+            semples_cfg_path, checkpoint, out_dir, split=split,
+            label=label, work_dir=semples_dir, dataloader_cfg=loader,
+            metric=metric, evaluate=metric is not None, overwrite=True,
+            progress=False)
+        gc.collect()
+        return summary
 
+    rows = {}
+    for label, phase in EXPORTS:
+        checkpoint = phase_checkpoint_path(semples_dir, phase)
+        out_dir = osp.join(semples_dir, 'pseudo_masks', label)
         record.run_step(
-            'export_train_list', export_train_list,
-            finished=lambda: f'{label} in semples/summary.json' if label in
-            _read_json(osp.join(semples_dir, 'summary.json')) else None)
+            f'export_{label}',
+            lambda c=checkpoint, o=out_dir, lb=label: export(
+                lb, c, o, loader, loader['dataset']['ann_file'], metric),
+            inputs=dict(weights=_weights_digest(checkpoint),
+                        settings=settings, dataloader=loader, metric=metric))
+        rows[label] = _pseudo_mask_row(dict(record.result(f'export_{label}'),
+                                            split=split))
+    record.update(pseudo_masks=rows,
+                  cam_val_per_phase=collect_val_per_phase(semples_dir,
+                                                          schedule))
 
-    # 3. DeepLabV2 on the SemPLeS pseudo masks, then its val mIoU
+    # 3b. DeepLabV2's masks when the scored list is not the training list
+    mask_dir = rows['semples']['out_dir']
+    if score_split is not None:
+        train_list = semples_cfg.train_dataloader.dataset.ann_file
+        label = f'semples_{split_name(train_list)}'
+        mask_dir = osp.join(semples_dir, 'pseudo_masks', label)
+        checkpoint = phase_checkpoint_path(semples_dir, 'refine')
+        train_loader = export_dataloader(semples_cfg)
+        record.run_step(
+            'export_train_list',
+            lambda: export(label, checkpoint, mask_dir, train_loader,
+                           train_list, None),
+            inputs=dict(weights=_weights_digest(checkpoint),
+                        settings=settings, dataloader=train_loader))
+
+    # 4. DeepLabV2 on the SemPLeS pseudo masks, then its val mIoU
     deeplab_cfg = derive_deeplab_config(deeplab_config, seed, mask_dir,
                                         data_root=data_root, quick=quick)
     deeplab_cfg_path = osp.join(work_dir, 'configs', 'deeplabv2.py')
@@ -213,20 +255,21 @@ def run_pipeline(config, work_dir, seed=0, deeplab_config=None,
 
     record.run_step(
         'deeplabv2_train', train_deeplab,
+        inputs=dict(config=training_inputs(deeplab_cfg),
+                    masks=(read_manifest(mask_dir) or {}).get('fingerprint')),
         finished=lambda: 'final checkpoint exists' if final_checkpoint(
-            deeplab_dir, deeplab_iters) else None)
+            deeplab_dir, deeplab_iters) else None,
+        on_changed=lambda: _move_aside(deeplab_dir))
 
-    def test_deeplab():
-        checkpoint = final_checkpoint(deeplab_dir, deeplab_iters)
-        result = test_checkpoint(deeplab_cfg_path, checkpoint,
-                                 osp.join(deeplab_dir, 'test'), tta=tta)
-        record.update(deeplabv2=result)
-        gc.collect()
-
+    checkpoint = final_checkpoint(deeplab_dir, deeplab_iters)
     record.run_step(
-        'deeplabv2_test', test_deeplab,
-        finished=lambda: 'deeplabv2.mIoU in summary.json' if record.data.get(
-            'deeplabv2', {}).get('mIoU') is not None else None)
+        'deeplabv2_test',
+        lambda: test_checkpoint(deeplab_cfg_path, checkpoint,
+                                osp.join(deeplab_dir, 'test'), tta=tta),
+        inputs=dict(weights=_weights_digest(checkpoint), tta=bool(tta),
+                    test_dataloader=deeplab_cfg.test_dataloader,
+                    test_evaluator=deeplab_cfg.test_evaluator))
+    record.update(deeplabv2=record.result('deeplabv2_test'))
 
     record.update(
         total_wall_s=round(sum(entry.get('wall_s') or 0.0

@@ -9,7 +9,8 @@ from .crf import DEFAULT_CRF_CFG, dense_crf_labels, require_pydensecrf
 from .export import export_pseudo_masks, infer_batch_cams, sample_image_id
 from .loader import in_order_loader_cfg
 from .output_guard import (ANNOTATION_FOLDER_NAMES, check_output_dir,
-                           dataset_annotation_dirs, dataset_has_masks)
+                           config_annotation_dirs, dataset_annotation_dirs,
+                           dataset_has_masks)
 from .settings import (EXPORT_KEYS, export_settings, inference_settings,
                        pseudo_mask_metric)
 from .summary import update_summary_file
@@ -19,6 +20,7 @@ __all__ = [
     'DEFAULT_CRF_CFG', 'dense_crf_labels', 'require_pydensecrf',
     'export_pseudo_masks', 'infer_batch_cams', 'sample_image_id',
     'in_order_loader_cfg', 'ANNOTATION_FOLDER_NAMES', 'check_output_dir',
+    'config_annotation_dirs',
     'dataset_annotation_dirs', 'dataset_has_masks', 'EXPORT_KEYS',
     'export_settings', 'inference_settings', 'pseudo_mask_metric',
     'update_summary_file',

@@ -14,7 +14,9 @@ from mmseg.structures import SegDataSample
 from tqdm import tqdm
 
 from ..models.cams import CAMInference, unpad
-from .output_guard import dataset_annotation_dirs
+from .crf import require_pydensecrf
+from .manifest import claim_out_dir, export_producer, finish_manifest
+from .output_guard import check_output_dir, dataset_annotation_dirs
 from .settings import describe, export_settings, inference_settings
 from .writer import MaskWriter
 
@@ -59,7 +61,8 @@ def infer_batch_cams(model, inference: CAMInference, inputs, data_samples):
         images.append(unpad(data['inputs'], data['data_samples'][0].metainfo))
     labels = torch.stack([s.gt_class_labels for s in data_samples]).float()
     return inference(model.predict_cams, images,
-                     [tuple(s.metainfo['ori_shape'][:2]) for s in data_samples],
+                     [tuple(s.metainfo['ori_shape'][:2])
+                      for s in data_samples],
                      labels)
 
 
@@ -105,16 +108,21 @@ def _metric_value(metrics, name):
 
 def export_pseudo_masks(model, dataloader, out_dir, settings=None,
                         evaluator=None, split=None, protected_dirs=(),
-                        progress=True, on_written=None):
+                        progress=True, on_written=None, overwrite=False,
+                        checkpoint=None):
     """Write ``<out_dir>/<img_id>.png`` pseudo masks for every sample.
 
     Per image: the model's CAMs by :class:`CAMInference` (multi-scale +
     flip, normalised at the original size, restricted to the image labels),
     then :class:`MaskWriter` (background threshold and argmax or CRF, atomic
-    palette PNGs). Images whose PNG exists are skipped; with an evaluator
-    every image is inferred (the metric needs its CAMs) but existing PNGs
-    are kept. Under torch.distributed each rank exports its sampler's shard
-    (DefaultSampler with ``shuffle=False``).
+    palette PNGs). The folder records what produced its masks
+    (``.export.json``: the weights' digest, the settings, the image list):
+    a restart of the same export continues (images whose PNG exists are
+    skipped; with an evaluator every image is inferred, the metric needs
+    its CAMs, but existing PNGs are kept), masks of another export are
+    refused unless ``overwrite`` removes them first, so the folder and the
+    summary always describe one export. Under torch.distributed each rank
+    exports its sampler's shard (DefaultSampler with ``shuffle=False``).
 
     Args:
         model (BaseModel): has ``data_preprocessor`` and ``predict_cams``;
@@ -132,6 +140,9 @@ def export_pseudo_masks(model, dataloader, out_dir, settings=None,
             the dataset's own annotation folders.
         progress (bool): a progress bar on rank 0.
         on_written (callable, optional): ``on_written(img_id)`` per PNG.
+        overwrite (bool): replace the masks of another export in
+            ``out_dir`` instead of refusing.
+        checkpoint (str, optional): the weights' file, for the record.
 
     Returns:
         dict: ``split``, ``out_dir``, ``num_images``, ``num_written``,
@@ -154,12 +165,18 @@ def export_pseudo_masks(model, dataloader, out_dir, settings=None,
                unit='img',
                desc=f'pseudo masks -> {out_dir}', dynamic_ncols=True,
                disable=not progress or rank != 0)
+    protected = set(protected_dirs) | dataset_annotation_dirs(dataset)
+    check_output_dir(out_dir, protected)  # before touching the folder
+    if settings['crf']:
+        require_pydensecrf()
+    producer = export_producer(model, dataset, settings, split)
+    if rank == 0:
+        claim_out_dir(out_dir, producer, overwrite, checkpoint)
+    barrier()
     writer = MaskWriter(
         out_dir, settings['bg_threshold'], settings['crf'],
-        settings['crf_cfg'], settings['crf_workers'],
-        set(protected_dirs) | dataset_annotation_dirs(dataset), on_written,
+        settings['crf_cfg'], settings['crf_workers'], protected, on_written,
         clean=rank == 0)
-    barrier()
     was_training = model.training
     model.eval()
     start = time.perf_counter()
@@ -208,7 +225,8 @@ def export_pseudo_masks(model, dataloader, out_dir, settings=None,
         num_written=written, num_skipped=skipped, num_inferred=inferred,
         seconds=round(seconds, 3),
         images_per_s=round(inferred / seconds, 3) if seconds > 0 else None,
-        world_size=world_size, **describe(settings))
+        world_size=world_size, weights=producer['weights'],
+        fingerprint=producer['fingerprint'], **describe(settings))
     if evaluator is not None:
         metrics = evaluator.evaluate(num_images)
         best = _metric_value(metrics, 'best_threshold')
@@ -219,6 +237,8 @@ def export_pseudo_masks(model, dataloader, out_dir, settings=None,
             best_threshold=_to_builtin(
                 best if best is not None else
                 _metric_value(metrics, 'bg_threshold')))
+    if rank == 0:
+        finish_manifest(out_dir, written + skipped)
     barrier()
     return summary
 

@@ -72,3 +72,32 @@ def check_output_dir(out_dir, protected_dirs=()):
                 "seg_map_path), and writing there would overwrite the ground "
                 'truth. Pass an output folder of its own, e.g. '
                 'work_dirs/<exp>/pseudo_masks.')
+
+
+def config_annotation_dirs(cfg) -> set:
+    """Folders that any dataset config anywhere in ``cfg`` (dataloaders,
+    phase dataloaders, a model's feature bank, hooks) reads masks or labels
+    from: its data_root joined with ``data_prefix.seg_map_path`` and
+    ``label_seg_map_path``. Exports refuse to write there.
+
+    Returns:
+        set[str]: absolute, real paths.
+    """
+    folders = set()
+
+    def visit(node):
+        if isinstance(node, dict):
+            if 'data_prefix' in node or 'label_seg_map_path' in node:
+                root = node.get('data_root') or ''
+                for folder in ((node.get('data_prefix') or {}).get(
+                        'seg_map_path'), node.get('label_seg_map_path')):
+                    if folder:
+                        folders.add(osp.realpath(osp.join(root, folder)))
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, (list, tuple)):
+            for item in node:
+                visit(item)
+
+    visit(dict(cfg))
+    return folders

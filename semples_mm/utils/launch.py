@@ -8,6 +8,14 @@ import torch
 import torch.distributed as torch_dist
 
 
+def is_rank_zero() -> bool:
+    """Whether this process is rank 0 (or alone), also before a process
+    group exists (torchrun sets RANK)."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        return torch_dist.get_rank() == 0
+    return int(os.environ.get('RANK', '0')) == 0
+
+
 def start_process_group(launcher):
     """Start torch.distributed for ``--launcher pytorch`` outside mmengine's
     Runner: nccl through mmengine on GPUs, gloo on CPU-only machines.

@@ -1,10 +1,12 @@
 from .cam_selection_hook import BestCAMSelectionHook
 from .cam_visualization_hook import CAMVisualizationHook
+from .phase_checkpoint_hook import PhaseCheckpointHook, phase_checkpoint_path
 from .phase_hook import SemPLeSPhaseHook
 from .pseudo_label_hook import PseudoLabelHook
 from .random_state_hook import RandomStateHook
 
 __all__ = [
-    'BestCAMSelectionHook', 'CAMVisualizationHook', 'PseudoLabelHook', 'RandomStateHook',
-    'SemPLeSPhaseHook'
+    'BestCAMSelectionHook', 'CAMVisualizationHook', 'PhaseCheckpointHook',
+    'PseudoLabelHook', 'RandomStateHook', 'SemPLeSPhaseHook',
+    'phase_checkpoint_path'
 ]

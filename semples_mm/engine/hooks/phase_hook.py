@@ -57,6 +57,16 @@ class SemPLeSPhaseHook(Hook):
                 f'SemPLeSPhaseHook(validate_after={list(self.validate_after)}'
                 f'): no phase {sorted(unknown)} in model.phases '
                 f'{list(schedule.names)}.')
+        classes = (runner.train_dataloader.dataset.metainfo or {}).get(
+            'classes')
+        model = unwrap_model(runner.model)
+        if classes and len(model.class_names) != len(classes) - 1:
+            raise ValueError(
+                f'model.class_names has {len(model.class_names)} names '
+                f'({list(model.class_names)}) but the training dataset has '
+                f'{len(classes) - 1} foreground classes ({list(classes[1:])})'
+                '; give the model one name per foreground class, in the '
+                "dataset's order.")
         if runner.max_iters != schedule.total_iters:
             raise ValueError(
                 f'train_cfg.max_iters={runner.max_iters} but model.phases add '

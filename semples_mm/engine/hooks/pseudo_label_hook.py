@@ -6,9 +6,9 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from ...pseudo_labels import (dataset_has_masks, export_pseudo_masks,
-                              export_settings, in_order_loader_cfg,
-                              update_summary_file)
+from ...pseudo_labels import (config_annotation_dirs, dataset_has_masks,
+                              export_pseudo_masks, export_settings,
+                              in_order_loader_cfg, update_summary_file)
 from ...utils.models import phase_schedule
 
 
@@ -70,6 +70,9 @@ class PseudoLabelHook(Hook):
         out_dir (str, optional): output folder; default
             ``<work_dir>/pseudo_masks/<label>``.
         summary_file (str): JSON file name inside work_dir.
+        overwrite (bool): the folder belongs to this run, so masks of
+            another export found there (e.g. of the run before a restart
+            from scratch) are removed, with a log line; False refuses.
         **settings: export settings that override the config's
             (``scales``, ``flip``, ``bg_threshold``, ``crf``, ``amp``,
             ``batch_size``, ...; see ``pseudo_labels.EXPORT_KEYS``).
@@ -87,6 +90,7 @@ class PseudoLabelHook(Hook):
                  metric=dict(type='PseudoMaskMetric'),
                  out_dir=None,
                  summary_file='summary.json',
+                 overwrite=True,
                  **settings):
         if after_iter is not None and phase is not None:
             raise ValueError('PseudoLabelHook: give after_iter or phase, not '
@@ -106,6 +110,7 @@ class PseudoLabelHook(Hook):
         self.metric = metric
         self.out_dir = out_dir
         self.summary_file = summary_file
+        self.overwrite = overwrite
         self._export_iter = None
         self.summary = None
 
@@ -153,7 +158,8 @@ class PseudoLabelHook(Hook):
                            f'masks of {split} to {out_dir}')
         summary = export_pseudo_masks(
             runner.model, dataloader, out_dir, settings, evaluator=evaluator,
-            split=split)
+            split=split, overwrite=self.overwrite,
+            protected_dirs=config_annotation_dirs(runner.cfg))
         summary['iter'] = runner.iter if finished_iters is None \
             else finished_iters
         if is_main_process():

@@ -7,6 +7,7 @@ from mmseg.registry import MODELS
 
 from .similarity_log import (clamp_similarity, mean_or_zero,
                              neg_log_dissimilarity, neg_log_similarity)
+from .weights import check_weights
 
 
 @MODELS.register_module()
@@ -29,6 +30,8 @@ class ContrastivePromptLoss(nn.Module):
     def __init__(self, text_weight: float = 0.02, fg_weight: float = 0.0,
                  loss_name: str = 'loss_prompt') -> None:
         super().__init__()
+        check_weights('ContrastivePromptLoss', text_weight=text_weight,
+                      fg_weight=fg_weight)
         self.text_weight = text_weight
         self.fg_weight = fg_weight
         self._loss_name = loss_name

@@ -4,6 +4,7 @@ import torch.nn as nn
 from mmseg.registry import MODELS
 
 from .similarity_log import neg_log_dissimilarity
+from .weights import check_weights
 
 
 @MODELS.register_module()
@@ -23,6 +24,7 @@ class PromptRefinementLoss(nn.Module):
     def __init__(self, loss_weight: float = 0.05,
                  loss_name: str = 'loss_refine') -> None:
         super().__init__()
+        check_weights('PromptRefinementLoss', loss_weight=loss_weight)
         self.loss_weight = loss_weight
         self._loss_name = loss_name
 

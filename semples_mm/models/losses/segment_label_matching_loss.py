@@ -4,6 +4,7 @@ import torch.nn as nn
 from mmseg.registry import MODELS
 
 from .similarity_log import neg_log_dissimilarity, neg_log_similarity
+from .weights import check_weights
 
 
 @MODELS.register_module()
@@ -25,6 +26,7 @@ class SegmentLabelMatchingLoss(nn.Module):
     def __init__(self, bg_weight: float = 2.4,
                  loss_name: str = 'loss_match') -> None:
         super().__init__()
+        check_weights('SegmentLabelMatchingLoss', bg_weight=bg_weight)
         self.bg_weight = bg_weight
         self._loss_name = loss_name
 

@@ -37,7 +37,8 @@ class PhaseSchedule:
             lr_mult=1.0)`` in training order; names from
             ('cam', 'match', 'prompt', 'refine'), each at most once, in that
             order. ``optimizer`` names the optimizer wrapper the phase steps
-            (e.g. 'cam' or 'prompt' of ``ModuleGroupsOptimWrapperConstructor``).
+            (e.g. 'cam' or 'prompt' of
+            ``ModuleGroupsOptimWrapperConstructor``).
 
     Example:
         >>> schedule = PhaseSchedule([

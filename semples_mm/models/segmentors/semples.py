@@ -12,6 +12,7 @@ from torch import Tensor
 from ..cams import normalize_cams
 from ..clip.frozen_prompt_features import FrozenPromptFeatures
 from ..crop_features import CropEncoder
+from ..losses.weights import check_weights
 from .cam_segmentor import CAMSegmentor
 from .phase_schedule import PHASE_NAMES, PhaseSchedule
 
@@ -92,11 +93,18 @@ class SemPLeS(CAMSegmentor):
                 f'class_names {self.class_names}; give both the same list.')
         self.crop_features = MODELS.build(
             prompt_crop_features or dict(type='RecomputeCropFeatures'))
+        if not isinstance(text_template, str) or \
+                text_template.count('{}') != 1:
+            raise ValueError(f'SemPLeS: text_template={text_template!r} '
+                             "needs one '{}' for the class name.")
         self.text_template = text_template
-        self.mask_eps = dict(match=0.1, prompt=1e-4, refine=0.1,
-                             **(mask_eps or {}))
-        self.cls_loss_weight = dict(cam=1.0, match=0.0, prompt=0.0,
-                                    refine=0.0, **(cls_loss_weight or {}))
+        self.mask_eps = {**dict(match=0.1, prompt=1e-4, refine=0.1),
+                         **(mask_eps or {})}
+        self.cls_loss_weight = {
+            **dict(cam=1.0, match=0.0, prompt=0.0, refine=0.0),
+            **(cls_loss_weight or {})}
+        check_weights('SemPLeS.mask_eps', **self.mask_eps)
+        check_weights('SemPLeS.cls_loss_weight', **self.cls_loss_weight)
         if self.cls_loss_weight['prompt'] != 0:
             raise ValueError('SemPLeS: cls_loss_weight.prompt must be 0; the '
                              'CAM network is frozen in the prompt phase.')

@@ -1,0 +1,137 @@
+"""Checkpoints that are whole or refused: atomic writes, a resume that
+skips broken files, and loading that names what does not fit."""
+import glob
+import logging
+import os
+import os.path as osp
+import re
+import tempfile
+from typing import Iterable, List, Optional, Tuple
+
+import torch
+from mmengine.fileio import LocalBackend, register_backend
+from mmengine.logging import print_log
+
+#: ``backend_args`` that make mmengine write checkpoints atomically, e.g.
+#: ``default_hooks.checkpoint.backend_args``.
+ATOMIC_BACKEND_ARGS = dict(backend='atomic_local')
+
+
+@register_backend('atomic_local')
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend whose writes are atomic: into a
+    temporary file of the target folder, flushed to disk, then renamed over
+    the target, so a killed writer leaves the old file or none, never a
+    truncated one (a kill during a checkpoint write used to leave a 0-byte
+    ``iter_N.pth`` that every rerun then failed on)."""
+
+    def put(self, obj: bytes, filepath) -> None:
+        filepath = str(filepath)
+        folder = osp.dirname(osp.abspath(filepath))
+        os.makedirs(folder, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=folder, prefix='.tmp-',
+                                        suffix='.part')
+        try:
+            with os.fdopen(handle, 'wb') as file:
+                file.write(obj)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temp, filepath)
+        except BaseException:
+            if osp.exists(temp):
+                os.remove(temp)
+            raise
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        self.put(obj.encode(encoding), filepath)
+
+
+def checkpoint_problem(path: str) -> Optional[str]:
+    """Why the checkpoint file cannot be loaded, or None if it loads.
+
+    Cheap: torch maps the file instead of reading the tensors, so a whole
+    archive is checked for its structure and metadata only.
+    """
+    if not osp.isfile(path):
+        return 'it does not exist'
+    if osp.getsize(path) == 0:
+        return 'it is empty (0 bytes)'
+    try:
+        torch.load(path, map_location='cpu', weights_only=False, mmap=True)
+    except Exception as error:  # noqa: BLE001 (any failure means broken)
+        return f'it does not load ({type(error).__name__}: {error})'
+    return None
+
+
+def iteration_checkpoints(work_dir: str) -> List[str]:
+    """``<work_dir>/iter_<N>.pth`` files, the latest first."""
+    paths = glob.glob(osp.join(work_dir, 'iter_*.pth'))
+    numbered = [(int(m.group(1)), p) for p in paths
+                if (m := re.fullmatch(r'iter_(\d+)\.pth', osp.basename(p)))]
+    return [p for _, p in sorted(numbered, reverse=True)]
+
+
+def latest_loadable_checkpoint(work_dir: str
+                               ) -> Tuple[Optional[str], List[str]]:
+    """The newest ``iter_<N>.pth`` of ``work_dir`` that loads, and the newer
+    ones that do not (with why), for a resume."""
+    broken = []
+    for path in iteration_checkpoints(work_dir):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path, broken
+        broken.append(f'{path} ({problem})')
+    return None, broken
+
+
+def resume_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint a resume in ``work_dir`` should start from, warning
+    when the latest is broken and an earlier one is used instead."""
+    path, broken = latest_loadable_checkpoint(work_dir)
+    if broken:
+        print_log(
+            f'resume: skipping broken checkpoint(s) {broken}; resuming from '
+            f'{path}' if path else f'resume: every checkpoint of {work_dir} '
+            f'is broken ({broken}); starting from scratch',
+            logger='current', level=logging.WARNING)
+    return path
+
+
+def load_model_weights(model: torch.nn.Module, path: str,
+                       required: Optional[Iterable[str]] = None) -> None:
+    """Load the weights of checkpoint ``path`` into ``model``.
+
+    Fails, naming the file and the keys, when a key of the model that
+    ``required`` covers (name prefixes such as 'backbone.'; None: every
+    key) is missing from the checkpoint or has another shape, e.g. a
+    DeepLabV2 checkpoint given to a CAM model. Keys of the checkpoint the
+    model lacks only warn.
+    """
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise ValueError(f'cannot load the checkpoint {path}: {problem}')
+    checkpoint = torch.load(path, map_location='cpu', weights_only=False)
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(
+        checkpoint, dict) else checkpoint
+    state = {k[len('module.'):] if k.startswith('module.') else k: v
+             for k, v in state.items()}
+    own = model.state_dict()
+    wanted = [k for k in own if required is None or any(
+        k.startswith(prefix) for prefix in required)]
+    missing = [k for k in wanted if k not in state]
+    shapes = [f'{k} {tuple(state[k].shape)} in the file, '
+              f'{tuple(own[k].shape)} in the model' for k in wanted
+              if k in state and torch.is_tensor(own[k]) and
+              torch.is_tensor(state[k]) and state[k].shape != own[k].shape]
+    if missing or shapes:
+        raise ValueError(
+            f'the checkpoint {path} does not fit the {type(model).__name__} '
+            f'of the config: {len(missing)} of its keys are missing (e.g. '
+            f'{missing[:5]}) and {len(shapes)} have another shape (e.g. '
+            f'{shapes[:3]}). Is it a checkpoint of this config\'s model?')
+    unexpected = [k for k in state if k not in own]
+    if unexpected:
+        print_log(f'{path}: {len(unexpected)} keys the model does not have '
+                  f'were ignored, e.g. {unexpected[:5]}', logger='current',
+                  level=logging.WARNING)
+    model.load_state_dict(state, strict=False)
