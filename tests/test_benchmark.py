@@ -1,7 +1,9 @@
 """tools/benchmark.py and semples_mm.benchmark: the authors'-way reference
-computes the same losses (and gradients) as SemPLeS.loss, the random
-batches and config handling do what they say, and the tool runs end to end
-(no timing is asserted)."""
+computes the same losses (and gradients) as SemPLeS.loss while doing the
+authors' extra work (CLIP's weights get gradients, per-pair texts, stage 3's
+extra encodings, the detached backbone under autograd), the random batches
+and config handling do what they say, and the tool runs end to end (no
+timing is asserted)."""
 import json
 import math
 
@@ -12,11 +14,13 @@ from torch.testing import assert_close
 
 from conftest import TEST_CONFIGS, load_tool, REPO_ROOT
 from semples_mm.benchmark import (Benchmark, bf16_peak_tflops, build_model,
-                                  check_weight_files, compare,
+                                  build_optim, check_weight_files,
+                                  clip_weights_trainable, compare,
                                   export_image_sizes, format_report,
                                   load_config,
                                   make_random_init, random_batch,
                                   random_labels, reference_loss,
+                                  reference_train_step, snapshot_state,
                                   step_time_stats)
 
 TINY = str(TEST_CONFIGS / 'tiny_semples.py')
@@ -26,6 +30,15 @@ TWO_CLASSES_ONE_ABSENT = [[1, 1, 0, 0, 0], [0, 0, 1, 0, 1], [1, 0, 0, 0, 0]]
 NO_PAIR = [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
 LOSS_KEYS = dict(match={'loss_match'}, prompt={'loss_prompt'},
                  refine={'loss_match', 'loss_refine'})
+IMPLS = ('ours', 'reference', 'reference_frozen_clip')
+# A tiny WeakTr CAM network for the tiny config (as in test_weaktr.py).
+TINY_WEAKTR = dict(
+    backbone=dict(type='WeakTrViT', num_class_tokens=NUM_CLASSES,
+                  img_size=32, patch_size=8, embed_dims=48, num_layers=2,
+                  num_heads=3, drop_path_rate=0.0),
+    cam_head=dict(type='WeakTrCAMHead', in_channels=48,
+                  num_classes=NUM_CLASSES, num_layers=2, num_heads=3,
+                  reduction=2))
 
 
 @pytest.fixture(scope='module')
@@ -65,11 +78,26 @@ def record_loss_inputs(monkeypatch, model):
     return calls
 
 
+def fresh_model(backbone='resnet', detach_backbone_in=()):
+    """The tiny config's model (or with the tiny WeakTr CAM network), seed
+    0, for tests that step or patch it."""
+    cfg, _ = load_config(TINY)
+    if backbone == 'weaktr':
+        cfg.model.backbone = TINY_WEAKTR['backbone']
+        cfg.model.cam_head = TINY_WEAKTR['cam_head']
+    cfg.model.detach_backbone_in = detach_backbone_in
+    torch.manual_seed(0)
+    return cfg, build_model(cfg, 'cpu')
+
+
+@pytest.mark.parametrize('clip', ['trainable', 'frozen'])
 @pytest.mark.parametrize('phase', ['match', 'prompt', 'refine'])
 @pytest.mark.parametrize('labels', [TWO_CLASSES_ONE_ABSENT, NO_PAIR, None],
                          ids=['two_classes_one_absent', 'no_pair', 'random'])
 def test_reference_loss_equals_semples_loss(tiny_model, monkeypatch, phase,
-                                            labels):
+                                            labels, clip):
+    """Both references (CLIP trainable as the authors ship it, and frozen)
+    give ours' losses, similarities and gradients."""
     model = tiny_model
     model.train()
     model.set_phase(phase)
@@ -83,7 +111,8 @@ def test_reference_loss_equals_semples_loss(tiny_model, monkeypatch, phase,
     ours = model.loss(inputs, samples)
     ours_calls = list(calls)
     calls.clear()
-    reference = reference_loss(model, inputs, labels)
+    with clip_weights_trainable(model.clip, clip == 'trainable'):
+        reference = reference_loss(model, inputs, labels)
     assert set(ours) == set(reference) == LOSS_KEYS[phase]
     for key in ours:
         assert_close(reference[key], ours[key], rtol=1e-6, atol=1e-7)
@@ -133,6 +162,196 @@ def test_reference_reencodes_texts_every_step(tiny_model):
     assert len(model.clip._text_cache) == 0
     model.loss(inputs, samples)
     assert len(model.clip._text_cache) == NUM_CLASSES
+
+
+def clip_grads(model):
+    """name -> gradient of every CLIP weight (None where none arrived)."""
+    return {name: p.grad for name, p in model.clip.named_parameters()}
+
+
+@pytest.mark.parametrize('phase', ['match', 'prompt', 'refine'])
+def test_reference_backward_reaches_clip_weights_and_ours_does_not(phase):
+    """The authors never freeze CLIP: the reference's backward computes
+    gradients for the image and text towers (and, in refine, for the
+    prompts nothing steps). The frozen-CLIP reference and ours compute
+    none; all three log the same losses and leave the flags as they were."""
+    cfg, model = fresh_model()
+    initial = snapshot_state(model)
+    batch = random_batch(3, (32, 32), NUM_CLASSES, seed=2,
+                         labels=torch.tensor(TWO_CLASSES_ONE_ABSENT,
+                                             dtype=torch.float32))
+    flags = [p.requires_grad for p in model.clip.parameters()]
+    assert not any(flags)
+    logged, grads, ctx_grads = {}, {}, {}
+    for impl in IMPLS:
+        model.load_state_dict(initial)
+        model.zero_grad(set_to_none=True)
+        model.train()
+        model.set_phase(phase)
+        optim = build_optim(cfg, model)
+        if impl == 'ours':
+            logged[impl] = model.train_step(batch, optim)
+        else:
+            logged[impl] = reference_train_step(
+                model, batch, optim,
+                frozen_clip=impl == 'reference_frozen_clip')
+        assert [p.requires_grad for p in model.clip.parameters()] == flags
+        grads[impl] = clip_grads(model)
+        ctx_grads[impl] = model.prompt_learner.ctx.grad
+    for impl in ('reference', 'reference_frozen_clip'):
+        assert logged[impl].keys() == logged['ours'].keys()
+        for key, value in logged['ours'].items():
+            assert float(logged[impl][key].detach()) == pytest.approx(
+                float(value.detach()), rel=1e-5), key
+    assert all(g is None for g in grads['ours'].values())
+    assert all(g is None for g in grads['reference_frozen_clip'].values())
+    ref = grads['reference']
+    visual = [g for name, g in ref.items() if name.startswith('model.visual')]
+    text = [g for name, g in ref.items()
+            if name.startswith('model.transformer')]
+    assert visual and all(g is not None for g in visual)
+    assert text and all(g is not None for g in text)
+    assert ref['model.visual.conv1.weight'].abs().sum() > 0
+    assert ref['model.transformer.resblocks.0.attn.in_proj_weight'].abs(
+    ).sum() > 0
+    assert ref['model.text_projection'].abs().sum() > 0
+    if phase == 'refine':
+        # The prompts are encoded with autograd in stage 3 and nothing
+        # steps or zeroes them; ours keeps their features without a graph.
+        # (Their values may be 0: this random CLIP's prompt cosines clamp.)
+        ctx = model.prompt_learner.ctx
+        for impl in ('reference', 'reference_frozen_clip'):
+            assert ctx_grads[impl] is not None
+            assert ctx_grads[impl].shape == ctx.shape
+        assert ctx_grads['ours'] is None
+
+
+def record_clip_calls(monkeypatch, model):
+    """Record every call of the open_clip towers (rows, output needs grad)
+    and of encode_prompts (output needs grad)."""
+    calls = dict(text=[], image=[], prompts=[])
+    clip = model.clip
+    for key, owner, name in (('text', clip.model, 'encode_text'),
+                             ('image', clip.model, 'encode_image'),
+                             ('prompts', clip, 'encode_prompts')):
+        def recording(x, *args, _forward=getattr(owner, name), _key=key,
+                      **kwargs):
+            out = _forward(x, *args, **kwargs)
+            calls[_key].append((x.shape[0], out.requires_grad))
+            return out
+
+        monkeypatch.setattr(owner, name, recording)
+    return calls
+
+
+# Per phase, the (rows, output needs grad) of each tower call with the
+# labels SEVEN_PAIRS (7 pairs of 3 images, 5 classes), CLIP trainable. The
+# authors: clip_forward (fg, then bg) each encode one text per pair; stage
+# 3's clip_forward_global encodes the prompts, the fg crops and the texts
+# once more; stage 2's encodes the prompts, the bg crops and the texts.
+SEVEN_PAIRS = [[1, 1, 1, 0, 0], [1, 1, 0, 0, 0], [0, 0, 0, 1, 1]]
+AUTHORS_CALLS = dict(
+    match=dict(text=[(7, True)] * 2, image=[(7, True)] * 2, prompts=[]),
+    prompt=dict(text=[(7, True)], image=[(7, True)], prompts=[(5, True)]),
+    refine=dict(text=[(7, True)] * 3, image=[(7, True)] * 3,
+                prompts=[(5, True)]))
+# Ours: the 5 class texts once (then cached, no graph), the crops in one
+# pass, the refine phase's frozen prompts once without a graph; its prompt
+# phase reads the crop features without a graph.
+OUR_CALLS = dict(
+    match=dict(text=[(5, False)], image=[(14, True)], prompts=[]),
+    prompt=dict(text=[(5, False)], image=[(7, False)], prompts=[(5, True)]),
+    refine=dict(text=[(5, False)], image=[(14, True)],
+                prompts=[(5, False)]))
+
+
+@pytest.mark.parametrize('phase', ['match', 'prompt', 'refine'])
+def test_reference_encodes_what_the_authors_encode(monkeypatch, phase):
+    """Per-pair texts with gradients at every step, stage 3's third
+    encodings and its prompts with gradients: counted at the towers."""
+    _, model = fresh_model()
+    model.train()
+    model.set_phase(phase)
+    inputs, samples, labels = preprocessed(model, SEVEN_PAIRS)
+    calls = record_clip_calls(monkeypatch, model)
+    for _ in range(2):  # the same work at every step
+        for value in calls.values():
+            value.clear()
+        with clip_weights_trainable(model.clip):
+            reference_loss(model, inputs, labels)
+        assert calls == AUTHORS_CALLS[phase]
+    for value in calls.values():
+        value.clear()
+    model.loss(inputs, samples)
+    assert calls == OUR_CALLS[phase]
+    calls['text'].clear()
+    model.loss(inputs, samples)
+    assert calls['text'] == []  # cached
+
+
+def backbone_output_requires_grad(model):
+    """A list that gets, per backbone forward, whether any tensor of its
+    output requires grad."""
+    seen = []
+
+    def hook(module, args, output):
+        tensors = [t for t in (output if isinstance(output, tuple) else
+                               (output, )) if torch.is_tensor(t)]
+        seen.append(any(t.requires_grad for t in tensors))
+
+    model.backbone.register_forward_hook(hook)
+    return seen
+
+
+@pytest.mark.parametrize('backbone', ['resnet', 'weaktr'])
+def test_reference_runs_the_detached_backbone_under_autograd(backbone):
+    """WeakTr's forward runs its backbone with autograd and detaches the
+    outputs; where ours detaches the backbone (no autograd at all), the
+    reference does the same as WeakTr: a graph is built, no gradient
+    reaches the backbone, the losses and head gradients are ours'."""
+    _, model = fresh_model(backbone, detach_backbone_in=('match', 'refine'))
+    model.train()
+    model.set_phase('match')
+    inputs, samples, labels = preprocessed(model, TWO_CLASSES_ONE_ABSENT)
+    seen = backbone_output_requires_grad(model)
+    head = [p for p in model.cam_head.parameters() if p.requires_grad]
+    results = {}
+    for impl in ('ours', 'reference'):
+        seen.clear()
+        model.zero_grad(set_to_none=True)
+        losses = (model.loss(inputs, samples) if impl == 'ours' else
+                  reference_loss(model, inputs, labels))
+        losses['loss_match'].backward()
+        assert all(p.grad is None for p in model.backbone.parameters())
+        results[impl] = (seen[:], float(losses['loss_match'].detach()),
+                         [p.grad.clone() for p in head])
+    assert results['ours'][0] == [False]
+    assert results['reference'][0] == [True]
+    assert results['reference'][1] == pytest.approx(results['ours'][1],
+                                                    rel=1e-6)
+    scale = max(g.abs().max().item() for g in results['ours'][2])
+    assert scale > 0
+    # Rounding differs between the per-pair and batched ways; compare on
+    # the scale of the largest head gradient.
+    for ref_grad, our_grad in zip(results['reference'][2],
+                                  results['ours'][2]):
+        assert_close(ref_grad, our_grad, rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_reference_run_restores_clip_and_leaves_ours_unchanged():
+    """After a reference run CLIP is frozen again and no gradient is left
+    on any weight, so ours run after it counts the same FLOPs and gives the
+    same losses as before it."""
+    cfg, _ = load_config(TINY)
+    bench = Benchmark(cfg, batch_size=2, iters=1, warmup=0)
+    before = bench.run('refine', 'ours')
+    reference = bench.run('refine', 'reference')
+    assert not any(p.requires_grad for p in bench.model.clip.parameters())
+    assert all(p.grad is None for p in bench.model.parameters())
+    after = bench.run('refine', 'ours')
+    assert after['flops_per_step'] == before['flops_per_step']
+    assert after['first_step_losses'] == before['first_step_losses']
+    assert reference['flops_per_step'] > before['flops_per_step']
 
 
 def test_random_labels_have_one_to_three_classes_and_repeat():
@@ -199,7 +418,7 @@ def test_missing_weight_file_names_key_and_way_out():
     check_weight_files(cfg)  # passes once dropped
 
 
-def test_tool_all_phases_ours_and_reference(tmp_path, capsys):
+def test_tool_all_phases_ours_and_both_references(tmp_path, capsys):
     out = tmp_path / 'figures.json'
     load_tool('benchmark').main([
         TINY, '--iters', '2', '--warmup', '1', '--batch-size', '3',
@@ -216,7 +435,7 @@ def test_tool_all_phases_ours_and_reference(tmp_path, capsys):
     assert meta['image_size'] == [32, 32] and meta['device'] == 'cpu'
     runs = {(r['phase'], r['impl']): r for r in report['runs']}
     expected = {(p, i) for p in ('cam', 'match', 'prompt', 'refine')
-                for i in ('ours', 'reference')} | {('export', 'ours')}
+                for i in IMPLS} | {('export', 'ours')}
     assert set(runs) == expected
     for (phase, impl), run in runs.items():
         for key in ('images_per_s', 'pairs_per_s', 'step_time_s',
@@ -228,12 +447,23 @@ def test_tool_all_phases_ours_and_reference(tmp_path, capsys):
         assert set(run['step_time_s']) >= {'median', 'p10', 'p90', 'std'}
         if phase != 'export':
             assert 1 <= run['pairs_per_batch'] <= 9  # 3 images, 1-3 each
-    # Both ways start from the same weights and batch: same first losses.
-    assert {c['phase'] for c in report['comparisons']} == {
-        'cam', 'match', 'prompt', 'refine'}
+    # All ways start from the same weights and batch: same first losses.
+    assert {(c['phase'], c['reference']) for c in report['comparisons']} == {
+        (p, i) for p in ('cam', 'match', 'prompt', 'refine')
+        for i in ('reference', 'reference_frozen_clip')}
     for row in report['comparisons']:
         assert row['speedup'] > 0
         assert row['loss_max_rel_diff'] <= 1e-6, row
+    assert 'over reference_frozen_clip' in printed
+    # The authors' extra work shows in the counted FLOPs: CLIP's weight
+    # gradients on top of the frozen-CLIP program, which re-encodes texts
+    # per pair (and, in refine, crops and prompts) on top of ours.
+    flops = {key: run['flops_per_step'] for key, run in runs.items()}
+    assert flops['cam', 'ours'] == flops['cam', 'reference'] == flops[
+        'cam', 'reference_frozen_clip']
+    for phase in ('match', 'prompt', 'refine'):
+        assert (flops[phase, 'ours'] < flops[phase, 'reference_frozen_clip']
+                < flops[phase, 'reference']), phase
 
 
 def test_tool_reference_only_and_flags(tmp_path):
@@ -247,6 +477,22 @@ def test_tool_reference_only_and_flags(tmp_path):
         ('prompt', 'reference')]
     assert report['runs'][0]['flops_per_step'] is None
     assert report['comparisons'] == []
+    load_tool('benchmark').main([
+        TINY, '--phase', 'match', '--impl', 'reference_frozen_clip', 'ours',
+        '--iters', '1', '--warmup', '0', '--batch-size', '2', '--no-flops',
+        '--out', str(out)])
+    report = json.loads(out.read_text())
+    assert [r['impl'] for r in report['runs']] == [
+        'ours', 'reference_frozen_clip']
+    assert [(c['phase'], c['reference']) for c in report['comparisons']] == [
+        ('match', 'reference_frozen_clip')]
+    assert report['comparisons'][0]['loss_max_rel_diff'] <= 1e-6
+    load_tool('benchmark').main([
+        TINY, '--phase', 'cam', '--reference-frozen-clip', '--iters', '1',
+        '--warmup', '0', '--batch-size', '2', '--no-flops',
+        '--out', str(out)])
+    assert [r['impl'] for r in json.loads(out.read_text())['runs']] == [
+        'reference_frozen_clip']
     with pytest.raises(ValueError, match='export phase has no reference'):
         load_tool('benchmark').main([
             TINY, '--phase', 'export', '--reference', '--iters', '1',

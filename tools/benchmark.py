@@ -4,7 +4,8 @@
         [--batch-size N] [--iters N] [--warmup N] [--device cpu|cuda]
         [--export-batch-size N] [--export-image-size H W]
         [--export-end-to-end N [--export-num-workers N] [--export-data DIR]]
-        [--ours | --reference] [--random-init] [--amp] [--prompt-bank]
+        [--ours | --reference | --reference-frozen-clip | --impl NAME ...]
+        [--random-init] [--amp] [--prompt-bank]
         [--num-threads N]
         [--cfg-options key=value ...] [--out figures.json]
 
@@ -18,11 +19,17 @@ median step time), median step time with its p10-p90 spread, peak memory
 and counted FLOPs; on CUDA the model FLOPs utilisation against the GPU's
 bf16 peak (the assumption is printed).
 
-Without ``--ours``/``--reference`` every training phase runs twice in one
-process: ours, then the same losses computed the authors' way (a Python
-loop over (image, class) pairs, class texts re-encoded every step), both
-from the same weights, with the speed ratio and the difference of their
-first-step losses. ``--reference`` alone times only the authors' way.
+By default every training phase runs three times in one process, from the
+same weights: ours; ``reference``, the same losses computed the way the
+authors' training steps compute them (CLIP's weights trainable, so every
+backward computes their gradients; one class text per (image, class) pair
+tokenised and encoded with gradients, twice a match step; in refine a
+third encoding of the foreground crops and of the texts, and the prompts
+encoded with gradients; the CAM network's backbone under autograd; a
+Python loop over the pairs); and ``reference_frozen_clip``, the same with
+CLIP's weights frozen. Printed: the speed ratio of ours over each, and the
+difference of their first-step losses. ``--ours``, ``--reference`` or
+``--reference-frozen-clip`` times one of them, ``--impl`` any.
 
 Paper-scale configs build without any weight file with ``--random-init``
 (backbone ``init_cfg`` 'Pretrained' dropped, ``model.clip.pretrained=None``):
@@ -37,6 +44,7 @@ import os.path as osp
 from mmengine.config import DictAction
 
 PHASE_CHOICES = ('cam', 'match', 'prompt', 'refine', 'export')
+IMPL_CHOICES = ('ours', 'reference', 'reference_frozen_clip')
 
 
 def parse_args(argv=None):
@@ -58,10 +66,17 @@ def parse_args(argv=None):
     parser.add_argument('--device', choices=['cpu', 'cuda'], default=None,
                         help='default: cuda when available, else cpu')
     which = parser.add_mutually_exclusive_group()
-    which.add_argument('--ours', action='store_true',
-                       help='time only this implementation')
-    which.add_argument('--reference', action='store_true',
+    which.add_argument('--ours', dest='impl', action='store_const',
+                       const=['ours'], help='time only this implementation')
+    which.add_argument('--reference', dest='impl', action='store_const',
+                       const=['reference'],
                        help="time only the authors' way (the yardstick)")
+    which.add_argument('--reference-frozen-clip', dest='impl',
+                       action='store_const', const=['reference_frozen_clip'],
+                       help="time only the authors' way with CLIP frozen")
+    which.add_argument('--impl', nargs='+', default=None,
+                       choices=IMPL_CHOICES,
+                       help='the implementations to time (default: all)')
     parser.add_argument(
         '--random-init', action='store_true',
         help='random weights: drop Pretrained init_cfg and '
@@ -146,8 +161,7 @@ def main(argv=None):
     else:
         model_phases = [p['name'] for p in cfg.model.get('phases', [])]
         phases = [p for p in TRAIN_PHASES if p in model_phases] + ['export']
-    impls = (['ours'] if args.ours else
-             ['reference'] if args.reference else ['ours', 'reference'])
+    impls = [i for i in IMPL_CHOICES if i in (args.impl or IMPL_CHOICES)]
 
     report = run_benchmark(cfg, phases, impls, batch_size, args.iters,
                            args.warmup, device, args.seed,

@@ -1,5 +1,6 @@
-"""Benchmark runs: training steps of each phase (ours or the authors' way)
-and the pseudo-mask export path, on random batches of a config's shapes."""
+"""Benchmark runs: training steps of each phase (ours or the authors' way,
+with CLIP trainable as they ship it or frozen) and the pseudo-mask export
+path, on random batches of a config's shapes."""
 import os
 import platform
 import time
@@ -19,7 +20,10 @@ from .reference import reference_train_step
 
 TRAIN_PHASES = ('cam', 'match', 'prompt', 'refine')
 PHASES = TRAIN_PHASES + ('export', )
-IMPLS = ('ours', 'reference')
+# 'reference': the authors' training steps as shipped (CLIP's weights
+# require grad); 'reference_frozen_clip': the same with CLIP frozen.
+REFERENCE_IMPLS = ('reference', 'reference_frozen_clip')
+IMPLS = ('ours', ) + REFERENCE_IMPLS
 FLOPS_NOTE = (
     'FLOPs: torch.utils.flop_counter.FlopCounterMode over one extra step '
     '(matmuls, convolutions, attention of the CAM network, CLIP and '
@@ -57,9 +61,11 @@ def export_batch(model, batch: dict, settings: dict) -> torch.Tensor:
 class Benchmark:
     """Times phases of one config's model on one random batch.
 
-    Every run restarts from the same initial weights and a fresh optimizer,
-    so ours and the reference do the same first step (their first-step
-    losses are recorded and compared).
+    Every run restarts from the same initial weights, no gradients and a
+    fresh optimizer, so ours and the references do the same first step
+    (their first-step losses are recorded and compared); a reference run
+    leaves CLIP's ``requires_grad`` flags as it found them and drops the
+    gradients it left on weights no optimizer zeroes.
 
     Args:
         cfg (Config): loaded config (see :func:`load_config`).
@@ -156,8 +162,10 @@ class Benchmark:
                             ori_shape=image_size)
 
     def _restart(self):
-        """Initial weights (extra states too: no phase, no snapshot)."""
+        """Initial weights (extra states too: no phase, no snapshot; the
+        text cache is emptied by the load), no gradients."""
         self.model.load_state_dict(self.initial_state)
+        self.model.zero_grad(set_to_none=True)
         self.model.train()
 
     def _train_step_fn(self, phase: str, impl: str, batch: dict):
@@ -177,7 +185,9 @@ class Benchmark:
         optim_wrapper = build_optim(self.cfg, self.model)
         if impl == 'ours':
             return lambda: self.model.train_step(batch, optim_wrapper)
-        return lambda: reference_train_step(self.model, batch, optim_wrapper)
+        frozen_clip = impl == 'reference_frozen_clip'
+        return lambda: reference_train_step(self.model, batch, optim_wrapper,
+                                            frozen_clip=frozen_clip)
 
     def _export_fn(self, batch: dict):
         self._restart()
@@ -213,8 +223,10 @@ class Benchmark:
 
         Args:
             phase (str): one of :data:`PHASES`.
-            impl (str): 'ours' (``model.train_step``) or 'reference'
-                (:func:`reference_train_step`); 'export' has only 'ours'.
+            impl (str): 'ours' (``model.train_step``), 'reference'
+                (:func:`reference_train_step`: the authors' steps, CLIP
+                trainable) or 'reference_frozen_clip' (the same, CLIP
+                frozen); 'export' has only 'ours'.
 
         Returns:
             dict: the figures of the run (see ``tools/benchmark.py``).
@@ -225,15 +237,25 @@ class Benchmark:
         if impl not in IMPLS:
             raise ValueError(f'benchmark: unknown implementation {impl!r}; '
                              f'use one of {IMPLS}.')
-        if phase == 'export' and impl == 'reference':
+        if phase == 'export' and impl != 'ours':
             raise ValueError('benchmark: the export phase has no reference '
                              'implementation; time it without --reference.')
         batch = self._export_batch() if phase == 'export' else self._batch()
+        step = (self._export_fn(batch) if phase == 'export' else
+                self._train_step_fn(phase, impl, batch))
+        try:
+            return self._measure(phase, impl, batch, step)
+        finally:
+            # The authors' way leaves gradients on CLIP's weights (and the
+            # frozen prompts) that no optimizer zeroes; they would count in
+            # the next run's memory.
+            self.model.zero_grad(set_to_none=True)
+
+    def _measure(self, phase: str, impl: str, batch: dict, step) -> dict:
+        """Time ``step``, count its FLOPs; the figures of :meth:`run`."""
         batch_size = len(batch['inputs'])
         pairs = int(sum(float(s.gt_class_labels.sum())
                         for s in batch['data_samples']))
-        step = (self._export_fn(batch) if phase == 'export' else
-                self._train_step_fn(phase, impl, batch))
         self.memory.reset()
         times, first = time_steps(step, self.iters, self.warmup, self.device)
         peak = self.memory.peak_bytes()
@@ -301,22 +323,24 @@ def loss_difference(ours: Dict[str, float],
 
 
 def compare(runs: List[dict]) -> List[dict]:
-    """Per phase timed both ways: reference median step time over ours,
-    and how far their first-step losses are apart."""
+    """Per phase timed ours and a reference way: that reference's median
+    step time over ours, and how far their first-step losses are apart;
+    one row per phase and reference implementation (``reference``)."""
     by_key = {(r['phase'], r['impl']): r for r in runs}
     rows = []
     for phase in PHASES:
         ours = by_key.get((phase, 'ours'))
-        reference = by_key.get((phase, 'reference'))
-        if ours is None or reference is None:
-            continue
-        rows.append(dict(
-            phase=phase,
-            speedup=reference['step_time_s']['median'] /
-            ours['step_time_s']['median'],
-            loss_max_rel_diff=loss_difference(
-                ours['first_step_losses'],
-                reference['first_step_losses'])))
+        for impl in REFERENCE_IMPLS:
+            reference = by_key.get((phase, impl))
+            if ours is None or reference is None:
+                continue
+            rows.append(dict(
+                phase=phase, reference=impl,
+                speedup=reference['step_time_s']['median'] /
+                ours['step_time_s']['median'],
+                loss_max_rel_diff=loss_difference(
+                    ours['first_step_losses'],
+                    reference['first_step_losses'])))
     return rows
 
 
@@ -331,7 +355,7 @@ def run_benchmark(cfg, phases: Sequence[str], impls: Sequence[str],
                   export_num_workers: Optional[int] = None,
                   export_data_root: Optional[str] = None,
                   log=print) -> dict:
-    """Time ``phases`` with ``impls`` ('ours', 'reference' or both).
+    """Time ``phases`` with ``impls`` (any of :data:`IMPLS`).
 
     'export' is timed once, with ours only; with ``export_end_to_end=N``
     the whole export of N random images is timed after the phases
@@ -348,8 +372,8 @@ def run_benchmark(cfg, phases: Sequence[str], impls: Sequence[str],
     runs = []
     for phase in phases:
         for impl in impls:
-            if phase == 'export' and impl == 'reference':
-                if list(impls) == ['reference']:
+            if phase == 'export' and impl != 'ours':
+                if 'ours' not in impls:
                     raise ValueError(
                         'benchmark: the export phase has no reference '
                         'implementation; leave out --reference.')
