@@ -104,7 +104,7 @@ def reference_loss(model, inputs: Tensor, labels: Tensor) -> Dict[str, Tensor]:
         return losses
 
     masks = normalize_cams(cams, labels, inputs.shape[-2:],
-                           model.mask_eps[phase])
+                           model.mask_eps[phase], model.mask_align_corners)
     fg, bg, classes = _masked_pairs_in_a_loop(inputs, masks, labels)
     text = _class_text_features(model)[classes]  # (P, D)
     clip = model.clip
