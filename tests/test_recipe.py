@@ -465,6 +465,21 @@ def test_init_cfg_with_prefix_loads_backbone_and_head(tmp_path):
         assert all(torch.equal(mine[k], theirs[k]) for k in mine)
 
 
+def test_a_training_checkpoint_loads_too(tmp_path):
+    """An mmengine checkpoint of a model with this CAM network (other keys
+    and the segmentor's extra state beside it) serves as weaktr_checkpoint,
+    e.g. the last checkpoint of configs/weaktr/."""
+    source, _, _ = released_file(tmp_path)
+    state = {f'module.{name}.{k}': v for name in ('backbone', 'cam_head')
+             for k, v in getattr(source, name).state_dict().items()}
+    state['module.prompt_learner.ctx'] = torch.zeros(6, 2, 4)
+    state['module._extra_state'] = dict(phase='cam', cam_snapshot=None)
+    path = tmp_path / 'iter_10.pth'
+    torch.save(dict(meta=dict(iter=10), state_dict=state), path)
+    model = loaded(path)
+    assert torch.equal(model.cam_head.head.weight, source.cam_head.head.weight)
+
+
 def test_converted_checkpoint_that_does_not_fit_fails(tmp_path):
     _, path, raw = released_file(tmp_path)
     with pytest.raises(ValueError, match='attn_head_ffn'):

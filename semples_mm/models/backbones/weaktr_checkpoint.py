@@ -220,9 +220,11 @@ def load_converted_part(module, path: str, prefix: str, owner: str) -> None:
 
     Args:
         module (nn.Module): :class:`WeakTrViT` or :class:`WeakTrCAMHead`.
-        path (str): file written by tools/model_converters/weaktr_to_mmseg.py
-            (or any mmengine checkpoint of this model), readable by
-            mmengine's CheckpointLoader.
+        path (str): file written by tools/model_converters/weaktr_to_mmseg.py,
+            a training checkpoint of a SemPLeS model with this CAM network
+            (``state_dict`` with ``backbone.*`` / ``cam_head.*`` keys beside
+            others) or a saved ``cam_network_state``; readable by mmengine's
+            CheckpointLoader.
         prefix (str): 'backbone.' or 'cam_head.' (a missing trailing dot is
             added).
         owner (str): the module's name in error messages.
@@ -235,9 +237,20 @@ def load_converted_part(module, path: str, prefix: str, owner: str) -> None:
     prefix = prefix if prefix.endswith('.') else prefix + '.'
     checkpoint = CheckpointLoader.load_checkpoint(
         path, map_location='cpu', logger='current')
-    state_dict = unwrap_state_dict(checkpoint, path)
-    part = {k[len(prefix):]: v for k, v in state_dict.items()
-            if k.startswith(prefix)}
+    state_dict = checkpoint
+    if isinstance(checkpoint, dict):
+        for key in ('state_dict', 'model'):
+            if isinstance(checkpoint.get(key), dict):
+                state_dict = checkpoint[key]
+                break
+    if not isinstance(state_dict, dict):
+        raise ValueError(f'{owner}: {path} holds no state dict.')
+    part = {}
+    for key, value in state_dict.items():
+        key = key[len('module.'):] if str(key).startswith('module.') \
+            else str(key)
+        if key.startswith(prefix):
+            part[key[len(prefix):]] = value
     if not part:
         raise KeyError(
             f'{owner}: {path} has no keys under {prefix!r}. A released '
