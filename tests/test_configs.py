@@ -60,6 +60,9 @@ def tiny_roots(tmp_path_factory):
                         rng, (1, 80))
         (coco / 'ImageSets').mkdir(exist_ok=True)
         (coco / 'ImageSets' / f'{split}.txt').write_text('\n'.join(IMAGE_IDS))
+    # the 1,250-image train subset the WeakTr COCO configs select on
+    (coco / 'ImageSets' / 'train2014_1250.txt').write_text(
+        '\n'.join(IMAGE_IDS))
     return dict(voc=voc, coco=coco,
                 synthetic=tmp_path_factory.mktemp('synthetic'))
 

@@ -185,7 +185,7 @@ def _authors_losses(model, inputs: Tensor, labels: Tensor
         return losses, kept
 
     masks = normalize_cams(cams, labels, inputs.shape[-2:],
-                           model.mask_eps[phase])
+                           model.mask_eps[phase], model.mask_align_corners)
     fg, bg, classes = _masked_pairs_in_a_loop(inputs, masks, labels)
     clip = model.clip
     if phase == 'prompt':  # engine2.py: clip_forward_global(bg)

@@ -69,7 +69,8 @@ def cam_test_settings(test_cfg: dict, where: str = 'model.test_cfg'
 def normalize_cams(cams: Tensor,
                    labels: Optional[Tensor] = None,
                    size: Optional[Sequence[int]] = None,
-                   eps: float = 1e-5) -> Tensor:
+                   eps: float = 1e-5,
+                   align_corners: bool = False) -> Tensor:
     """Turn raw CAMs into per-class maps in [0, 1].
 
     ReLU, bilinear upsampling to ``size``, per-map min-max normalisation
@@ -84,6 +85,8 @@ def normalize_cams(cams: Tensor,
         size (Sequence[int], optional): output (H, W); None keeps (h, w).
         eps (float): keeps the division finite for flat maps; SemPLeS uses
             0.1 when training masks and 1e-4 when learning prompts.
+        align_corners (bool): of the bilinear upsampling (the SemPLeS
+            authors' training masks use True). Defaults to False.
 
     Returns:
         Tensor: (B, K, H, W) in [0, 1).
@@ -94,7 +97,8 @@ def normalize_cams(cams: Tensor,
     cams = F.relu(cams)
     if size is not None and tuple(size) != tuple(cams.shape[-2:]):
         cams = F.interpolate(
-            cams, size=tuple(size), mode='bilinear', align_corners=False)
+            cams, size=tuple(size), mode='bilinear',
+            align_corners=align_corners)
     flat = cams.flatten(2)
     cam_min = flat.min(dim=2)[0][..., None, None]
     cam_max = flat.max(dim=2)[0][..., None, None]

@@ -5,7 +5,9 @@ pydensecrf is an optional extra: ``pip install pydensecrf2`` (import name
 """
 import numpy as np
 
-#: The SemPLeS authors' VOC settings.
+#: The SemPLeS authors' VOC settings (pairwise terms and iterations) with
+#: this project's unary: the scores as probabilities ('scores'). The
+#: authors' (WeakTr's) unary is unary='labels' with gt_prob 0.7.
 DEFAULT_CRF_CFG = dict(
     iterations=10,
     gaussian_sxy=4,
@@ -14,7 +16,13 @@ DEFAULT_CRF_CFG = dict(
     bilateral_srgb=5,
     bilateral_compat=3,
     min_prob=1e-5,
+    unary='scores',
+    gt_prob=0.7,
 )
+#: What the unary is built from: 'scores' (the per-pixel scores, divided by
+#: their sum, as probabilities) or 'labels' (the argmax label of each pixel
+#: held with probability gt_prob, pydensecrf's ``unary_from_labels``).
+UNARY_SOURCES = ('scores', 'labels')
 
 
 def require_pydensecrf():
@@ -43,15 +51,30 @@ def merge_crf_cfg(crf_cfg=None):
         raise KeyError(f'unknown dense-CRF setting(s) {sorted(unknown)}; '
                        f'known: {sorted(merged)}')
     merged.update(crf_cfg or {})
+    if merged['unary'] not in UNARY_SOURCES:
+        raise ValueError(f"dense-CRF setting unary={merged['unary']!r} is not "
+                         f'one of {UNARY_SOURCES}; set crf_cfg.unary to '
+                         "'scores' (default) or 'labels' (the authors').")
+    gt_prob = merged['gt_prob']
+    if isinstance(gt_prob, bool) or not isinstance(gt_prob, (int, float)) \
+            or not 0 < gt_prob < 1:
+        raise ValueError(f'dense-CRF setting gt_prob={gt_prob!r} must lie in '
+                         '(0, 1) (the authors use 0.7).')
     return merged
 
 
 def dense_crf_labels(image, scores, crf_cfg=None):
     """Refine per-pixel class scores with a fully connected CRF.
 
-    The scores are turned into probabilities by dividing by their sum per
-    pixel (after flooring them at ``min_prob``); the unary is their negative
-    log.
+    With ``unary='scores'`` (default) the scores are turned into
+    probabilities by dividing by their sum per pixel (after flooring them at
+    ``min_prob``); the unary is their negative log. With ``unary='labels'``
+    (the SemPLeS authors' and WeakTr's CRF) only each pixel's argmax label
+    counts: pydensecrf's ``unary_from_labels`` gives it probability
+    ``gt_prob`` and shares the rest evenly among the other labels (every
+    label, background included, is a sure label: ``zero_unsure=False``).
+    Argmax ties go to the lower index (background first), as the
+    threshold-and-argmax masks without CRF.
 
     Args:
         image (np.ndarray): (H, W, 3) uint8 RGB image.
@@ -68,10 +91,17 @@ def dense_crf_labels(image, scores, crf_cfg=None):
     if image.shape[:2] != (height, width):
         raise ValueError(f'CRF image shape {image.shape[:2]} does not match '
                          f'the score maps {(height, width)}')
-    probs = np.maximum(scores.astype(np.float32), cfg['min_prob'])
-    probs /= probs.sum(axis=0, keepdims=True)
+    if num_labels == 1:  # background only: nothing to choose
+        return np.zeros((height, width), np.int64)
     crf = densecrf.DenseCRF2D(width, height, num_labels)
-    crf.setUnaryEnergy(crf_utils.unary_from_softmax(probs))
+    if cfg['unary'] == 'labels':
+        crf.setUnaryEnergy(crf_utils.unary_from_labels(
+            scores.argmax(axis=0), num_labels, gt_prob=cfg['gt_prob'],
+            zero_unsure=False))
+    else:
+        probs = np.maximum(scores.astype(np.float32), cfg['min_prob'])
+        probs /= probs.sum(axis=0, keepdims=True)
+        crf.setUnaryEnergy(crf_utils.unary_from_softmax(probs))
     crf.addPairwiseGaussian(
         sxy=cfg['gaussian_sxy'], compat=cfg['gaussian_compat'])
     crf.addPairwiseBilateral(

@@ -12,8 +12,10 @@ class ModuleGroupsOptimWrapperConstructor:
     value is an ordinary optimizer-wrapper config plus ``modules``, the
     attribute names of the model's sub-modules the group trains (default:
     the group's own name). Sub-modules that are None (an absent neck) are
-    skipped. Inside a group, ``paramwise_cfg`` works as usual with parameter
-    names relative to the model (``backbone.layer1...``).
+    skipped. A group set to None is left out, so a config can drop a group
+    it inherits (e.g. the prompts' optimizer of a config without prompts).
+    Inside a group, ``paramwise_cfg`` works as usual with parameter names
+    relative to the model (``backbone.layer1...``).
 
     Example::
 
@@ -30,6 +32,9 @@ class ModuleGroupsOptimWrapperConstructor:
             raise ValueError(
                 'ModuleGroupsOptimWrapperConstructor: put paramwise_cfg inside '
                 'each group of optim_wrapper, not at its top level.')
+        optim_wrapper_cfg = {name: cfg for name, cfg in
+                             (optim_wrapper_cfg or {}).items()
+                             if cfg is not None}
         if not optim_wrapper_cfg:
             raise ValueError('ModuleGroupsOptimWrapperConstructor: '
                              'optim_wrapper names no group.')

@@ -210,3 +210,66 @@ def convert_weaktr_checkpoint(checkpoint,
     return dict(state_dict=converted, meta=meta)
 
 
+
+
+def load_converted_part(module, path: str, prefix: str, owner: str) -> None:
+    """Load the ``prefix`` part of a converted WeakTr checkpoint into
+    ``module``, strictly: every key present, none left over, every shape
+    equal. mmengine's own 'Pretrained' init skips what does not fit with a
+    warning, which would leave a half-random CAM network unnoticed.
+
+    Args:
+        module (nn.Module): :class:`WeakTrViT` or :class:`WeakTrCAMHead`.
+        path (str): file written by tools/model_converters/weaktr_to_mmseg.py,
+            a training checkpoint of a SemPLeS model with this CAM network
+            (``state_dict`` with ``backbone.*`` / ``cam_head.*`` keys beside
+            others) or a saved ``cam_network_state``; readable by mmengine's
+            CheckpointLoader.
+        prefix (str): 'backbone.' or 'cam_head.' (a missing trailing dot is
+            added).
+        owner (str): the module's name in error messages.
+
+    Raises:
+        KeyError: no key under ``prefix``, or missing / unexpected keys.
+        ValueError: tensors whose shape does not fit the module's config.
+    """
+    from mmengine.runner import CheckpointLoader
+    prefix = prefix if prefix.endswith('.') else prefix + '.'
+    checkpoint = CheckpointLoader.load_checkpoint(
+        path, map_location='cpu', logger='current')
+    state_dict = checkpoint
+    if isinstance(checkpoint, dict):
+        for key in ('state_dict', 'model'):
+            if isinstance(checkpoint.get(key), dict):
+                state_dict = checkpoint[key]
+                break
+    if not isinstance(state_dict, dict):
+        raise ValueError(f'{owner}: {path} holds no state dict.')
+    part = {}
+    for key, value in state_dict.items():
+        key = key[len('module.'):] if str(key).startswith('module.') \
+            else str(key)
+        if key.startswith(prefix):
+            part[key[len(prefix):]] = value
+    if not part:
+        raise KeyError(
+            f'{owner}: {path} has no keys under {prefix!r}. A released '
+            'WeakTr checkpoint (checkpoint_best_mIoU.pth) must be converted '
+            'first: python tools/model_converters/weaktr_to_mmseg.py SRC DST, '
+            'then point the config at DST.')
+    own = module.state_dict()
+    missing = sorted(set(own) - set(part))
+    unexpected = sorted(set(part) - set(own))
+    if missing or unexpected:
+        raise KeyError(f'{owner}: the {prefix!r} part of {path} does not fit '
+                       f'the module: missing keys {missing}, unexpected keys '
+                       f'{unexpected}.')
+    wrong = [f'{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+             for k, v in part.items() if v.shape != own[k].shape]
+    if wrong:
+        raise ValueError(
+            f'{owner}: shapes in the {prefix!r} part of {path} do not fit the '
+            f'config: {wrong}. The converter prints the numbers of the file '
+            '(class tokens, blocks, width, fusion channels -> hidden: '
+            'cam_head.reduction = channels / hidden).')
+    module.load_state_dict(part, strict=True)

@@ -19,7 +19,7 @@ from mmengine.runner import CheckpointLoader
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from .weaktr_checkpoint import deit_to_weaktr_backbone
+from .weaktr_checkpoint import deit_to_weaktr_backbone, load_converted_part
 
 
 class WeakTrFeatures(NamedTuple):
@@ -148,8 +148,11 @@ class WeakTrViT(BaseModule):
         init_cfg (dict, optional): ``dict(type='Pretrained',
             checkpoint=PATH)`` initialises from an ImageNet DeiT/timm
             checkpoint with one class token (repeated K times, see
-            :func:`deit_to_weaktr_backbone`); None uses truncated-normal
-            init. Defaults to None.
+            :func:`deit_to_weaktr_backbone`); ``dict(type='Pretrained',
+            checkpoint=PATH, prefix='backbone.')`` loads the backbone part of
+            a converted WeakTr checkpoint (K class tokens, strictly, see
+            :func:`load_converted_part`); None uses truncated-normal init.
+            Defaults to None.
     """
 
     def __init__(self,
@@ -198,11 +201,16 @@ class WeakTrViT(BaseModule):
         self.norm = nn.LayerNorm(embed_dims, eps=norm_eps)
 
     def init_weights(self) -> None:
-        """ImageNet DeiT weights for ``init_cfg`` of type 'Pretrained',
-        else DeiT's truncated-normal init."""
+        """ImageNet DeiT weights (or, with a ``prefix``, a converted WeakTr
+        checkpoint's backbone) for ``init_cfg`` of type 'Pretrained', else
+        DeiT's truncated-normal init."""
         if isinstance(self.init_cfg, dict) and \
                 self.init_cfg.get('type') == 'Pretrained':
-            self.load_deit(self.init_cfg['checkpoint'])
+            if self.init_cfg.get('prefix'):
+                load_converted_part(self, self.init_cfg['checkpoint'],
+                                    self.init_cfg['prefix'], 'WeakTrViT')
+            else:
+                self.load_deit(self.init_cfg['checkpoint'])
             self._is_init = True
             return
         if self.init_cfg is not None:

@@ -76,7 +76,14 @@ class FrozenCLIP(BaseModule):
             takes it from the weights (OpenAI files and tags mean QuickGELU),
             and where the file does not say, from the model config.
         prompt_prefix (str): text before the learnt context vectors.
-        prompt_suffix (str): text after them.
+        prompt_suffix (str): text after them, tokenised as text: '.' is the
+            end-of-word token '.</w>' (id 269 in CLIP's vocabulary).
+        prompt_suffix_ids (Sequence[int], optional): token ids to write
+            after the context vectors instead of the tokenised
+            ``prompt_suffix`` (which must then stay '.', its default). The
+            SemPLeS authors' prompts end in the bare '.' byte token, id 13:
+            ``prompt_suffix_ids=(13, )``. None (default) tokenises
+            ``prompt_suffix``.
         cache_dir (str, optional): open_clip download cache, for tags, and
             the Hugging Face cache read for 'hf-hub:' names.
         allow_download (bool): let a tag missing from the cache be
@@ -101,6 +108,7 @@ class FrozenCLIP(BaseModule):
                  quick_gelu: Optional[bool] = None,
                  prompt_prefix: str = 'a photo of',
                  prompt_suffix: str = '.',
+                 prompt_suffix_ids: Optional[Sequence[int]] = None,
                  cache_dir: Optional[str] = None,
                  allow_download: bool = False,
                  init_cfg: Optional[dict] = None):
@@ -171,7 +179,8 @@ class FrozenCLIP(BaseModule):
         self.interpolation = self.model.visual.preprocess_cfg.get(
             'interpolation', 'bicubic')
         self._register_normalisation(input_mean, input_std)
-        self._init_prompt_template(prompt_prefix, prompt_suffix)
+        self._init_prompt_template(prompt_prefix, prompt_suffix,
+                                   prompt_suffix_ids)
         self._text_cache: Dict[Tuple[str, str], torch.Tensor] = {}
 
     # ------------------------------------------------------------ building
@@ -302,22 +311,64 @@ class FrozenCLIP(BaseModule):
         self.register_buffer('input_to_clip_shift', shift.view(1, 3, 1, 1),
                              persistent=False)
 
-    def _init_prompt_template(self, prefix: str, suffix: str):
-        """Tokenise '{prefix} {suffix}' once; remember where ctx goes.
+    def _init_prompt_template(self, prefix: str, suffix: str,
+                              suffix_ids: Optional[Sequence[int]] = None):
+        """Tokenise '{prefix} {suffix}' once (or the prefix followed by
+        ``suffix_ids``); remember where ctx goes and where the EOT is.
 
         Prompt tokens: [SOT] prefix [ctx_1 .. ctx_L] suffix [EOT] [pad ...].
         """
-        template = f'{prefix} {suffix}'.strip()
+        prefix_ids = self.tokenizer.encode(prefix) if prefix else []
+        if suffix_ids is None:
+            template = f'{prefix} {suffix}'.strip()
+            tokens = self.tokenizer([template])  # (1, C)
+        else:
+            suffix_ids = self._check_suffix_ids(suffix, suffix_ids)
+            ids = [self.tokenizer.sot_token_id, *prefix_ids, *suffix_ids,
+                   self.tokenizer.eot_token_id]
+            if len(ids) > self.context_length:
+                raise ValueError(
+                    f'FrozenCLIP: prompt_prefix {prefix!r} and '
+                    f'prompt_suffix_ids {list(suffix_ids)} take {len(ids)} '
+                    f'tokens, more than the context length '
+                    f'{self.context_length}.')
+            tokens = torch.zeros((1, self.context_length), dtype=torch.long)
+            tokens[0, :len(ids)] = torch.tensor(ids)
+            template = ' '.join(([prefix] if prefix else []) +
+                                [f'<{i}>' for i in suffix_ids])
         self.prompt_template = template
-        tokens = self.tokenizer([template])  # (1, C)
-        prefix_length = len(self.tokenizer.encode(prefix)) if prefix else 0
         # +1 for the start-of-text token.
-        self.prompt_insert_index = 1 + prefix_length
+        self.prompt_insert_index = 1 + len(prefix_ids)
         self.prompt_pool_index = self._pool_index(tokens[0])
         self.register_buffer('prompt_tokens', tokens, persistent=False)
         # Positions after the EOT are padding; ctx may take that many.
         self.max_prompt_length = self.context_length - 1 - \
             self.prompt_pool_index
+
+    def _check_suffix_ids(self, suffix: str,
+                          suffix_ids: Sequence[int]) -> List[int]:
+        """``prompt_suffix_ids`` as a list of ordinary vocabulary ids."""
+        if suffix != '.':
+            raise ValueError(
+                f'FrozenCLIP: prompt_suffix={suffix!r} and prompt_suffix_ids='
+                f'{suffix_ids!r} both give the text after the context '
+                'vectors; set only one of them.')
+        if isinstance(suffix_ids, (int, str)) or not all(
+                isinstance(i, int) and not isinstance(i, bool)
+                for i in suffix_ids):
+            raise ValueError(
+                f'FrozenCLIP: prompt_suffix_ids={suffix_ids!r} must be a '
+                'sequence of token ids (ints), e.g. (13, ).')
+        vocab = self.model.token_embedding.num_embeddings
+        special = (self.tokenizer.sot_token_id, self.tokenizer.eot_token_id)
+        wrong = [i for i in suffix_ids
+                 if not 0 <= i < vocab or i in special]
+        if wrong:
+            raise ValueError(
+                f'FrozenCLIP: prompt_suffix_ids {wrong} are not ordinary '
+                f'token ids of {self.model_name} (vocabulary 0..{vocab - 1} '
+                f'without the start/end tokens {special}).')
+        return list(suffix_ids)
 
     def _pool_index(self, tokens: torch.Tensor) -> int:
         """Position whose feature the text tower pools, for one sequence."""

@@ -1,12 +1,14 @@
 """WeakTr's CAM head: a coarse conv CAM refined by fused ViT attention."""
-from typing import Dict, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmseg.registry import MODELS
+from ..backbones.weaktr_checkpoint import load_converted_part
 from ..backbones.weaktr_vit import WeakTrFeatures
 from .attention_fusion import (POOLS, AdaptiveAttentionFusion,
                                attention_channels, attention_feature_channels)
@@ -33,10 +35,24 @@ class WeakTrCAMHead(BaseModule):
     returns three image-level logits; the fine one is computed from a
     DETACHED coarse CAM, as WeakTr does, so that loss trains the fusion only.
 
+    Class slots: the backbone's class tokens and the conv's outputs are the
+    S = ``num_class_slots`` slots; the outputs (CAMs and the three logits)
+    are the K = ``num_classes`` slots ``class_indices`` names, in that
+    order. WeakTr's COCO model has 90 slots, one per COCO category id 1..90
+    (slot = category_id - 1, ids without a category included); the 80
+    categories of a COCO dataset are ``class_indices`` = their ids minus 1.
+    All S tokens take part in the attention, so a released 90-slot model
+    gives its own CAMs for the 80 selected classes.
+
     Args:
         in_channels (int): token width C. Defaults to 384.
-        num_classes (int): K, which must equal the backbone's class tokens.
-            Defaults to 20.
+        num_classes (int): K, the classes of the outputs (the dataset's
+            foreground classes). Defaults to 20.
+        num_class_slots (int, optional): S, which must equal the backbone's
+            class tokens; None means K. Defaults to None.
+        class_indices (Sequence[int], optional): the K slots (0..S-1, each
+            once) of the output classes, in the dataset's class order; None
+            means slots 0..K-1 (then S must equal K). Defaults to None.
         num_layers (int): backbone blocks L. Defaults to 12.
         num_heads (int): heads per block. Defaults to 6.
         attn_pool (str): token pooling of the fusion, 'max' (WeakTr's VOC
@@ -46,12 +62,17 @@ class WeakTrCAMHead(BaseModule):
         feat_reduction (float): ratio of the fusion's per-head feature FFN
             (64 -> 8 for DeiT-S). Defaults to 8.
         init_cfg (dict, optional): initialisation config; None keeps PyTorch's
-            default init, as WeakTr's head and fusion have. Defaults to None.
+            default init, as WeakTr's head and fusion have.
+            ``dict(type='Pretrained', checkpoint=PATH, prefix='cam_head.')``
+            loads the head part of a converted WeakTr checkpoint strictly.
+            Defaults to None.
     """
 
     def __init__(self,
                  in_channels: int = 384,
                  num_classes: int = 20,
+                 num_class_slots: Optional[int] = None,
+                 class_indices: Optional[Sequence[int]] = None,
                  num_layers: int = 12,
                  num_heads: int = 6,
                  attn_pool: str = 'max',
@@ -67,17 +88,69 @@ class WeakTrCAMHead(BaseModule):
                              f'not divisible by num_heads={num_heads}.')
         self.in_channels = in_channels
         self.num_classes = num_classes
+        self.num_class_slots = num_classes if num_class_slots is None \
+            else num_class_slots
+        self.class_indices = self._check_class_indices(class_indices)
+        # The selection as a tensor that follows the module's device (not
+        # in the state dict: checkpoints stay WeakTr's layout).
+        self.register_buffer(
+            'class_index',
+            torch.tensor(self.class_indices, dtype=torch.long),
+            persistent=False)
         self.num_layers = num_layers
         self.num_heads = num_heads
         # Names as in WeakTr's checkpoints: ``head``,
         # ``adaptive_attention_fusion``.
-        self.head = nn.Conv2d(in_channels, num_classes, 3, padding=1)
+        self.head = nn.Conv2d(in_channels, self.num_class_slots, 3,
+                              padding=1)
         self.adaptive_attention_fusion = AdaptiveAttentionFusion(
             num_channels=num_layers * num_heads,
             head_dims=in_channels // num_heads,
             reduction=reduction,
             feat_reduction=feat_reduction,
             pool=attn_pool)
+
+    def _check_class_indices(self, class_indices) -> Tuple[int, ...]:
+        """The K selected slots, checked against K and S."""
+        K, S = self.num_classes, self.num_class_slots
+        if class_indices is None:
+            if S != K:
+                raise ValueError(
+                    f'WeakTrCAMHead: num_class_slots={S} but num_classes={K} '
+                    'and no class_indices; give cam_head.class_indices, the '
+                    f'{K} slots (0..{S - 1}) of the output classes.')
+            return tuple(range(K))
+        if isinstance(class_indices, (int, str)) or not all(
+                isinstance(i, int) and not isinstance(i, bool)
+                for i in class_indices):
+            raise ValueError(
+                f'WeakTrCAMHead: class_indices={class_indices!r} must be a '
+                'sequence of slot indices (ints).')
+        indices = tuple(class_indices)
+        if len(indices) != K:
+            raise ValueError(
+                f'WeakTrCAMHead: class_indices has {len(indices)} slots but '
+                f'num_classes={K}; give one slot per output class.')
+        wrong = [i for i in indices if not 0 <= i < S]
+        repeated = sorted({i for i in indices if indices.count(i) > 1})
+        if wrong or repeated:
+            raise ValueError(
+                f'WeakTrCAMHead: class_indices must name distinct slots in '
+                f'0..{S - 1} (num_class_slots={S}); out of range: {wrong}, '
+                f'repeated: {repeated}.')
+        return indices
+
+    def init_weights(self) -> None:
+        """A converted WeakTr checkpoint's head part for ``init_cfg`` of type
+        'Pretrained' (strictly), else mmengine's init_cfg handling."""
+        if isinstance(self.init_cfg, dict) and \
+                self.init_cfg.get('type') == 'Pretrained':
+            load_converted_part(self, self.init_cfg['checkpoint'],
+                                self.init_cfg.get('prefix', 'cam_head.'),
+                                'WeakTrCAMHead')
+            self._is_init = True
+            return
+        super().init_weights()
 
     def _check_features(self, features: WeakTrFeatures) -> None:
         if not isinstance(features, WeakTrFeatures):
@@ -87,17 +160,19 @@ class WeakTrCAMHead(BaseModule):
         B, L, H, N, _ = features.attn_weights.shape
         C = features.patch_tokens.shape[1]
         K = features.class_tokens.shape[1]
-        got = dict(num_layers=L, num_heads=H, in_channels=C, num_classes=K)
+        got = dict(num_layers=L, num_heads=H, in_channels=C,
+                   num_class_slots=K)
         want = dict(num_layers=self.num_layers, num_heads=self.num_heads,
                     in_channels=self.in_channels,
-                    num_classes=self.num_classes)
+                    num_class_slots=self.num_class_slots)
         wrong = {k: (want[k], got[k]) for k in want if want[k] != got[k]}
         if wrong:
             raise ValueError(
                 'WeakTrCAMHead: the head config does not match the backbone '
                 'features (key: (head, backbone)): '
                 f'{wrong}; set cam_head.num_layers/num_heads/in_channels/'
-                'num_classes to the backbone\'s num_layers/num_heads/'
+                'num_class_slots (num_classes when there is no class '
+                'selection) to the backbone\'s num_layers/num_heads/'
                 'embed_dims/num_class_tokens.')
         if N != K + features.hw_shape[0] * features.hw_shape[1]:
             raise ValueError(f'WeakTrCAMHead: attention over {N} tokens, but '
@@ -147,17 +222,24 @@ class WeakTrCAMHead(BaseModule):
             tuple: the fine CAMs (B, K, h, w), and a dict of (B, K) logits:
             ``cls_token`` (mean over the width of each class token),
             ``coarse`` (mean of the conv scores S) and ``fine`` (mean of the
-            fine CAM built from the detached coarse CAM).
+            fine CAM built from the detached coarse CAM); K the selected
+            slots (``class_indices``), in their order.
         """
         self._check_features(features)
-        K = self.num_classes
+        S, index = self.num_class_slots, self.class_index
         B, _, h, w = features.patch_tokens.shape
         scores = self.head(features.patch_tokens)
-        coarse = F.relu(scores)
         attn = self.fuse_attention(features.attn_weights.detach(),
                                    features.attn_feats.detach())
-        class_attn = attn[:, :K, K:].reshape(B, K, h, w)
-        patch_attn = attn[:, K:, K:]
+        class_attn = attn[:, :S, S:].reshape(B, S, h, w)
+        patch_attn = attn[:, S:, S:]
+        if S != self.num_classes or self.class_indices != tuple(range(S)):
+            # every slot attends; only the selected ones are read out
+            scores, class_attn = scores[:, index], class_attn[:, index]
+            class_tokens = features.class_tokens[:, index]
+        else:
+            class_tokens = features.class_tokens
+        coarse = F.relu(scores)
         cams = self.refine(class_attn * coarse, patch_attn)
         if coarse.requires_grad:
             fine_for_loss = self.refine(class_attn * coarse.detach(),
@@ -165,7 +247,7 @@ class WeakTrCAMHead(BaseModule):
         else:  # same values, no second pass needed
             fine_for_loss = cams
         logits = dict(
-            cls_token=features.class_tokens.mean(-1),
+            cls_token=class_tokens.mean(-1),
             coarse=scores.mean((2, 3)),
             fine=fine_for_loss.mean((2, 3)))
         return cams, logits
@@ -173,7 +255,9 @@ class WeakTrCAMHead(BaseModule):
     def loss_by_cls(self, logits: Dict[str, Tensor],
                     labels: Tensor) -> Dict[str, Tensor]:
         """WeakTr's three multi-label soft-margin losses; WeakTr sums them
-        with equal weights.
+        with equal weights. With a class selection they average over the K
+        selected classes; WeakTr's 90-slot COCO training averages over all
+        90 slots, the 10 without a category always negative.
 
         Args:
             logits (dict[str, Tensor]): the (B, K) logits of :meth:`forward`.

@@ -48,6 +48,9 @@ class SemPLeS(CAMSegmentor):
         text_template (str): class text, ``'a photo of {}.'``.
         mask_eps (dict): per-phase eps of the training masks' min-max
             normalisation (0.1 when training masks, 1e-4 for prompts).
+        mask_align_corners (bool): ``align_corners`` of the bilinear
+            upsampling of the training masks to the crop size (the authors:
+            True). Exports are not affected. Defaults to False.
         cls_loss_weight (dict): per-phase weight of the classification loss.
         detach_backbone_in (Sequence[str]): phases whose backbone (and
             neck) run without autograd, so only the CAM head learns.
@@ -59,7 +62,8 @@ class SemPLeS(CAMSegmentor):
                  prompt_loss=None, refine_loss=None,
                  prompt_crop_features=None, neck=None,
                  text_template: str = 'a photo of {}.', mask_eps=None,
-                 cls_loss_weight=None, detach_backbone_in=(),
+                 mask_align_corners: bool = False, cls_loss_weight=None,
+                 detach_backbone_in=(),
                  channels_last: bool = False, train_cfg=None, test_cfg=None,
                  data_preprocessor=None, init_cfg=None):
         super().__init__(backbone, cam_head, neck, channels_last, train_cfg,
@@ -105,6 +109,7 @@ class SemPLeS(CAMSegmentor):
             **(cls_loss_weight or {})}
         check_weights('SemPLeS.mask_eps', **self.mask_eps)
         check_weights('SemPLeS.cls_loss_weight', **self.cls_loss_weight)
+        self.mask_align_corners = bool(mask_align_corners)
         if self.cls_loss_weight['prompt'] != 0:
             raise ValueError('SemPLeS: cls_loss_weight.prompt must be 0; the '
                              'CAM network is frozen in the prompt phase.')
@@ -201,7 +206,7 @@ class SemPLeS(CAMSegmentor):
         if phase == 'cam':
             return losses
         masks = normalize_cams(cams, labels, inputs.shape[-2:],
-                               self.mask_eps[phase])
+                               self.mask_eps[phase], self.mask_align_corners)
         fg, bg, class_idx = self._pair_crops(inputs, masks, labels)
         feats = self.clip.encode_image(torch.cat([fg, bg]))
         fg_feat, bg_feat = feats[:len(class_idx)], feats[len(class_idx):]
@@ -223,7 +228,8 @@ class SemPLeS(CAMSegmentor):
         (P, D), then foreground crop features (P, D) when the prompt loss
         uses them; pairs in ``labels.nonzero()`` order."""
         masks = normalize_cams(self.predict_cams(inputs), labels,
-                               inputs.shape[-2:], self.mask_eps['prompt'])
+                               inputs.shape[-2:], self.mask_eps['prompt'],
+                               self.mask_align_corners)
         fg, bg, class_idx = self._pair_crops(inputs, masks, labels)
         if self.prompt_loss.fg_weight > 0:
             feats = self.clip.encode_image(torch.cat([bg, fg]))
