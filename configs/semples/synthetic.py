@@ -52,10 +52,12 @@ optim_wrapper = dict(
     prompt=dict(optimizer=dict(lr=0.025)))
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 # CAM mIoU at the phase ends, and pseudo-mask mIoU over a threshold sweep
-# wide enough for the plain CAM, whose best threshold here is about 0.7.
+# wide enough for the plain CAM (best near 0.7) and for masks that spread
+# onto the context (with the web-caption CLIP, matching peaked at the old
+# sweep's top, 0.90, so the sweep now reaches 0.98).
 val_evaluator = [
     dict(type='IoUMetric', iou_metrics=['mIoU']),
-    dict(type='PseudoMaskMetric', bg_thresholds=(0.30, 0.90, 0.02)),
+    dict(type='PseudoMaskMetric', bg_thresholds=(0.30, 0.98, 0.02)),
 ]
 test_evaluator = val_evaluator
 # Pseudo masks (hooks, tools/make_pseudo_labels.py, the pipeline): the
