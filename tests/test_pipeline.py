@@ -198,3 +198,15 @@ def test_quick_pipeline_end_to_end_and_rerun(tmp_path, capfd):
     with pytest.raises(ValueError, match='seed'):
         tool.main(['--work-dir', work_dir, '--quick', '--seed', '2',
                    '--num-threads', '1'])
+
+
+def test_table_flags_a_best_threshold_at_the_sweep_end():
+    row = dict(mIoU=52.6, best_threshold=0.98, split='train',
+               num_images=16)
+    table = format_table(dict(pseudo_masks=dict(
+        cam=dict(row, best_at_sweep_edge=False, best_threshold=0.7),
+        match=dict(row, best_at_sweep_edge=True))))
+    assert '| 0.98 (sweep end!) |' in table
+    assert '| 0.70 |' in table
+    assert 'after match (SLM only) is an end of the sweep' in table
+    assert 'CAM baseline (after cam) is an end' not in table

@@ -19,8 +19,8 @@ from PIL import Image
 import semples_mm  # noqa: F401  (registers datasets, metrics)
 from semples_mm.datasets import (SYNTHETIC_WSSS_CLASSES,
                                  generate_synthetic_world)
-from semples_mm.engine.hooks.cam_visualization_hook import (
-    CAMVisualizationHook, jet_colormap)
+from semples_mm.engine.hooks.cam_visualization_hook import \
+    CAMVisualizationHook
 from semples_mm.engine.hooks.pseudo_label_hook import (PseudoLabelHook,
                                                       build_export_dataloader)
 
@@ -192,14 +192,35 @@ def test_hook_batch_size_replaces_the_loaders_and_keeps_the_masks(
                                    ).batch_size == 4
 
 
-def test_jet_colormap_endpoints():
-    colours = jet_colormap(np.array([[0.0, 0.5, 1.0]]))
-    # jet: dark blue at 0, green at 0.5, dark red at 1
-    assert colours[0, 0].tolist() == [0, 0, 128]
-    assert colours[0, 1].tolist() == [128, 255, 128]
-    assert colours[0, 2].tolist() == [128, 0, 0]
-    assert isinstance(HOOKS.build(dict(type='CAMVisualizationHook')),
-                      CAMVisualizationHook)
+def test_cam_overlay_is_mmengines_heat_map_over_the_image(world, tmp_path):
+    """The overlay of a CAM is mmengine's draw_featmap heat map (jet,
+    min-max) blended over the image: hot (red) where the CAM is high."""
+    cfg = runner_cfg(world, str(tmp_path / 'work'), [dict(
+        type='CAMVisualizationHook', image_indices=[0], iters=[],
+        draw_after_train=True, scales=(1.0, ), flip=False, alpha=1.0)],
+        max_iters=1)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    drawn = glob.glob(osp.join(str(tmp_path / 'work'), '*', 'vis_data',
+                               'vis_image', 'cam_*.png'))
+    assert drawn
+    overlay = np.array(Image.open(drawn[0]).convert('RGB')).astype(int)
+    hook = [h for h in runner.hooks if isinstance(h, CAMVisualizationHook)][0]
+    val = hook._get_dataset(runner)
+    sample = val[0]['data_samples']
+    from semples_mm.models.cams import CAMInference
+    from semples_mm.pseudo_labels import infer_batch_cams
+    runner.model.eval()
+    with torch.no_grad():
+        cams = infer_batch_cams(runner.model, CAMInference(),
+                                [val[0]['inputs']], [sample])[0]
+    k = int(torch.nonzero(sample.gt_class_labels)[0])
+    assert osp.basename(drawn[0]).startswith(f'cam_{sample.img_id}_')
+    cam = cams[k].numpy()
+    hot, cold = cam >= np.quantile(cam, 0.9), cam <= np.quantile(cam, 0.1)
+    # jet: red where the map is high, blue where it is low
+    red_minus_blue = overlay[..., 0] - overlay[..., 2]
+    assert red_minus_blue[hot].mean() > red_minus_blue[cold].mean() + 100
 
 
 def _load_tool(name):

@@ -1,6 +1,8 @@
-"""SemPLeS end to end in one command: (synthetic world ->) SemPLeS with
-pseudo masks after cam, match and refine -> DeepLabV2 on the SemPLeS masks
--> val mIoU, with a results table and ``<work-dir>/summary.json``.
+"""Run SemPLeS end to end: training, pseudo masks, DeepLabV2 and its mIoU.
+
+(synthetic world ->) SemPLeS -> pseudo masks after cam, match and refine ->
+DeepLabV2 on the SemPLeS masks -> val mIoU, with a results table and
+``<work-dir>/summary.json``.
 
     python tools/pipeline.py [CONFIG] --work-dir W [--seed S]
         [--deeplab-config C] [--quick] [--score-split train] [--tta]

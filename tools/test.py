@@ -7,7 +7,9 @@ from mmengine.runner import Runner
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser = argparse.ArgumentParser(
+        description='Evaluate a checkpoint of a config on its test '
+        'dataloader (every key of the model must be in the checkpoint).')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(

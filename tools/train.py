@@ -9,7 +9,10 @@ from mmengine.config import DictAction
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train a segmentor')
+    parser = argparse.ArgumentParser(
+        description='Train a config with mmengine\'s Runner (one run per work '
+        'dir; atomic checkpoints; --resume continues from the newest that '
+        'loads).')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(

@@ -34,7 +34,7 @@ model = dict(
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
-    dict(type='CheckSegMapValues', num_classes=num_classes),
+    dict(type='CheckSegMapValues'),
     # long edge 640 * [0.5, 1.5]: about COCO's own size times 0.5-1.5
     dict(
         type='RandomResize',

@@ -36,7 +36,7 @@ train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     # a pseudo mask written with another class list fails here, loudly
-    dict(type='CheckSegMapValues', num_classes=num_classes),
+    dict(type='CheckSegMapValues'),
     # long edge 512 * [0.5, 1.5]: about VOC's own size (500) times 0.5-1.5
     dict(
         type='RandomResize',

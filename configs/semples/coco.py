@@ -19,7 +19,6 @@ model = dict(
         dict(name='refine', iters=refine_iters, optimizer='cam',
              lr_mult=0.1),
     ],
-    cam_head=dict(num_classes=80),
     match_loss=dict(bg_weight=0.75),
     prompt_loss=dict(text_weight=0.01),
     refine_loss=dict(loss_weight=0.2),

@@ -38,7 +38,7 @@ model = dict(
         type='FrozenCLIP',
         model_name='semples-synthetic-tiny',
         pretrained='semples_mm://assets/synthetic_clip.safetensors'),
-    prompt_learner=dict(type='BackgroundPromptLearner', length=16, width=96),
+    prompt_learner=dict(type='BackgroundPromptLearner', length=16),
     match_loss=dict(type='SegmentLabelMatchingLoss', bg_weight=2.4),
     prompt_loss=dict(type='ContrastivePromptLoss', text_weight=0.02),
     refine_loss=dict(type='PromptRefinementLoss', loss_weight=0.05),

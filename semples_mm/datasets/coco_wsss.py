@@ -54,12 +54,11 @@ class COCOWSSSDataset(PascalVOCWSSSDataset):
 
     def _load_instance_labels(self) -> dict:
         """{image stem: sorted foreground indices} from the instances JSON."""
-        if not osp.isfile(self.instances_file):
+        if not self._exists(self.instances_file):
             raise FileNotFoundError(
                 f'instances_file {self.instances_file} does not exist; give '
                 'the COCO annotations/instances_<split>.json or the masks')
-        with open(self.instances_file) as f:
-            coco = json.load(f)
+        coco = json.loads(self._get(self.instances_file))
         cat_ids = sorted(c['id'] for c in coco['categories'])
         num_fg = len(self.foreground_classes)
         if len(cat_ids) != num_fg:

@@ -5,10 +5,10 @@ import xml.etree.ElementTree as ET
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from mmengine import fileio
 from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
-from PIL import Image
 from tqdm import tqdm
 
 from ..utils.mask_png import read_mask, voc_palette
@@ -25,23 +25,22 @@ def palette_for(num_classes: int) -> List[List[int]]:
     return voc_palette(num_classes).tolist()
 
 
-def read_image_list(path: str) -> List[str]:
-    """Image ids from a list file, one per line.
+def read_image_list(text: str) -> List[str]:
+    """Image ids from the text of a list file, one per line.
 
     A line may be an id (``2007_000032``) or, as in some ``trainaug`` lists,
     paths (``/JPEGImages/2007_000032.jpg /SegmentationClassAug/...``): the
     stem of the first token is the id. Blank lines are skipped.
     """
     ids = []
-    with open(path) as f:
-        for line in f:
-            token = line.strip().split()
-            if not token:
-                continue
-            first = token[0]
-            if '/' in first or '.' in osp.basename(first):
-                first = osp.splitext(osp.basename(first))[0]
-            ids.append(first)
+    for line in text.splitlines():
+        token = line.strip().split()
+        if not token:
+            continue
+        first = token[0]
+        if '/' in first or '.' in osp.basename(first):
+            first = osp.splitext(osp.basename(first))[0]
+        ids.append(first)
     return ids
 
 
@@ -197,6 +196,19 @@ class PascalVOCWSSSDataset(BaseSegDataset):
         """No remapping: ``metainfo['classes']`` lists the mask ids."""
         return None
 
+    # -- files (through mmengine's file backends: backend_args) -------------
+    def _exists(self, path: str) -> bool:
+        return fileio.exists(path, backend_args=self.backend_args)
+
+    def _get(self, path: str) -> bytes:
+        return fileio.get(path, backend_args=self.backend_args)
+
+    @property
+    def _local(self) -> bool:
+        return isinstance(fileio.get_file_backend(
+            self.data_root or '.', backend_args=self.backend_args),
+            fileio.LocalBackend)
+
     # -- paths -------------------------------------------------------------
     def _join_prefix(self):
         super()._join_prefix()
@@ -221,7 +233,7 @@ class PascalVOCWSSSDataset(BaseSegDataset):
         return labels
 
     def _labels_from_mask(self, path: str) -> np.ndarray:
-        values = np.unique(read_mask(path))
+        values = np.unique(read_mask(self._get(path), path))
         num_classes = len(self._metainfo['classes'])
         check_mask_values(values, num_classes, path, self.ignore_index)
         labels = np.zeros(num_classes - 1, np.float32)
@@ -232,10 +244,10 @@ class PascalVOCWSSSDataset(BaseSegDataset):
     def _labels_from_annotation(self, img_id: str) -> Optional[np.ndarray]:
         """Labels from the per-image annotation (VOC XML), None if absent."""
         path = osp.join(self.xml_dir, img_id + '.xml')
-        if not osp.isfile(path):
+        if not self._exists(path):
             return None
         try:
-            root = ET.parse(path).getroot()
+            root = ET.fromstring(self._get(path))
         except ET.ParseError as e:
             raise ValueError(f'cannot parse the XML annotation {path}: {e}')
         names = [obj.findtext('name', '').strip()
@@ -246,12 +258,11 @@ class PascalVOCWSSSDataset(BaseSegDataset):
         return f'{self.xml_dir} (VOC XML)'
 
     def _load_label_file(self) -> Dict[str, List[str]]:
-        if not osp.isfile(self.label_file):
+        if not self._exists(self.label_file):
             raise FileNotFoundError(
                 f'label_file {self.label_file} does not exist; give a JSON '
                 'file {img_id: [class names]} or leave label_file unset')
-        with open(self.label_file) as f:
-            return json.load(f)
+        return json.loads(self._get(self.label_file))
 
     def _image_labels(self, img_id, label_table, label_mask_dir):
         if label_table is not None:
@@ -262,7 +273,7 @@ class PascalVOCWSSSDataset(BaseSegDataset):
                                    f'label_file {self.label_file}')
         if label_mask_dir is not None:
             path = osp.join(label_mask_dir, img_id + self.seg_map_suffix)
-            if osp.isfile(path):
+            if self._exists(path):
                 return self._labels_from_mask(path)
         labels = self._labels_from_annotation(img_id)
         if labels is None:
@@ -274,25 +285,27 @@ class PascalVOCWSSSDataset(BaseSegDataset):
 
     # -- the list ------------------------------------------------------------
     def _read_ids(self) -> List[str]:
-        if not self.ann_file or not osp.isfile(self.ann_file):
+        if not self.ann_file or not self._exists(self.ann_file):
             raise FileNotFoundError(
                 f'image list ann_file={self.ann_file!r} does not exist; give '
                 'a text file of image ids (e.g. ImageSets/Segmentation/'
                 'train.txt relative to data_root)')
-        ids = read_image_list(self.ann_file)
+        ids = read_image_list(self._get(self.ann_file).decode())
         if not ids:
             raise ValueError(f'image list {self.ann_file} is empty')
         return ids
 
     def _check_images(self, ids: List[str], img_dir: str) -> None:
         paths = [osp.join(img_dir, i + self.img_suffix) for i in ids]
-        missing = [i for i, p in zip(ids, paths) if not osp.isfile(p)]
+        missing = [i for i, p in zip(ids, paths) if not self._exists(p)]
         if missing:
             raise FileNotFoundError(
                 f'{len(missing)} of {len(ids)} images in {self.ann_file} are '
                 f'missing from {img_dir} (suffix {self.img_suffix!r}), e.g. '
                 f'{missing[:5]}; check data_root, data_prefix.img_path, '
                 'img_suffix, or convert/download the dataset')
+        if not self._local:
+            return  # reading every file's end from remote storage is costly
         for img_id, path in zip(ids, paths):
             problem = check_image_file(path)
             if problem is not None:
@@ -302,13 +315,14 @@ class PascalVOCWSSSDataset(BaseSegDataset):
 
     def _check_masks(self, ids: List[str], seg_dir: Optional[str]) -> None:
         """Raise unless every listed image has its mask in ``seg_dir``."""
-        if not seg_dir or not osp.isdir(seg_dir):
+        if not seg_dir or not fileio.isdir(seg_dir,
+                                           backend_args=self.backend_args):
             raise FileNotFoundError(
                 f'the mask folder data_prefix.seg_map_path={seg_dir!r} does '
                 f'not exist, but every image of {self.ann_file} needs its '
                 'mask (require_masks=True); check the path (e.g. the '
                 'pseudo-mask folder of the export)')
-        missing = [i for i in ids if not osp.isfile(
+        missing = [i for i in ids if not self._exists(
             osp.join(seg_dir, i + self.seg_map_suffix))]
         if missing:
             raise FileNotFoundError(
@@ -336,7 +350,7 @@ class PascalVOCWSSSDataset(BaseSegDataset):
             seg_map_path = None
             if seg_dir is not None:
                 path = osp.join(seg_dir, img_id + self.seg_map_suffix)
-                seg_map_path = path if osp.isfile(path) else None
+                seg_map_path = path if self._exists(path) else None
             labels = self._image_labels(img_id, label_table, label_mask_dir)
             if self.skip_empty and not labels.any():
                 empty.append(img_id)
@@ -346,6 +360,7 @@ class PascalVOCWSSSDataset(BaseSegDataset):
                 seg_map_path=seg_map_path,
                 img_id=img_id,
                 gt_class_labels=labels,
+                num_classes=len(self._metainfo['classes']),
                 label_map=None,
                 reduce_zero_label=False,
                 seg_fields=[]))

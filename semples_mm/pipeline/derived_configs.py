@@ -168,18 +168,59 @@ def derive_semples_config(config, seed, data_root=None, quick=False):
     return cfg, world
 
 
+# Dataset keys a DeepLabV2 config derived from a SemPLeS config takes from
+# it: where the images, the labels and the ground truth are.
+DATA_KEYS = ('type', 'data_root', 'ann_file', 'data_prefix', 'img_suffix',
+             'seg_map_suffix', 'metainfo', 'label_file', 'label_seg_map_path',
+             'xml_dir', 'synthetic_world', 'instances_file')
+
+
+def _dataset_classes(dataset_cfg):
+    """The class list (background first) a dataset config gives."""
+    classes = (dataset_cfg.get('metainfo') or {}).get('classes')
+    if classes is None:
+        from mmseg.registry import DATASETS
+        classes = DATASETS.get(dataset_cfg['type']).METAINFO['classes']
+    return tuple(classes)
+
+
+def _take_data_settings(cfg, semples_cfg):
+    """Point the DeepLabV2 config's datasets at the SemPLeS config's data:
+    its training list (trained on pseudo masks) and its test list (the
+    benchmark), with the DeepLabV2 pipelines, and a head of its classes."""
+    for key, source in (('train_dataloader', 'train_dataloader'),
+                        ('val_dataloader', 'test_dataloader'),
+                        ('test_dataloader', 'test_dataloader')):
+        dataset = _dataset(cfg, key)
+        semples_dataset = _dataset(semples_cfg, source)
+        for name in DATA_KEYS:
+            dataset.pop(name, None)
+            if name in semples_dataset:
+                dataset[name] = copy.deepcopy(semples_dataset[name])
+    classes = _dataset_classes(_dataset(semples_cfg, 'train_dataloader'))
+    cfg.model.decode_head['num_classes'] = len(classes)
+
+
 def derive_deeplab_config(config, seed, mask_dir, data_root=None,
-                          quick=False):
+                          quick=False, semples_cfg=None):
     """The DeepLabV2 config trained on the pseudo masks in ``mask_dir``.
 
     Training on the pseudo masks (``seg_map_path``); image labels and the
     validation masks stay the ground truth. The end-of-training validation
     is switched off: the pipeline evaluates the final checkpoint itself.
 
+    Args:
+        semples_cfg (Config, optional): take the data settings (dataset
+            type, root, lists, folders, classes) from this SemPLeS config,
+            so one config describes a dataset; None keeps the DeepLabV2
+            config's own.
+
     Returns:
         Config
     """
     cfg = Config.fromfile(config)
+    if semples_cfg is not None:
+        _take_data_settings(cfg, semples_cfg)
     if synthetic_world_of(cfg) is not None:
         if data_root is None:
             raise ValueError(f'{config} has a synthetic world: the pipeline '

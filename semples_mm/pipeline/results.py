@@ -56,12 +56,20 @@ def format_table(summary):
     masks = summary.get('pseudo_masks', {})
     lines = ['| result | mIoU (%) | best bg threshold | split | images |',
              '| --- | --- | --- | --- | --- |']
+    edges = []
     for key, name in PSEUDO_ROWS:
         info = masks.get(key, {})
+        edge = ' (sweep end!)' if info.get('best_at_sweep_edge') else ''
+        if edge:
+            edges.append(name)
         lines.append(
             f"| pseudo masks, {name} | {_fmt(info.get('mIoU'))} | "
-            f"{_fmt(info.get('best_threshold'), 2)} | "
+            f"{_fmt(info.get('best_threshold'), 2)}{edge} | "
             f"{info.get('split', '-')} | {info.get('num_images', '-')} |")
+    if edges:
+        lines.append(f"| (the best threshold of {', '.join(edges)} is an end "
+                     'of the sweep: its mIoU is a lower bound; widen the '
+                     "PseudoMaskMetric's bg_thresholds) | | | | |")
     deeplab = summary.get('deeplabv2', {})
     lines.append(
         f"| DeepLabV2 on SemPLeS masks | {_fmt(deeplab.get('mIoU'))} | - | "

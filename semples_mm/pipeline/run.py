@@ -37,7 +37,7 @@ from .results import (collect_val_per_phase, format_seed_table,
                       format_table, mean_over_seeds)
 
 # the checkout's configs/ folder, beside the package
-SYNTHETIC_DEEPLAB_CONFIG = str(
+SMALL_DEEPLAB_CONFIG = str(
     PACKAGE_ROOT.parent / 'configs' / 'deeplabv2' /
     'deeplabv2_tiny_synthetic_pseudo.py')
 # Config keys that do not change trained weights (validation, logging,
@@ -82,8 +82,12 @@ def _move_aside(folder):
 
 
 def _pseudo_mask_row(entry):
+    metrics = entry.get('metrics') or {}
     return dict(
         mIoU=entry.get('mIoU'), best_threshold=entry.get('best_threshold'),
+        # the best at an end of the sweep: the mIoU is only a lower bound
+        best_at_sweep_edge=next((v for k, v in metrics.items()
+                                 if k.endswith('best_at_sweep_edge')), None),
         bg_threshold_written=entry.get('bg_threshold'),
         split=entry.get('split'), num_images=entry.get('num_images'),
         scales=entry.get('scales'), flip=entry.get('flip'),
@@ -116,8 +120,10 @@ def run_pipeline(config, work_dir, seed=0, deeplab_config=None,
         config (str): SemPLeS config.
         work_dir (str): output folder of this run.
         seed (int): training seed and synthetic-world seed.
-        deeplab_config (str, optional): DeepLabV2 config; default the tiny
-            synthetic one for configs with a synthetic world.
+        deeplab_config (str, optional): DeepLabV2 config, used as it is
+            (e.g. the R101 VOC one); default: the tiny one
+            (``configs/deeplabv2/deeplabv2_tiny_synthetic_pseudo.py``) on
+            the SemPLeS config's data and classes.
         quick (bool): tiny world and iterations (tests, smoke runs).
         data_root (str, optional): synthetic-world folder; default
             ``<work_dir>/data/synthetic_world_seed<seed>``.
@@ -151,12 +157,10 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
 
     semples_cfg, world = derive_semples_config(
         config, seed, data_root=data_root, quick=quick)
-    if deeplab_config is None:
-        if world is None:
-            raise ValueError(f'{config} has no synthetic world: pass '
-                             '--deeplab-config (e.g. configs/deeplabv2/'
-                             'deeplabv2_r101_voc_pseudo.py)')
-        deeplab_config = SYNTHETIC_DEEPLAB_CONFIG
+    # Without a DeepLabV2 config, the tiny one on the SemPLeS config's data:
+    # a new dataset needs one config only.
+    derive_deeplab_data = deeplab_config is None
+    deeplab_config = deeplab_config or SMALL_DEEPLAB_CONFIG
     _check_record(record, config=osp.abspath(config), seed=seed,
                   quick=bool(quick),
                   deeplab_config=osp.abspath(deeplab_config),
@@ -242,8 +246,9 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
                         settings=settings, dataloader=train_loader))
 
     # 4. DeepLabV2 on the SemPLeS pseudo masks, then its val mIoU
-    deeplab_cfg = derive_deeplab_config(deeplab_config, seed, mask_dir,
-                                        data_root=data_root, quick=quick)
+    deeplab_cfg = derive_deeplab_config(
+        deeplab_config, seed, mask_dir, data_root=data_root, quick=quick,
+        semples_cfg=semples_cfg if derive_deeplab_data else None)
     deeplab_cfg_path = osp.join(work_dir, 'configs', 'deeplabv2.py')
     deeplab_cfg.dump(deeplab_cfg_path)
     deeplab_dir = osp.join(work_dir, 'deeplabv2')

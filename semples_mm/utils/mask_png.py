@@ -1,6 +1,7 @@
 """Class-id masks as VOC palette PNGs: the palette, atomic writing and
 reading. One module for the datasets, the exporter, the synthetic world and
 the dataset converters."""
+import io
 import os
 import os.path as osp
 import tempfile
@@ -77,12 +78,16 @@ def save_mask_png(mask: np.ndarray, path: str) -> None:
         raise
 
 
-def read_mask(path: str) -> np.ndarray:
-    """A class-id mask (H, W) uint8; palette PNGs give their indices."""
-    with Image.open(path) as image:
+def read_mask(source, name: str = None) -> np.ndarray:
+    """A class-id mask (H, W) uint8 from a path or the file's bytes (as an
+    mmengine file backend gives them; ``name`` then names it in errors);
+    palette PNGs give their indices."""
+    name = name or source
+    opened = io.BytesIO(source) if isinstance(source, bytes) else source
+    with Image.open(opened) as image:
         if image.mode not in ('P', 'L'):
             raise ValueError(
-                f'mask {path} has image mode {image.mode}; class-id masks '
+                f'mask {name} has image mode {image.mode}; class-id masks '
                 'must be single-channel (palette "P" or greyscale "L") PNGs '
                 'whose values are class ids')
         return np.array(image)

@@ -1,4 +1,4 @@
-"""Which of semples-mm's imports an environment lacks, with versions.
+"""Check which of semples-mm's imports an environment lacks, with versions.
 
     python tools/misc/check_offline_env.py
 
@@ -8,6 +8,7 @@ repository): it names every missing module, says where it should come from,
 and exits 1 if anything is missing, so a GPU session learns that in seconds
 rather than inside a long benchmark.
 """
+import argparse
 import importlib
 import sys
 
@@ -43,7 +44,11 @@ MODULES = {
 }
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split('\n', 2)[2]).parse_args(argv)
     missing = []
     for name, source in MODULES.items():
         try:

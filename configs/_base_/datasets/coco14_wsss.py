@@ -27,7 +27,7 @@ crop_size = (448, 448)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
-    dict(type='CheckSegMapValues', num_classes=num_classes),
+    dict(type='CheckSegMapValues'),
     dict(
         type='RandomResize',
         scale=(2048, 512),
@@ -42,7 +42,7 @@ val_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     dict(type='LoadAnnotations'),
-    dict(type='CheckSegMapValues', num_classes=num_classes),
+    dict(type='CheckSegMapValues'),
     dict(type='PackWSSSInputs'),
 ]
 test_pipeline = val_pipeline
@@ -62,7 +62,6 @@ train_dataloader = dict(
         # labels from the ground truth even when seg_map_path is changed
         # to pseudo masks
         label_seg_map_path='SegmentationClass/train2014',
-        num_classes=num_classes,
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=1,
@@ -76,7 +75,6 @@ val_dataloader = dict(
         data_prefix=dict(
             img_path='val2014', seg_map_path='SegmentationClass/val2014'),
         label_seg_map_path='SegmentationClass/val2014',
-        num_classes=num_classes,
         test_mode=True,
         pipeline=val_pipeline))
 test_dataloader = val_dataloader

@@ -17,14 +17,16 @@ synthetic_world = dict(
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
-    dict(type='CheckSegMapValues', num_classes=num_classes),
+    dict(type='CheckSegMapValues'),
+    # a no-op on the world's 64x64 images; one batch size for other data
+    dict(type='Resize', scale=crop_size, keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackWSSSInputs'),
 ]
 val_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
-    dict(type='CheckSegMapValues', num_classes=num_classes),
+    dict(type='CheckSegMapValues'),
     dict(type='PackWSSSInputs'),
 ]
 test_pipeline = val_pipeline
@@ -45,7 +47,6 @@ train_dataloader = dict(
         # to pseudo masks
         label_seg_map_path='SegmentationClass',
         metainfo=dict(classes=class_names),
-        num_classes=num_classes,
         synthetic_world=synthetic_world,
         pipeline=train_pipeline))
 val_dataloader = dict(
@@ -62,7 +63,6 @@ val_dataloader = dict(
         img_suffix='.png',
         label_seg_map_path='SegmentationClass',
         metainfo=dict(classes=class_names),
-        num_classes=num_classes,
         synthetic_world=synthetic_world,
         test_mode=True,
         pipeline=val_pipeline))

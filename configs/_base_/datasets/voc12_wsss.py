@@ -17,7 +17,7 @@ crop_size = (448, 448)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
-    dict(type='CheckSegMapValues', num_classes=num_classes),
+    dict(type='CheckSegMapValues'),
     dict(
         type='RandomResize',
         scale=(2048, 512),
@@ -32,7 +32,7 @@ val_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     dict(type='LoadAnnotations'),
-    dict(type='CheckSegMapValues', num_classes=num_classes),
+    dict(type='CheckSegMapValues'),
     dict(type='PackWSSSInputs'),
 ]
 test_pipeline = val_pipeline
@@ -51,7 +51,6 @@ train_dataloader = dict(
         # labels from the ground truth even when seg_map_path is changed
         # to pseudo masks
         label_seg_map_path='SegmentationClassAug',
-        num_classes=num_classes,
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=1,
@@ -65,7 +64,6 @@ val_dataloader = dict(
         data_prefix=dict(
             img_path='JPEGImages', seg_map_path='SegmentationClass'),
         label_seg_map_path='SegmentationClass',
-        num_classes=num_classes,
         test_mode=True,
         pipeline=val_pipeline))
 test_dataloader = val_dataloader

@@ -19,4 +19,5 @@ cam_backbone = dict(
     out_indices=(3, ),
     norm_cfg=norm_cfg,
     contract_dilation=True)
-cam_head = dict(type='CAMHead', in_channels=128, num_classes=5, pool='gap')
+# num_classes: the model's class names
+cam_head = dict(type='CAMHead', in_channels=128, pool='gap')

@@ -26,8 +26,8 @@ model = dict(
         norm_cfg=norm_cfg,
         norm_eval=True,  # batch statistics of ImageNet; small CAM batches
         init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint)),
-    cam_head=dict(type='CAMHead', in_channels=2048, num_classes=20,
-                  pool='gap'),
+    # num_classes: the model's class names
+    cam_head=dict(type='CAMHead', in_channels=2048, pool='gap'),
     # ResNet-50 in channels-last order: on the 2-core CPU (batch 8, 224)
     # cam 1.19x, match 1.08x, export 1.27x faster; expected to help more on
     # GPU tensor cores (unmeasured)
@@ -37,8 +37,8 @@ model = dict(
         model_name='ViT-B-32',
         pretrained=clip_checkpoint,
         image_chunk_size=128),
-    # class_names: the model's
-    prompt_learner=dict(type='BackgroundPromptLearner', length=30, width=512),
+    # class_names: the model's; width: CLIP's text width
+    prompt_learner=dict(type='BackgroundPromptLearner', length=30),
     match_loss=dict(type='SegmentLabelMatchingLoss'),
     prompt_loss=dict(type='ContrastivePromptLoss'),
     refine_loss=dict(type='PromptRefinementLoss'),

@@ -1,40 +1,17 @@
 """CAM heatmaps of a few fixed images, drawn by the runner's visualizer."""
 import copy
 
-import numpy as np
+import mmcv
 import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmseg.registry import DATASETS, HOOKS
-from PIL import Image
 
 from ...models.cams import CAMInference
 from ...pseudo_labels import (export_settings, infer_batch_cams,
                               inference_settings, sample_image_id)
 from ...utils.models import phase_schedule, unwrap_model
-
-
-def jet_colormap(values):
-    """Map values in [0, 1] to jet colours.
-
-    Args:
-        values (np.ndarray): (H, W) float.
-
-    Returns:
-        np.ndarray: (H, W, 3) uint8 RGB.
-    """
-    values = np.clip(values, 0.0, 1.0)[..., None]
-    centres = np.array([0.75, 0.5, 0.25])  # red, green, blue peaks
-    rgb = np.clip(1.5 - np.abs(4.0 * (values - centres)), 0.0, 1.0)
-    return (rgb * 255).round().astype(np.uint8)
-
-
-def overlay_cam(image, cam, alpha=0.5):
-    """Blend a jet heatmap of ``cam`` (H, W) over ``image`` (H, W, 3)."""
-    blended = (1 - alpha) * image.astype(np.float32) + \
-        alpha * jet_colormap(cam).astype(np.float32)
-    return blended.round().clip(0, 255).astype(np.uint8)
 
 
 @HOOKS.register_module()
@@ -133,19 +110,21 @@ class CAMVisualizationHook(Hook):
                             f'past the dataset ({len(dataset)} images)')
                     batch = pseudo_collate([dataset[index]])
                     data_sample = batch['data_samples'][0]
-                    cams = infer_batch_cams(
-                        model, inference, batch['inputs'],
-                        [data_sample])[0].cpu().numpy()
-                    image = np.asarray(Image.open(
-                        data_sample.metainfo['img_path']).convert('RGB'))
+                    cams = infer_batch_cams(model, inference, batch['inputs'],
+                                            [data_sample])[0].cpu()
+                    image = mmcv.imread(data_sample.metainfo['img_path'],
+                                        channel_order='rgb')
                     img_id = sample_image_id(data_sample)
                     present = torch.nonzero(
                         data_sample.gt_class_labels > 0).flatten().tolist()
                     for k in present:
                         name = class_names[k + 1] if class_names else \
                             f'class{k + 1}'
+                        # mmengine's heat map (jet, min-max) over the image
+                        overlay = runner.visualizer.draw_featmap(
+                            cams[k][None], image, alpha=self.alpha)
                         runner.visualizer.add_image(
                             f'cam_{img_id}_{name}'.replace(' ', '_'),
-                            overlay_cam(image, cams[k], self.alpha), step=step)
+                            overlay, step=step)
         finally:
             model.train(was_training)

@@ -42,7 +42,9 @@ class SemPLeS(CAMSegmentor):
             :class:`FrozenCLIP`, :class:`BackgroundPromptLearner` and the
             losses; each phase needs the parts of its loss. CLIP's
             ``input_mean``/``input_std`` default to the data preprocessor's,
-            the prompts' ``class_names`` to ``class_names``.
+            the prompts' ``class_names`` to ``class_names`` and their
+            ``width`` to CLIP's text width, the head's ``num_classes`` to
+            the number of class names.
         prompt_crop_features (dict): a crop-feature source; default
             ``RecomputeCropFeatures`` (every step, as the authors).
         text_template (str): class text, ``'a photo of {}.'``.
@@ -66,6 +68,9 @@ class SemPLeS(CAMSegmentor):
                  detach_backbone_in=(),
                  channels_last: bool = False, train_cfg=None, test_cfg=None,
                  data_preprocessor=None, init_cfg=None):
+        # the head's class count defaults to the class list's
+        cam_head = dict(cam_head, num_classes=cam_head.get(
+            'num_classes', len(class_names)))
         super().__init__(backbone, cam_head, neck, channels_last, train_cfg,
                          test_cfg, data_preprocessor, init_cfg)
         self.schedule = PhaseSchedule(phases)
@@ -81,6 +86,8 @@ class SemPLeS(CAMSegmentor):
                 input_mean=self.data_preprocessor.mean.flatten().tolist(),
                 input_std=self.data_preprocessor.std.flatten().tolist())
         for key, cfg in parts.items():
+            if key == 'prompt_learner' and self.clip is not None:
+                defaults[key]['width'] = self.clip.text_width
             setattr(self, key, MODELS.build(
                 cfg, default_args=defaults.get(key)) if cfg else None)
         self.class_names = list(class_names)
