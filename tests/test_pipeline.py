@@ -5,8 +5,10 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import shutil
 
 import pytest
+from mmengine.config import Config
 
 from semples_mm.pseudo_labels import export_settings
 from semples_mm.pipeline.derived_configs import export_dataloader
@@ -75,6 +77,41 @@ def test_derived_deeplab_config(tmp_path):
     iters = cfg.train_cfg.max_iters
     assert cfg.param_scheduler[0].end == iters
     assert cfg.train_cfg.val_begin > iters  # the pipeline tests it itself
+
+
+def test_derived_deeplab_data_of_voc_trains_on_trainaug_and_tests_on_val():
+    """Without --deeplab-config the small DeepLabV2 takes voc.py's data:
+    trained on the trainaug masks, benchmarked on VOC val (the test list),
+    never on VOC train, where voc.py validates its CAMs."""
+    semples_cfg = Config.fromfile(osp.join(ROOT, 'configs', 'semples',
+                                           'voc.py'))
+    cfg = derive_deeplab_config(DEEPLAB, seed=0, mask_dir='masks',
+                                semples_cfg=semples_cfg)
+    assert cfg.train_dataloader.dataset.ann_file == \
+        'ImageSets/Segmentation/trainaug.txt'
+    for key in ('val_dataloader', 'test_dataloader'):
+        dataset = cfg[key].dataset
+        assert dataset.ann_file == 'ImageSets/Segmentation/val.txt', key
+        assert dataset.type == 'PascalVOCWSSSDataset'
+        assert dataset.data_root == semples_cfg.train_dataloader.dataset.\
+            data_root
+    assert cfg.model.decode_head.num_classes == 21
+
+
+def test_training_inputs_keep_what_a_model_selection_reads():
+    """Validation settings do not change trained weights, unless a
+    BestCAMSelectionHook picks the weights by them."""
+    from semples_mm.pipeline.run import training_inputs
+    cfg = Config.fromfile(SYNTHETIC)
+    plain = training_inputs(cfg)
+    assert 'val_evaluator' not in plain and 'val_dataloader' not in plain
+    assert 'test_cfg' not in plain['model'] and 'pseudo_label_cfg' not in plain
+    cfg.custom_hooks.append(dict(type='BestCAMSelectionHook'))
+    selecting = training_inputs(cfg)
+    assert selecting['val_evaluator'] == cfg.val_evaluator
+    assert selecting['val_dataloader'] == cfg.val_dataloader
+    assert selecting['model']['test_cfg'] == cfg.model.test_cfg
+    assert 'pseudo_label_cfg' not in selecting
 
 
 def test_semples_config_without_a_phase_is_refused(tmp_path):
@@ -174,6 +211,22 @@ def test_quick_pipeline_end_to_end_and_rerun(tmp_path, capfd):
         assert again['steps'][step]['skipped_in_last_run'] is True
     assert _mtimes(work_dir) == mtimes
     assert again['pseudo_masks'] == summary['pseudo_masks']
+
+    # masks moved away from a finished export: that export runs again (the
+    # same masks: DeepLabV2, trained on the SemPLeS ones, stays)
+    match_dir = summary['pseudo_masks']['match']['out_dir']
+    shutil.move(match_dir, str(tmp_path / 'moved_by_hand'))
+    capfd.readouterr()
+    moved = tool.main(['--work-dir', work_dir] + QUICK_ARGS)
+    log = capfd.readouterr().out
+    assert 'step export_match: marked done, but its outputs are missing' \
+        in log
+    for step in STEPS:
+        assert moved['steps'][step]['skipped_in_last_run'] is (
+            step != 'export_match'), step
+    assert len(glob.glob(osp.join(match_dir, '*.png'))) == \
+        QUICK_WORLD['num_train']
+    assert moved['pseudo_masks'] == summary['pseudo_masks']
 
     # a lost summary.json: finished training steps are recognised from
     # their outputs; the exports (which continue their folders: nothing is

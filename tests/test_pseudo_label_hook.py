@@ -76,13 +76,20 @@ def dataset_cfg(root, split):
 _run_ids = itertools.count()
 
 
-def runner_cfg(root, work_dir, custom_hooks, max_iters=3):
+def runner_cfg(root, work_dir, custom_hooks, max_iters=3, val_sweep=None):
+    """``val_sweep``: a validation (never run) whose PseudoMaskMetric
+    sweeps these thresholds."""
     val_loader = dict(batch_size=2, num_workers=0,
                       sampler=dict(type='DefaultSampler', shuffle=False),
                       dataset=dataset_cfg(root, 'val'))
     for hook in custom_hooks:
         hook.setdefault('dataloader', val_loader)
+    validation = {} if val_sweep is None else dict(
+        val_dataloader=val_loader, val_cfg=dict(type='ValLoop'),
+        val_evaluator=[dict(type='PseudoMaskMetric',
+                            bg_thresholds=val_sweep)])
     return Config(dict(
+        **validation,
         default_scope='mmseg',
         work_dir=work_dir,
         # Runners built in the same second would share one logger and one
@@ -95,7 +102,8 @@ def runner_cfg(root, work_dir, custom_hooks, max_iters=3):
             batch_size=2, num_workers=0,
             sampler=dict(type='InfiniteSampler', shuffle=True),
             dataset=dataset_cfg(root, 'train')),
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                       val_begin=max_iters + 1),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook',
                                            interval=1000)),
@@ -112,7 +120,7 @@ def test_hooks_export_after_iteration_and_after_training(world, tmp_path):
         dict(type='PseudoLabelHook', label='semples', scales=(1.0, 1.2)),
         dict(type='CAMVisualizationHook', image_indices=[0, 1], iters=[2],
              draw_after_train=False),
-    ])
+    ], val_sweep=(0.10, 0.90, 0.20))
     runner = Runner.from_cfg(cfg)
     runner.train()
 
@@ -126,7 +134,10 @@ def test_hooks_export_after_iteration_and_after_training(world, tmp_path):
         assert info['split'] == 'val' and info['num_images'] == len(val_ids)
         assert info['num_written'] == len(val_ids)
         assert 0.0 <= info['mIoU'] <= 100.0
-        assert 0.40 <= info['best_threshold'] <= 0.59
+        # scored over the config's sweep, as every export is
+        assert list(info['metrics']['pseudo/mIoU_curve']) == [
+            '0.1', '0.3', '0.5', '0.7', '0.9']
+        assert info['best_threshold'] in (0.1, 0.3, 0.5, 0.7, 0.9)
         assert info['scales'] == ([1.0] if label == 'cam' else [1.0, 1.2])
         folder = osp.join(work_dir, 'pseudo_masks', label)
         assert sorted(glob.glob(osp.join(folder, '*.png'))) == sorted(

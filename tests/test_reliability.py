@@ -237,6 +237,9 @@ def test_bad_settings_fail_when_the_model_is_built(world, tmp_path):
         build(**{'test_cfg': dict(bg_threshold='high')})
     with pytest.raises(ValueError, match=r"mask_eps: refine='0.1'"):
         build(mask_eps=dict(refine='0.1'))
+    with pytest.raises(ValueError, match=r"mask_eps must be > 0 .*'match': "
+                       r"0"):
+        build(mask_eps=dict(match=0))
     with pytest.raises(ValueError, match=r"text_template='a photo'"):
         build(text_template='a photo')
     # a class list shorter than the dataset's fails at iteration 0

@@ -418,8 +418,16 @@ def test_missing_parts_raise():
         build_model(prompt_learner=None)
     with pytest.raises(ValueError, match='model.refine_loss'):
         build_model(refine_loss=None)
-    with pytest.raises(ValueError, match='class_names'):
-        build_model(class_names=NAMES[:4])
+    # the head's class count follows the class names unless it is given
+    assert 'num_classes' not in CFG.model.cam_head
+    four = build_model(class_names=NAMES[:4], prompt_learner=None,
+                       phases=[_phase('cam', iters=3)], clip=None,
+                       match_loss=None, prompt_loss=None, refine_loss=None)
+    assert four.cam_head.num_classes == 4
+    with pytest.raises(ValueError, match='class_names has 4 names but '
+                       'cam_head.num_classes is 5'):
+        build_model(class_names=NAMES[:4],
+                    cam_head=dict(CFG.model.cam_head, num_classes=5))
     # A CAM-only model needs no CLIP.
     cam_only = build_model(phases=[_phase('cam', iters=3)], clip=None,
                            prompt_learner=None, match_loss=None,

@@ -68,6 +68,18 @@ def train(cfg):
     return runner
 
 
+def killed_and_resumed(make_cfg, stop_iter):
+    """Train ``make_cfg(resume=False)`` until it is killed after iteration
+    ``stop_iter``, then ``make_cfg(resume=True)`` to the end."""
+    cfg = make_cfg(False)
+    cfg.custom_hooks.append(dict(type='StopAfterIterHook',
+                                 stop_iter=stop_iter))
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    start_next_second()
+    return train(make_cfg(True))
+
+
 def read_logs(work_dir):
     return ''.join(p.read_text()
                    for p in sorted(work_dir.glob('*/*.log')))
@@ -359,17 +371,8 @@ def test_pixel_free_prompt_phase_resumes_exactly(tmp_path, world_root):
     assert all(size == 4 and pixels for phase, size, pixels in records
                if phase != 'prompt')
     stopped = tmp_path / 'stopped'
-    for stop_iter, resume in ((8, False), (None, True)):
-        cfg = _with_bank(tiny_cfg(stopped, world_root, resume=resume),
-                         pixel_free=True)
-        if stop_iter is None:
-            start_next_second()
-            train(cfg)
-        else:
-            cfg.custom_hooks.append(
-                dict(type='StopAfterIterHook', stop_iter=stop_iter))
-            with pytest.raises(KeyboardInterrupt):
-                train(cfg)
+    killed_and_resumed(lambda resume: _with_bank(
+        tiny_cfg(stopped, world_root, resume=resume), pixel_free=True), 8)
     assert read_logs(stopped).count('FixedViewBankCropFeatures: crop '
                                     'features of 64 images') == 2
     full = load_ckpt(tmp_path / 'full' / f'iter_{MAX_ITERS}.pth')
@@ -455,16 +458,8 @@ def test_best_cam_selection_restores_the_best_and_survives_a_resume(
     full = load_ckpt(tmp_path / 'full' / f'iter_{MAX_ITERS}.pth')
 
     stopped = tmp_path / 'stopped'
-    for stop_iter, resume in ((6, False), (None, True)):
-        cfg = tiny_cfg(stopped, world_root, selection, resume=resume)
-        if stop_iter is None:
-            start_next_second()
-            train(cfg)
-        else:
-            cfg.custom_hooks.append(
-                dict(type='StopAfterIterHook', stop_iter=stop_iter))
-            with pytest.raises(KeyboardInterrupt):
-                train(cfg)
+    killed_and_resumed(lambda resume: tiny_cfg(
+        stopped, world_root, selection, resume=resume), 6)
     resumed = load_ckpt(stopped / f'iter_{MAX_ITERS}.pth')
     assert resumed['cam_selection']['match']['best_iter'] == 6
     for name in ('prompt_learner.ctx', key):
@@ -472,6 +467,37 @@ def test_best_cam_selection_restores_the_best_and_survives_a_resume(
                                    full['state_dict'][name], rtol=0, atol=0,
                                    msg=name)
     assert runner.model.phase == 'refine'
+
+
+def test_a_resume_restores_the_best_as_of_its_checkpoint(
+        tmp_path, world_root, monkeypatch):
+    """Killed after iteration 7 found a new best, after the last checkpoint
+    (iteration 6, best 6): the resume from 6 must not take the newer best
+    (whose replay here scores lower) for iteration 6's."""
+    from semples_mm.engine.hooks import BestCAMSelectionHook
+    monkeypatch.setattr(BestCAMSelectionHook, '_score_split',
+                        _ScriptedScores({5: 0.5, 6: 0.6, 7: 0.9}))
+    selection = [dict(type='BestCAMSelectionHook', phases=('match', ),
+                      interval=1)]
+    work_dir = tmp_path / 'run'
+    cfg = tiny_cfg(work_dir, world_root, selection)
+    cfg.custom_hooks.append(dict(type='StopAfterIterHook', stop_iter=7))
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    assert not (work_dir / 'iter_7.pth').exists()  # checkpoints every 2
+    at_6 = load_ckpt(work_dir / 'iter_6.pth')
+    assert at_6['cam_selection']['match']['best_iter'] == 6
+    # the replayed iteration 7 scores below 6 this time
+    monkeypatch.setattr(BestCAMSelectionHook, '_score_split',
+                        _ScriptedScores({7: 0.4}))
+    start_next_second()
+    train(tiny_cfg(work_dir, world_root, selection, resume=True))
+    at_8 = load_ckpt(work_dir / 'iter_8.pth')  # prompt: the CAMs rest
+    assert at_8['cam_selection']['match']['best_iter'] == 6
+    for key, value in at_6['state_dict'].items():
+        if key.startswith(('backbone.', 'cam_head.')):
+            torch.testing.assert_close(at_8['state_dict'][key], value,
+                                       rtol=0, atol=0, msg=key)
 
 
 def test_best_cam_selection_scores_the_split_with_the_config_metric(

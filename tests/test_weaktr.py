@@ -21,7 +21,7 @@ from timm.models.vision_transformer import VisionTransformer
 import semples_mm  # noqa: F401  (registers)
 from conftest import REPO_ROOT, TEST_CONFIGS
 from semples_mm.models.backbones import WeakTrFeatures
-from semples_mm.models.backbones.weaktr_checkpoint import \
+from semples_mm.models.weaktr_checkpoint import \
     convert_weaktr_state_dict
 
 # A tiny ViT: 32x32 input, 8x8 patches (4x4 grid), width 48, 2 blocks of 3

@@ -184,11 +184,15 @@ def test_web_captions_name_the_objects_and_rarely_the_context():
                                       context_named=1.0)[2]
 
 
-def test_webclip_config_differs_from_synthetic_only_in_the_clip():
+def test_webclip_config_differs_from_synthetic_only_in_clip_and_threshold():
     configs = REPO_ROOT / 'configs' / 'semples'
     base = Config.fromfile(str(configs / 'synthetic.py')).to_dict()
     web = Config.fromfile(str(configs / 'synthetic_webclip.py')).to_dict()
     assert web['model']['clip']['pretrained'] == WEBCLIP
     assert base['model']['clip']['pretrained'] == GROUNDED
+    # the written masks' threshold: each CLIP's own seed-0 val peak
+    assert web['model']['test_cfg'] == dict(bg_threshold=0.90)
+    assert base['model']['test_cfg'] == dict(bg_threshold=0.45)
     web['model']['clip']['pretrained'] = GROUNDED
+    web['model']['test_cfg'] = base['model']['test_cfg']
     assert web == base

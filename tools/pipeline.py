@@ -41,9 +41,10 @@ def parse_args(argv=None):
                        help='run these seeds in <work-dir>/seed<S> and '
                        'print their mean')
     parser.add_argument('--deeplab-config',
-                        help='DeepLabV2 config trained on the pseudo masks '
-                        '(default for synthetic worlds: configs/deeplabv2/'
-                        'deeplabv2_tiny_synthetic_pseudo.py)')
+                        help='DeepLabV2 config trained on the pseudo masks, '
+                        'used as it is (default: configs/deeplabv2/'
+                        'deeplabv2_tiny_synthetic_pseudo.py on the SemPLeS '
+                        "config's data and classes)")
     parser.add_argument('--data-root',
                         help='synthetic-world folder (default: <work-dir>/'
                         'data/synthetic_world_seed<S>)')

@@ -3,7 +3,6 @@ import argparse
 import os
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 
 
 def parse_args(argv=None):
@@ -63,30 +62,22 @@ def trigger_visualization_hook(cfg, args):
 def main(argv=None):
     args = parse_args(argv)
     import semples_mm  # noqa: F401  (registers our components)
-    from semples_mm.utils.checkpoints import load_model_weights
-    from semples_mm.utils.launch import (enable_tta, finish_distributed,
+    from semples_mm.apis.test import build_test_runner
+    from semples_mm.utils.launch import (finish_distributed,
                                          init_cpu_distributed, set_work_dir)
-    from semples_mm.utils.models import unwrap_model
 
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     set_work_dir(cfg, args.work_dir, args.config)
-    cfg.load_from = None  # loaded below, every key of the model checked
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
-    if args.tta:
-        enable_tta(cfg, args.config)
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     init_cpu_distributed(cfg, args.launcher)
-
-    runner = Runner.from_cfg(cfg)
-    model = unwrap_model(runner.model)
-    load_model_weights(model.module if args.tta else model, args.checkpoint)
-    runner.test()
+    build_test_runner(cfg, args.checkpoint, tta=args.tta).test()
     finish_distributed()
 
 

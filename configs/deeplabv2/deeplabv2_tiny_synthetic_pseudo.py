@@ -41,6 +41,7 @@ model = dict(
         init_cfg=None),
     decode_head=dict(
         in_channels=128,  # 16 * 8 in the last stage of a ResNet-18
+        num_classes=num_classes,
         # the DeepLab rates (6..24) would see mostly padding on an 8x8 map
         dilations=(1, 2, 3, 4)))
 

@@ -13,7 +13,8 @@
 # background 0.42; seed 504. Train with --amp.
 _base_ = ['./coco.py', '../_base_/models/weaktr_deit_s.py']
 # (`_base_.x` reads an inherited value where an expression needs it)
-# The released WeakTr COCO checkpoint after conversion.
+# The released WeakTr COCO checkpoint after conversion (--cfg-options: the
+# keys it feeds, as in voc_weaktr.py).
 weaktr_checkpoint = 'checkpoints/weaktr_coco_mmseg.pth'
 prompt_batch_size = 128
 refine_batch_size = 24

@@ -16,8 +16,9 @@
 # 0.43; seed 504. Train with --amp (the authors' mixed precision).
 _base_ = ['./voc.py', '../_base_/models/weaktr_deit_s.py']
 # (`_base_.x` reads an inherited value where an expression needs it)
-# The released WeakTr VOC checkpoint after conversion; set it or override
-# it with --cfg-options weaktr_checkpoint=...
+# The released WeakTr VOC checkpoint after conversion; set it here, or
+# with --cfg-options set the keys it feeds:
+#   model.backbone.init_cfg.checkpoint=F model.cam_head.init_cfg.checkpoint=F
 weaktr_checkpoint = 'checkpoints/weaktr_voc_mmseg.pth'
 prompt_batch_size = 128
 # 60 epochs of 10,582 trainaug images, the last partial batch dropped as
@@ -56,10 +57,12 @@ model = dict(
     test_cfg=dict(flip=True, eps=1e-8))
 train_dataloader = dict(
     dataset=dict(pipeline={{_base_.semples_timm_train_pipeline}}))
-# validation, selection and masks at each image's original size
-val_dataloader = dict(dataset=dict(pipeline=[
-    t for t in _base_.val_pipeline if t['type'] != 'Resize']))
-test_dataloader = val_dataloader
+# validation, selection, masks and the benchmark (VOC val) at each image's
+# original size
+original_size_pipeline = [
+    t for t in _base_.val_pipeline if t['type'] != 'Resize']
+val_dataloader = dict(dataset=dict(pipeline=original_size_pipeline))
+test_dataloader = dict(dataset=dict(pipeline=original_size_pipeline))
 optim_wrapper = dict(
     cam=dict(optimizer=dict(lr=5.12e-4), modules=('cam_head', )),
     prompt=dict(optimizer=dict(lr=0.1)))

@@ -1,4 +1,5 @@
 """Test a checkpoint on a config's test dataloader."""
+import copy
 import numbers
 import os.path as osp
 from typing import Union
@@ -9,6 +10,20 @@ from mmengine.runner import Runner
 from ..utils.checkpoints import load_model_weights
 from ..utils.launch import enable_tta
 from ..utils.models import unwrap_model
+
+
+def build_test_runner(cfg: Config, checkpoint: str,
+                      tta: bool = False) -> Runner:
+    """A Runner of ``cfg`` (changed in place) whose model holds
+    ``checkpoint``, checked to have every key of the model with its shape
+    (with ``tta``: of the model inside the config's ``tta_model``)."""
+    cfg.load_from = None  # loaded below, every key checked
+    if tta:
+        enable_tta(cfg, cfg.filename)
+    runner = Runner.from_cfg(cfg)
+    model = unwrap_model(runner.model)
+    load_model_weights(model.module if tta else model, checkpoint)
+    return runner
 
 
 def test_checkpoint(config: Union[str, Config], checkpoint: str,
@@ -26,16 +41,11 @@ def test_checkpoint(config: Union[str, Config], checkpoint: str,
         dict: the scalar metrics plus ``num_images``, ``split``, ``tta`` and
         ``checkpoint``.
     """
-    cfg = Config.fromfile(config) if isinstance(config, str) else \
-        config.copy()
+    cfg = copy.deepcopy(config) if isinstance(config, Config) else \
+        Config.fromfile(config)
     cfg.work_dir = work_dir
-    cfg.load_from = None  # loaded below, every key checked
     cfg.launcher = 'none'
-    if tta:
-        enable_tta(cfg, cfg.filename)
-    runner = Runner.from_cfg(cfg)
-    load_model_weights(unwrap_model(runner.model).module if tta else
-                       unwrap_model(runner.model), checkpoint)
+    runner = build_test_runner(cfg, checkpoint, tta)
     metrics = runner.test()
     dataset = runner.test_dataloader.dataset
     # scalar metrics (numpy or torch scalars included); tables are left out

@@ -1,6 +1,7 @@
 """Benchmark runs: training steps of each phase (ours or the authors' way,
 with CLIP trainable as they ship it or frozen) and the pseudo-mask export
 path, on random batches of a config's shapes."""
+import copy
 import os
 import platform
 import time
@@ -109,7 +110,7 @@ class Benchmark:
             raise ValueError('benchmark: export_batch_size='
                              f'{export_batch_size} must be >= 1.')
         if prompt_bank:
-            cfg = cfg.copy()
+            cfg = copy.deepcopy(cfg)
             cfg.model.prompt_crop_features = dict(
                 type='FixedViewBankCropFeatures', flip=False)
         self.cfg = cfg

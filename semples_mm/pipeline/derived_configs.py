@@ -1,9 +1,10 @@
 """Configs the pipeline derives from the user's SemPLeS and DeepLabV2 configs.
 
 The user's config files stay untouched: the pipeline loads them, applies
-its settings (world seed and folder, pseudo-label exports, ``--quick``
-sizes) and dumps the result into the work dir, where ``tools/train.py``
-reads it like any other config.
+its settings (world seed and folder, the phase-end checkpoints its export
+steps read in place of the config's pseudo-label hooks, the DeepLabV2 data
+taken from the SemPLeS config, ``--quick`` sizes) and dumps the result into
+the work dir, where ``tools/train.py`` reads it like any other config.
 """
 import copy
 import os.path as osp
@@ -187,7 +188,9 @@ def _dataset_classes(dataset_cfg):
 def _take_data_settings(cfg, semples_cfg):
     """Point the DeepLabV2 config's datasets at the SemPLeS config's data:
     its training list (trained on pseudo masks) and its test list (the
-    benchmark), with the DeepLabV2 pipelines, and a head of its classes."""
+    benchmark, as mmseg configs name it: VOC val for voc.py, whose
+    val_dataloader is VOC train), with the DeepLabV2 pipelines, and a head
+    of its classes."""
     for key, source in (('train_dataloader', 'train_dataloader'),
                         ('val_dataloader', 'test_dataloader'),
                         ('test_dataloader', 'test_dataloader')):

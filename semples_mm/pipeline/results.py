@@ -9,7 +9,8 @@ PSEUDO_ROWS = (('cam', 'CAM baseline (after cam)'),
                ('match', 'after match (SLM only)'),
                ('semples', 'SemPLeS (after refine)'))
 VAL_KEYS = ('mIoU', 'pseudo/mIoU', 'pseudo/bg_threshold')
-STEP_ORDER = ('world', 'semples', 'export_train_list', 'deeplabv2_train',
+STEP_ORDER = ('world', 'semples', 'export_cam', 'export_match',
+              'export_semples', 'export_train_list', 'deeplabv2_train',
               'deeplabv2_test')
 
 

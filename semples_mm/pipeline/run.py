@@ -57,13 +57,22 @@ def final_checkpoint(work_dir, max_iters):
     return path if checkpoint_problem(path) is None else None
 
 
+# ... except where a model selection picks the weights by validation
+SELECTION_INPUTS = ('val_dataloader', 'val_evaluator')
+
+
 def training_inputs(cfg: Config) -> dict:
     """What a training step's weights depend on: the config without its
-    validation, logging and export settings (the model's test_cfg too)."""
-    inputs = {k: v for k, v in cfg.to_dict().items()
-              if k not in NOT_TRAINING_INPUTS}
-    inputs['model'] = {k: v for k, v in inputs['model'].items()
-                       if k != 'test_cfg'}
+    validation, logging and export settings (the model's test_cfg too),
+    except those a ``BestCAMSelectionHook`` selects the weights with."""
+    selects = any(hook.get('type') == 'BestCAMSelectionHook'
+                  for hook in cfg.get('custom_hooks') or [])
+    ignored = set(NOT_TRAINING_INPUTS) - (
+        set(SELECTION_INPUTS) if selects else set())
+    inputs = {k: v for k, v in cfg.to_dict().items() if k not in ignored}
+    if not selects:
+        inputs['model'] = {k: v for k, v in inputs['model'].items()
+                           if k != 'test_cfg'}
     return inputs
 
 
@@ -79,6 +88,18 @@ def _move_aside(folder):
         shutil.move(folder, stale)
         print_log(f'[pipeline] moved the outputs of the changed step to '
                   f'{stale}', logger='current')
+
+
+def _export_finished(record, step, out_dir):
+    """A reason when ``out_dir`` holds the complete export that ``step``
+    recorded (the manifest's fingerprint is the recorded one), else None:
+    masks moved aside or left half-written make the step run again."""
+    manifest = read_manifest(out_dir) or {}
+    recorded = (record.result(step) or {}).get('fingerprint')
+    if manifest.get('complete') and recorded and \
+            manifest.get('fingerprint') == recorded:
+        return f'{out_dir} holds its complete export'
+    return None
 
 
 def _pseudo_mask_row(entry):
@@ -223,7 +244,9 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
             lambda c=checkpoint, o=out_dir, lb=label: export(
                 lb, c, o, loader, loader['dataset']['ann_file'], metric),
             inputs=dict(weights=_weights_digest(checkpoint),
-                        settings=settings, dataloader=loader, metric=metric))
+                        settings=settings, dataloader=loader, metric=metric),
+            finished=lambda s=f'export_{label}', o=out_dir: _export_finished(
+                record, s, o))
         rows[label] = _pseudo_mask_row(dict(record.result(f'export_{label}'),
                                             split=split))
     record.update(pseudo_masks=rows,
@@ -243,7 +266,9 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
             lambda: export(label, checkpoint, mask_dir, train_loader,
                            train_list, None),
             inputs=dict(weights=_weights_digest(checkpoint),
-                        settings=settings, dataloader=train_loader))
+                        settings=settings, dataloader=train_loader),
+            finished=lambda: _export_finished(record, 'export_train_list',
+                                              mask_dir))
 
     # 4. DeepLabV2 on the SemPLeS pseudo masks, then its val mIoU
     deeplab_cfg = derive_deeplab_config(

@@ -4,8 +4,10 @@ Reads WeakTr's ``checkpoint_best_mIoU.pth`` (``{'model': state_dict, ...}``,
 a DeiT-S ``WeakTr`` with K class tokens, 3x3 ``head`` and
 ``adaptive_attention_fusion``) and writes ``dict(state_dict=..., meta=...)``
 with the backbone under ``backbone.`` (:class:`WeakTrViT`) and the head and
-fusion under ``cam_head.`` (:class:`WeakTrCAMHead`), for ``load_from`` or
-mmengine's ``load_checkpoint``. Keys it does not know are an error.
+fusion under ``cam_head.`` (:class:`WeakTrCAMHead`): the file
+``weaktr_checkpoint`` names in configs/semples/voc_weaktr.py (each part's
+``init_cfg``), or for mmengine's ``load_checkpoint``. Keys it does not know
+are an error.
 
 Example:
     python tools/model_converters/weaktr_to_mmseg.py \
@@ -18,7 +20,7 @@ import mmengine
 import torch
 from mmengine.runner import CheckpointLoader
 
-from semples_mm.models.backbones.weaktr_checkpoint import \
+from semples_mm.models.weaktr_checkpoint import \
     convert_weaktr_checkpoint
 
 

@@ -1,7 +1,8 @@
 # SemPLeS with an mmseg ResNet-50 CAM network (ImageNet weights from a local
 # file) and OpenAI's CLIP ViT-B/32 (a local file), as in the authors' runs
 # (their CAM network was WeakTr/DeiT-S; see configs/semples/voc_deits.py).
-# Set these two paths (or override them with --cfg-options):
+# Set these two paths here (with --cfg-options, set the keys they feed:
+# model.backbone.init_cfg.checkpoint=F model.clip.pretrained=F):
 backbone_checkpoint = 'checkpoints/resnet50_v1c-2cccc1ad.pth'  # mmcv/mmseg R50-V1c
 clip_checkpoint = 'checkpoints/ViT-B-32.pt'  # OpenAI CLIP (TorchScript .pt)
 norm_cfg = dict(type='BN', requires_grad=True)

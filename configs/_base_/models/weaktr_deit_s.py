@@ -7,8 +7,8 @@
 # these dicts into model.backbone and model.cam_head.
 #
 # ImageNet DeiT-S, timm layout (WeakTr's --finetune default,
-# deit_small_patch16_224-cd65a155.pth); a local file, set it or override it
-# with --cfg-options weaktr_deit_checkpoint=...
+# deit_small_patch16_224-cd65a155.pth); a local file: set it here, or with
+# --cfg-options set the key it feeds, model.backbone.init_cfg.checkpoint=F
 weaktr_deit_checkpoint = 'checkpoints/deit_small_patch16_224-cd65a155.pth'
 weaktr_embed_dims = 384
 weaktr_num_layers = 12

@@ -29,12 +29,14 @@ class BestCAMSelectionHook(Hook):
     Every ``interval`` iterations of a selected phase, and at its end, the
     model's CAMs of ``dataloader`` are scored with the config's
     ``PseudoMaskMetric`` (its threshold sweep) through ``model.val_step``.
-    The best weights are kept in memory and in
-    ``<work_dir>/best_cam_<phase>.pth``; every score is recorded in
-    ``<work_dir>/cam_selection.json``. A resumed run restores the record
-    from the checkpoint and the best weights from the file. The phase-end
-    validation of ``SemPLeSPhaseHook`` (which runs first) shows the last
-    weights; this hook's log lines show each score and the best.
+    The best weights are kept in memory, in every checkpoint of the phase
+    (so a resume restores the best as of that checkpoint, even when a later
+    best was found before the kill) and in ``<work_dir>/best_cam_<phase>
+    .pth``; every score is recorded in ``<work_dir>/cam_selection.json``.
+    The phase-end validation of ``SemPLeSPhaseHook`` (which runs first)
+    shows the last weights, except after the final phase, where the loop
+    validates the restored best; this hook's log lines show each score and
+    the best.
 
     Args:
         phases (Sequence[str]): phases to select in, e.g. ('match',
@@ -77,13 +79,16 @@ class BestCAMSelectionHook(Hook):
                                                                  name)
         loaded, self._loaded = self._loaded, None
         if loaded is not None and runner.iter and loaded[0] == runner.iter:
-            self.record = loaded[1]
-            phase = schedule.at(runner.iter).name
-            best = self.record.get(phase, {}).get('path')
-            if phase in self.phases and best and runner.iter < \
-                    schedule[phase].end:
-                self._best_state = torch.load(best, map_location='cpu',
-                                              weights_only=True)
+            _, self.record, self._best_state = loaded
+            phase = schedule.at(runner.iter)
+            if self._best_state is None and phase.name in self.phases and \
+                    self.record.get(phase.name, {}).get('best_iter') and \
+                    runner.iter < phase.end:
+                raise RuntimeError(
+                    f'BestCAMSelectionHook: the checkpoint of iteration '
+                    f'{runner.iter} records a best {phase.name} iteration '
+                    'but not its weights (written before checkpoints kept '
+                    'them); resume from a checkpoint before that phase.')
 
     @staticmethod
     def _epoch(runner, phase) -> int:
@@ -181,8 +186,12 @@ class BestCAMSelectionHook(Hook):
     # ------------------------------------------------------------ resume
     def before_save_checkpoint(self, runner, checkpoint):
         checkpoint['cam_selection'] = copy.deepcopy(self.record)
+        # inside a selected phase: the best CAM network so far (None
+        # between them)
+        checkpoint['cam_selection_best'] = self._best_state
 
     def after_load_checkpoint(self, runner, checkpoint):
         if 'cam_selection' in checkpoint:
             self._loaded = (checkpoint.get('meta', {}).get('iter'),
-                            copy.deepcopy(checkpoint['cam_selection']))
+                            copy.deepcopy(checkpoint['cam_selection']),
+                            checkpoint.get('cam_selection_best'))

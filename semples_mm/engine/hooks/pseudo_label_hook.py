@@ -8,7 +8,8 @@ from mmseg.registry import HOOKS
 
 from ...pseudo_labels import (config_annotation_dirs, dataset_has_masks,
                               export_pseudo_masks, export_settings,
-                              in_order_loader_cfg, update_summary_file)
+                              in_order_loader_cfg, pseudo_mask_metric,
+                              update_summary_file)
 from ...utils.models import phase_schedule
 
 
@@ -65,8 +66,10 @@ class PseudoLabelHook(Hook):
         ann_file (str, optional): image list replacing the dataset's.
         split (str, optional): split name for the summary; default: the
             stem of the ann_file.
-        metric (dict, optional): metric config fed the CAMs and ground
-            truth; used only when every image has a mask. None: no metric.
+        metric (dict | str, optional): metric config fed the CAMs and
+            ground truth; used only when every image has a mask. Default
+            'val_evaluator': the config's ``PseudoMaskMetric`` (its
+            threshold sweep), as every export scores; None: no metric.
         out_dir (str, optional): output folder; default
             ``<work_dir>/pseudo_masks/<label>``.
         summary_file (str): JSON file name inside work_dir.
@@ -87,7 +90,7 @@ class PseudoLabelHook(Hook):
                  dataloader=None,
                  ann_file=None,
                  split=None,
-                 metric=dict(type='PseudoMaskMetric'),
+                 metric='val_evaluator',
                  out_dir=None,
                  summary_file='summary.json',
                  overwrite=True,
@@ -100,6 +103,11 @@ class PseudoLabelHook(Hook):
             raise ValueError('PseudoLabelHook: after_iter counts finished '
                              f'iterations and must be >= 1, got {after_iter}')
         export_settings({}, **settings)  # unknown or bad settings fail here
+        if not (metric is None or metric == 'val_evaluator'
+                or isinstance(metric, dict)):
+            raise ValueError(
+                f"PseudoLabelHook: metric must be a metric config dict, "
+                f"'val_evaluator' or None, got {metric!r}")
         self.label = label
         self.after_iter = after_iter
         self.phase = phase
@@ -144,7 +152,9 @@ class PseudoLabelHook(Hook):
         evaluator = None
         if self.metric is not None:
             if dataset_has_masks(dataset):
-                evaluator = [copy.deepcopy(self.metric)]
+                evaluator = [pseudo_mask_metric(runner.cfg)
+                             if self.metric == 'val_evaluator' else
+                             copy.deepcopy(self.metric)]
             else:
                 runner.logger.warning(
                     f'PseudoLabelHook[{self.label}]: not every image of the '

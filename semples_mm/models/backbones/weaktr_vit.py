@@ -5,10 +5,10 @@ class tokens and keeps, for its attention fusion, what every block computes
 on the way: the softmax attention maps and the attention branch's output.
 Parameter names follow timm's ``VisionTransformer`` so that ImageNet DeiT
 weights and released WeakTr checkpoints map onto it almost 1:1 (see
-:mod:`.weaktr_checkpoint`).
+:mod:`semples_mm.models.weaktr_checkpoint`).
 """
 from collections import OrderedDict
-from typing import NamedTuple, Tuple, Union
+from typing import Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -19,32 +19,8 @@ from mmengine.runner import CheckpointLoader
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from .weaktr_checkpoint import deit_to_weaktr_backbone, load_converted_part
-
-
-class WeakTrFeatures(NamedTuple):
-    """What :class:`WeakTrViT` hands to :class:`WeakTrCAMHead`.
-
-    With K class tokens, P = h * w patches, N = K + P tokens, L blocks of
-    ``heads`` heads and width C:
-
-    Attributes:
-        patch_tokens (Tensor): (B, C, h, w) patch tokens after the last block,
-            without the final norm (WeakTr feeds them to its head as they
-            are).
-        class_tokens (Tensor): (B, K, C) class tokens after the last block,
-            without the final norm.
-        attn_weights (Tensor): (B, L, heads, N, N) softmax attention of every
-            block (rows are queries).
-        attn_feats (Tensor): (B, L, N, C) attention-branch output of every
-            block, after ``attn.proj`` and before the residual add.
-        hw_shape (tuple[int, int]): the patch grid (h, w).
-    """
-    patch_tokens: Tensor
-    class_tokens: Tensor
-    attn_weights: Tensor
-    attn_feats: Tensor
-    hw_shape: Tuple[int, int]
+from ..weaktr_checkpoint import deit_to_weaktr_backbone, load_converted_part
+from ..weaktr_features import WeakTrFeatures
 
 
 class PatchEmbed(nn.Module):
@@ -256,7 +232,8 @@ class WeakTrViT(BaseModule):
                 'ImageNet DeiT/timm ViT with the same width and depth '
                 '(distilled DeiT and released WeakTr checkpoints are not '
                 'ImageNet inits: convert the latter with '
-                'tools/model_converters/weaktr_to_mmseg.py, then load_from).')
+                'tools/model_converters/weaktr_to_mmseg.py and set it as '
+                'weaktr_checkpoint, as configs/semples/voc_weaktr.py does).')
         wrong = [f'{k}: file {tuple(v.shape)} vs model '
                  f'{tuple(own[k].shape)}' for k, v in state_dict.items()
                  if v.shape != own[k].shape]

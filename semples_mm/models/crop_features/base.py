@@ -25,11 +25,9 @@ class CropFeatureSource:
     """Gives the prompt phase's crop features of a batch.
 
     Subclasses implement :meth:`__call__`; they return what
-    ``CropEncoder.features`` would return for the batch.
+    ``CropEncoder.features`` would return for the batch. A source that
+    needs the pixels raises (naming itself) when a batch has none.
     """
-    #: False if the source never looks at the batch's pixels: its phase
-    #: may then read batches without images (no decoding at all).
-    needs_pixels = True
 
     def __call__(self, encoder: CropEncoder, inputs: Optional[Tensor],
                  labels: Tensor, data_samples: Sequence) -> List[Tensor]:
@@ -38,8 +36,8 @@ class CropFeatureSource:
         Args:
             encoder (CropEncoder): the model's frozen feature function.
             inputs (Tensor | None): (B, 3, H, W) preprocessed images; None
-                for batches without pixels (sources with
-                ``needs_pixels = False`` only).
+                for batches without pixels (for sources that never read
+                them, e.g. ``FixedViewBankCropFeatures``).
             labels (Tensor): (B, K) multi-hot labels.
             data_samples (Sequence[SegDataSample]): the batch's samples.
 

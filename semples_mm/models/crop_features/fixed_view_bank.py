@@ -23,8 +23,8 @@ class FixedViewBankCropFeatures(CropFeatureSource):
     horizontal flip through the frozen networks, and stores the features per
     ``(img_path, flipped)``. Every later call looks the batch's samples up by
     their ``img_path`` and ``flip`` metainfo and never looks at their
-    pixels, so the phase's pipeline need not decode images at all
-    (``needs_pixels`` is False; see ``RandomFlipFlag``).
+    pixels, so the phase's pipeline need not decode images at all (see
+    ``RandomFlipFlag``).
 
     This trains the prompts on the fixed views, not on random crops as the
     authors do. Every process holds the whole bank (each rank may draw any
@@ -45,7 +45,6 @@ class FixedViewBankCropFeatures(CropFeatureSource):
             pipeline, so ``dataset`` may be the training dataset's config
             (``{{_base_.train_dataloader.dataset}}``).
     """
-    needs_pixels = False
 
     def __init__(self, dataloader: Optional[dict] = None, flip: bool = True,
                  view_pipeline=None):

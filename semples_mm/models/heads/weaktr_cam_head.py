@@ -8,8 +8,8 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from ..backbones.weaktr_checkpoint import load_converted_part
-from ..backbones.weaktr_vit import WeakTrFeatures
+from ..weaktr_checkpoint import load_converted_part
+from ..weaktr_features import WeakTrFeatures
 from .attention_fusion import (POOLS, AdaptiveAttentionFusion,
                                attention_channels, attention_feature_channels)
 

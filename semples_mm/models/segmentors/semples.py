@@ -115,6 +115,9 @@ class SemPLeS(CAMSegmentor):
             **dict(cam=1.0, match=0.0, prompt=0.0, refine=0.0),
             **(cls_loss_weight or {})}
         check_weights('SemPLeS.mask_eps', **self.mask_eps)
+        if min(self.mask_eps.values()) <= 0:  # a flat CAM would give 0 / 0
+            raise ValueError(f'SemPLeS: mask_eps must be > 0 in every '
+                             f'phase, got {self.mask_eps}.')
         check_weights('SemPLeS.cls_loss_weight', **self.cls_loss_weight)
         self.mask_align_corners = bool(mask_align_corners)
         if self.cls_loss_weight['prompt'] != 0:

@@ -34,7 +34,17 @@ model = dict(
 loader = dict(batch_size=4, num_workers=0, persistent_workers=False,
               dataset=dict(data_root=data_root,
                            synthetic_world=synthetic_world))
-train_dataloader = loader
+# the base's training pipeline at this world's size (the base resizes to 64)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='CheckSegMapValues'),
+    dict(type='Resize', scale=(32, 32), keep_ratio=False),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackWSSSInputs'),
+]
+train_dataloader = dict(loader, dataset=dict(loader['dataset'],
+                                             pipeline=train_pipeline))
 val_dataloader = loader
 test_dataloader = val_dataloader
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)

@@ -115,7 +115,8 @@ def deit_to_weaktr_backbone(checkpoint,
             f'{source}: cls_token has shape {tuple(cls_token.shape)}; an '
             'ImageNet init needs one class token (1, 1, C). A released WeakTr '
             'checkpoint (K class tokens) goes through '
-            'tools/model_converters/weaktr_to_mmseg.py and load_from.')
+            'tools/model_converters/weaktr_to_mmseg.py and is set as '
+            'weaktr_checkpoint (configs/semples/voc_weaktr.py).')
     pos_embed = state_dict['pos_embed']
     state_dict = {
         k: v
