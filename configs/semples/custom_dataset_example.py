@@ -1,6 +1,4 @@
-# SemPLeS on a dataset of your own: copy this file, edit the EDIT lines.
-# data_root: JPEGImages/<id>.jpg, SegmentationClass/<id>.png (class ids:
-# labels and scoring), ImageSets/Segmentation/{train,val}.txt.
+# SemPLeS on your own data: copy, edit the EDIT lines (docs/custom_dataset.md)
 _base_ = ['./synthetic.py']
 data_root = 'data/my_dataset'  # EDIT: the dataset folder
 classes = ('background', 'cat', 'dog')  # EDIT: mask ids 0, 1, 2, ... in order
@@ -17,7 +15,6 @@ val_dataloader = dict(dataset=dict(
     dataset, ann_file='ImageSets/Segmentation/val.txt', test_mode=True,
     pipeline={{_base_.val_pipeline}}))
 test_dataloader = val_dataloader
-# weights from the model's folder (or pretrained=FILE); the head's class
-# count, the prompts' classes and width follow
+# CLIP weights from its folder; the head and the prompts follow the classes
 model = dict(class_names=classes[1:],
              clip=dict(model_name=clip_model, pretrained=None))
