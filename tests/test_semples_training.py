@@ -518,3 +518,23 @@ def test_best_cam_selection_scores_the_split_with_the_config_metric(
     with pytest.raises(ValueError, match=r"no phase \['warmup'\]"):
         train(tiny_cfg(tmp_path / 'bad', world_root, [dict(
             type='BestCAMSelectionHook', phases=('warmup', ))]))
+
+
+def test_best_cam_selection_epoch_drops_the_last_partial_batch():
+    """One epoch is N // batch iterations, as the authors' loaders (and the
+    VOC phase lengths, 60 x (10582 // 64) = 9,900) count it: 10,582 images
+    at batch 64 give 165 (ceil would give 166), the phase's own batch size
+    wins over the training loader's."""
+    from types import SimpleNamespace
+
+    from semples_mm.engine.hooks.cam_selection_hook import \
+        BestCAMSelectionHook
+    runner = SimpleNamespace(
+        train_dataloader=SimpleNamespace(batch_size=64,
+                                         dataset=list(range(10582))),
+        train_loop=SimpleNamespace(
+            phase_dataloader_cfgs=dict(prompt=dict(batch_size=128))))
+    assert BestCAMSelectionHook._epoch(runner, 'match') == 165
+    assert BestCAMSelectionHook._epoch(runner, 'prompt') == 82
+    runner.train_dataloader.dataset = list(range(10))
+    assert BestCAMSelectionHook._epoch(runner, 'match') == 1

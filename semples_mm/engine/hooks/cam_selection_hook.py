@@ -1,7 +1,6 @@
 """Model selection inside a phase: the best CAM network by CAM mIoU."""
 import copy
 import json
-import math
 import os
 import os.path as osp
 import tempfile
@@ -43,7 +42,8 @@ class BestCAMSelectionHook(Hook):
             'refine').
         interval (int, optional): iterations between evaluations; default
             one epoch of the phase's training data (its dataloader's
-            dataset over its batch size and the world size).
+            dataset over its batch size and the world size, rounded
+            down).
         dataloader (dict, optional): dataloader config of the split to
             score; default the config's ``val_dataloader``.
         metric_key (str): the metric to maximise.
@@ -92,15 +92,17 @@ class BestCAMSelectionHook(Hook):
 
     @staticmethod
     def _epoch(runner, phase) -> int:
-        """Iterations of one pass over the phase's training data."""
+        """Iterations of one pass over the phase's training data, the last
+        partial batch dropped as the authors' loaders do (and as the VOC
+        and COCO phase lengths count epochs)."""
         loader_cfg = (getattr(runner.train_loop, 'phase_dataloader_cfgs',
                               None) or {}).get(phase, {})
         batch_size = loader_cfg.get('batch_size',
                                     runner.train_dataloader.batch_size)
         world_size = torch.distributed.get_world_size() if \
             torch.distributed.is_initialized() else 1
-        return max(1, math.ceil(len(runner.train_dataloader.dataset) /
-                                (batch_size * world_size)))
+        return max(1, len(runner.train_dataloader.dataset) //
+                   (batch_size * world_size))
 
     def _score_split(self, runner) -> float:
         """The metric of the model's CAMs on the selection split."""
