@@ -21,9 +21,11 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 
 def load_tool(name):
-    """Import ``tools/<name>.py`` as a module (tools/ is not a package)."""
+    """Import ``tools/<name>.py`` (``name`` may hold a sub-folder, e.g.
+    'analysis_tools/rerun_phases') as a module (tools/ is not a package)."""
     path = REPO_ROOT / 'tools' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'tools_{name}', path)
+    spec = importlib.util.spec_from_file_location(
+        'tools_' + name.replace('/', '_'), path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
