@@ -16,7 +16,6 @@ import shutil
 import time
 from typing import Sequence
 
-import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
@@ -25,7 +24,7 @@ from ..engine.hooks.phase_checkpoint_hook import phase_checkpoint_path
 from ..models.segmentors.phase_schedule import PhaseSchedule
 from ..pseudo_labels import export_settings, pseudo_mask_metric
 from ..pseudo_labels.manifest import read_manifest
-from ..utils.checkpoints import checkpoint_problem
+from ..utils.checkpoints import checkpoint_problem, checkpoint_state_dict
 from ..utils.fingerprint import state_fingerprint
 from ..utils.paths import PACKAGE_ROOT
 from ..utils.work_dir_lock import WorkDirLock
@@ -77,8 +76,7 @@ def training_inputs(cfg: Config) -> dict:
 
 
 def _weights_digest(path):
-    state = torch.load(path, map_location='cpu', weights_only=False)
-    return state_fingerprint(state.get('state_dict', state))
+    return state_fingerprint(checkpoint_state_dict(path))
 
 
 def _move_aside(folder):

@@ -80,18 +80,14 @@ def run_files(run_dir):
     return cfg, files
 
 
-def _cam_state(path):
-    state = torch.load(path, map_location='cpu', weights_only=False)
-    return state.get('state_dict', state)
-
-
 def initial_checkpoint(files, phases, path):
     """Write the model state the rerun starts from (see the module
     docstring) and return its path."""
-    state = dict(torch.load(files['checkpoint'], map_location='cpu',
-                            weights_only=False)['state_dict'])
-    after_cam = _cam_state(files['cam'])
-    start = after_cam if phases[0] == 'refine' else _cam_state(files['match'])
+    from semples_mm.utils.checkpoints import checkpoint_state_dict
+    state = dict(checkpoint_state_dict(files['checkpoint']))
+    after_cam = checkpoint_state_dict(files['cam'])
+    start = after_cam if phases[0] == 'refine' else \
+        checkpoint_state_dict(files['match'])
     for key in [k for k in state if k.startswith(CAM_PREFIXES)]:
         del state[key]
     state.update(start)
