@@ -14,6 +14,7 @@ from mmseg.structures import SegDataSample
 from tqdm import tqdm
 
 from ..models.cams import CAMInference, unpad
+from ..utils.mask_png import remove_stale_temp_files
 from .crf import require_pydensecrf
 from .manifest import claim_out_dir, export_producer, finish_manifest
 from .output_guard import check_output_dir, dataset_annotation_dirs
@@ -172,11 +173,13 @@ def export_pseudo_masks(model, dataloader, out_dir, settings=None,
     producer = export_producer(model, dataset, settings, split)
     if rank == 0:
         claim_out_dir(out_dir, producer, overwrite, checkpoint)
+        # a killed export's temporary PNGs; before the barrier, so that no
+        # other rank has begun writing its own
+        remove_stale_temp_files(out_dir)
     barrier()
     writer = MaskWriter(
         out_dir, settings['bg_threshold'], settings['crf'],
-        settings['crf_cfg'], settings['crf_workers'], protected, on_written,
-        clean=rank == 0)
+        settings['crf_cfg'], settings['crf_workers'], protected, on_written)
     was_training = model.training
     model.eval()
     start = time.perf_counter()

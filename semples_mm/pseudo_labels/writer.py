@@ -11,7 +11,7 @@ from PIL import Image
 from torch import Tensor
 
 from ..models.cams import with_background
-from ..utils.mask_png import remove_stale_temp_files, save_mask_png
+from ..utils.mask_png import save_mask_png
 from .crf import dense_crf_labels, merge_crf_cfg, require_pydensecrf
 from .output_guard import check_output_dir
 
@@ -36,8 +36,9 @@ class MaskWriter:
     ``bg_threshold`` (then class k + 1); with ``crf`` the background score
     and the present classes' CAMs go through a dense CRF, in a pool of
     processes. PNGs are renamed into place when complete (a kill leaves
-    whole files or temporary ones, which the next writer removes). Use as a
-    context manager: leaving it waits for the CRF jobs.
+    whole files or temporary ones, which the next export removes before
+    any process writes: ``remove_stale_temp_files``). Use as a context
+    manager: leaving it waits for the CRF jobs.
 
     Args:
         out_dir (str): output folder; refused if it is, or lies inside, a
@@ -50,15 +51,13 @@ class MaskWriter:
         protected_dirs (Iterable[str]): folders never to write into.
         on_written (callable, optional): ``on_written(img_id)`` once a PNG
             is complete on disk.
-        clean (bool): remove stale temporary files first (rank 0 only).
     """
 
     def __init__(self, out_dir: str, bg_threshold: float, crf: bool = False,
                  crf_cfg: Optional[dict] = None,
                  crf_workers: Optional[int] = None,
                  protected_dirs: Iterable[str] = (),
-                 on_written: Optional[Callable[[str], None]] = None,
-                 clean: bool = True):
+                 on_written: Optional[Callable[[str], None]] = None):
         check_output_dir(out_dir, protected_dirs)
         if crf:
             require_pydensecrf()  # fail before any work is done
@@ -68,8 +67,6 @@ class MaskWriter:
         self.on_written = on_written
         self.num_written = 0
         os.makedirs(out_dir, exist_ok=True)
-        if clean:
-            remove_stale_temp_files(out_dir)
         self._pending = []  # AsyncResult of CRF jobs, oldest first
         self._pool = None
         if crf:
