@@ -1,6 +1,7 @@
 """SemPLeS segmentor: gradient routing per phase, the loss formulas by hand,
-phase switching (CAM snapshot / restore), its state in checkpoints, the
-two-optimizer constructor and the phase-aware train steps.
+phase starts by iteration (CAM snapshot / restore, fresh optimizers), its
+state in checkpoints, the two-optimizer constructor and the train step,
+alone and inside mmengine's per-part DDP.
 
 Every model is built from tests/data/configs/tiny_semples.py (ResNetV1c-18 at
 width 8 on 32x32 inputs, randomly initialised 'semples-synthetic-tiny'
@@ -13,9 +14,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
+from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper, OptimWrapperDict, build_optim_wrapper
 from mmengine.registry import DefaultScope, init_default_scope
-from mmseg.registry import MODEL_WRAPPERS, MODELS
+from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import semples_mm  # noqa: F401  (registers)
@@ -323,54 +325,90 @@ def test_missing_labels_raise_clear_error():
 
 
 # ------------------------------------------------------ phase switching
+def build_wrappers(model):
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        return build_optim_wrapper(model, copy.deepcopy(CFG.optim_wrapper))
+
+
+def at_iteration(iteration, max_iters=13):
+    """Set the iteration train_step reads, as the Runner's
+    RuntimeInfoHook does before every step."""
+    hub = MessageHub.get_current_instance()
+    hub.update_info('iter', iteration)
+    hub.update_info('max_iters', max_iters)
+
+
+def train_iterations(model, wrappers, iterations, data):
+    for i in iterations:
+        at_iteration(i)
+        model.train_step(data, wrappers)
+
+
 def test_refine_restarts_from_the_end_of_cam_weights():
+    """tiny_semples.py: cam 0-3, match 4-6, prompt 7-9, refine 10-12."""
     model = build_model()
     model.train()
-    inputs, samples = make_batch(LABELS)
+    wrappers = build_wrappers(model)
+    data = _batch_data(LABELS)
     initial = cam_state(model)
-    assert model.set_phase('cam') is True
-    assert model.cam_snapshot is None
-    sgd_step(model, inputs, samples)
+    train_iterations(model, wrappers, range(4), data)
+    assert model.phase == 'cam' and model.cam_snapshot.as_dict() is None
     end_of_cam = cam_state(model)
     assert states_differ(initial, end_of_cam)
 
-    assert model.set_phase('match') is True
-    assert_states_equal(model.cam_snapshot, end_of_cam)
-    sgd_step(model, inputs, samples)
+    train_iterations(model, wrappers, [4], data)  # match starts
+    assert model.phase == 'match'
+    assert_states_equal(model.cam_snapshot.as_dict(), end_of_cam)
+    train_iterations(model, wrappers, [5, 6], data)
     end_of_match = cam_state(model)
     assert states_differ(end_of_match, end_of_cam)
     # the snapshot is a copy, not a view of the trained weights
-    assert_states_equal(model.cam_snapshot, end_of_cam)
+    assert_states_equal(model.cam_snapshot.as_dict(), end_of_cam)
 
     ctx = model.prompt_learner.ctx.detach().clone()
-    assert model.set_phase('prompt') is True
+    train_iterations(model, wrappers, [7, 8, 9], data)
     assert_states_equal(cam_state(model), end_of_match)  # prompt: no restore
-    with torch.no_grad():
-        model.prompt_learner.ctx.add_(1.0)  # "learnt" prompts
+    learnt = model.prompt_learner.ctx.detach().clone()
+    assert not torch.equal(learnt, ctx)
 
-    assert model.set_phase('refine') is True
+    model.enter_iteration(10, wrappers)  # refine starts
+    assert model.phase == 'refine'
     assert_states_equal(cam_state(model), end_of_cam)
     # the prompts are kept, only the CAM network restarts
-    torch.testing.assert_close(model.prompt_learner.ctx, ctx + 1.0)
+    torch.testing.assert_close(model.prompt_learner.ctx, learnt, rtol=0,
+                               atol=0)
     assert all(getattr(model, m).training for m in CAM_NET)
-
-    # Idempotent: entering the current phase again restores nothing.
-    sgd_step(model, inputs, samples)
+    # Inside a phase nothing restarts.
+    train_iterations(model, wrappers, [10], data)
     refined = cam_state(model)
     assert states_differ(refined, end_of_cam)
-    assert model.set_phase('refine') is False
+    model.enter_iteration(11, wrappers)
     assert_states_equal(cam_state(model), refined)
-    assert model.phase == 'refine'
 
 
-def test_set_phase_is_idempotent_and_checks_names():
+def test_each_phase_starts_its_optimizer_afresh():
     model = build_model()
-    assert model.set_phase('match') is True
-    snapshot = model.cam_snapshot
-    assert model.set_phase('match') is False
-    assert model.cam_snapshot is snapshot
+    model.train()
+    wrappers = build_wrappers(model)
+    data = _batch_data(LABELS)
+    train_iterations(model, wrappers, range(4), data)
+    assert len(wrappers['cam'].optimizer.state) > 0
+    model.enter_iteration(4, wrappers)  # match starts: AdamW moments go
+    assert len(wrappers['cam'].optimizer.state) == 0
+    train_iterations(model, wrappers, [4], data)
+    model.enter_iteration(5, wrappers)  # inside match: they stay
+    assert len(wrappers['cam'].optimizer.state) > 0
+
+
+def test_set_phase_checks_names_and_train_step_needs_an_iteration():
+    model = build_model()
+    model.set_phase('match')
+    assert model.phase == 'match'
     with pytest.raises(ValueError, match="no phase 'warmup'"):
         model.set_phase('warmup')
+    MessageHub.get_instance('no_iteration_yet')  # a hub without 'iter'
+    with pytest.raises(RuntimeError, match="reads the iteration"):
+        model.train_step(_batch_data(LABELS), build_wrappers(model))
 
 
 def test_phase_schedule_arithmetic():
@@ -443,65 +481,106 @@ def test_missing_parts_raise():
 
 
 # -------------------------------------------------- state in checkpoints
-def test_phase_and_snapshot_survive_state_dict_round_trip():
+def test_snapshot_survives_a_state_dict_round_trip():
     model = build_model(seed=0)
     model.train()
-    inputs, samples = make_batch(LABELS)
-    model.set_phase('cam')
-    sgd_step(model, inputs, samples)
-    end_of_cam = cam_state(model)
-    model.set_phase('match')
-    sgd_step(model, inputs, samples)
-    model.set_phase('prompt')
+    wrappers = build_wrappers(model)
+    data = _batch_data(LABELS)
+    train_iterations(model, wrappers, range(5), data)  # into match
+    end_of_cam = model.cam_snapshot.as_dict()
+    assert end_of_cam is not None
 
     # Through bytes, loaded the way torch >= 2.6 loads by default.
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     buffer.seek(0)
     state = torch.load(buffer, weights_only=True)
+    # every entry a tensor: mmengine broadcasts them at distributed start
+    assert all(torch.is_tensor(value) for value in state.values())
 
     fresh = build_model(seed=1)
-    assert fresh.phase is None and fresh.cam_snapshot is None
+    assert fresh.cam_snapshot.as_dict() is None
     assert states_differ(cam_state(fresh), cam_state(model))
     fresh.load_state_dict(state)
-    assert fresh.phase == 'prompt'
-    assert_states_equal(fresh.cam_snapshot, end_of_cam)
+    assert_states_equal(fresh.cam_snapshot.as_dict(), end_of_cam)
     assert_states_equal(cam_state(fresh), cam_state(model))
     # The restored model enters refine from the end-of-cam weights, as the
     # uninterrupted one does.
-    fresh.set_phase('refine')
-    model.set_phase('refine')
+    fresh.enter_iteration(10, build_wrappers(fresh))
+    model.enter_iteration(10, wrappers)
     assert_states_equal(cam_state(fresh), end_of_cam)
     assert_states_equal(cam_state(model), end_of_cam)
 
 
 def test_leaving_cam_again_takes_a_new_snapshot():
     """A model loaded from a finished run (mmengine ``load_from``) carries
-    that run's phase and snapshot; training it again from ``cam`` must
-    snapshot its own end-of-cam weights when it leaves ``cam`` (set_phase:
-    'Leaving cam snapshots the CAM network'), not keep the old ones."""
-    inputs, samples = make_batch(LABELS)
+    that run's snapshot; training it again from ``cam`` must snapshot its
+    own end-of-cam weights when ``cam`` ends, not keep the old ones."""
+    data = _batch_data(LABELS)
     old = build_model(seed=0)
     old.train()
-    old.set_phase('cam')
-    old.set_phase('match')
-    old.set_phase('refine')
+    train_iterations(old, build_wrappers(old), [0, 4], data)
 
     model = build_model(seed=1)
     model.load_state_dict(old.state_dict())
+    assert_states_equal(model.cam_snapshot.as_dict(),
+                        old.cam_snapshot.as_dict())
     model.train()
-    model.set_phase('cam')
-    sgd_step(model, inputs, samples)
+    wrappers = build_wrappers(model)
+    train_iterations(model, wrappers, range(4), data)
     end_of_cam = cam_state(model)
-    assert states_differ(end_of_cam, old.cam_snapshot)
-    model.set_phase('match')
-    assert_states_equal(model.cam_snapshot, end_of_cam)
+    assert states_differ(end_of_cam, old.cam_snapshot.as_dict())
+    model.enter_iteration(4, wrappers)
+    assert_states_equal(model.cam_snapshot.as_dict(), end_of_cam)
+
+
+def test_a_run_without_cam_restarts_refine_from_where_it_began():
+    """No cam phase (the authors' runs start from a trained WeakTr): the
+    weights the run begins with are the snapshot, unless the loaded
+    weights bring one (a rerun of prompt and refine from a finished run)."""
+    phases = [_phase('match'), _phase('prompt', optimizer='prompt'),
+              _phase('refine')]
+    data = _batch_data(LABELS)
+    model = build_model(phases=phases)
+    model.train()
+    wrappers = build_wrappers(model)
+    begin = cam_state(model)
+    for i in range(2):
+        at_iteration(i, max_iters=6)
+        model.train_step(data, wrappers)
+    assert_states_equal(model.cam_snapshot.as_dict(), begin)
+    model.enter_iteration(4, wrappers)
+    assert_states_equal(cam_state(model), begin)
+
+    brought = {k: v + 1 for k, v in begin.items()}
+    rerun = build_model(phases=phases)
+    rerun.cam_snapshot.store(brought)
+    rerun.enter_iteration(0, build_wrappers(rerun))
+    assert_states_equal(rerun.cam_snapshot.as_dict(), brought)
 
 
 def test_state_dict_before_any_phase_loads():
     fresh = build_model(seed=1)
     fresh.load_state_dict(build_model(seed=0).state_dict())
-    assert fresh.phase is None and fresh.cam_snapshot is None
+    assert fresh.phase is None and fresh.cam_snapshot.as_dict() is None
+
+
+def test_checkpoints_of_before_the_snapshot_was_a_tensor_load():
+    """Checkpoints written when phase and snapshot were extra state (and
+    the prompts' class names too) still load, snapshot included."""
+    model = build_model(seed=0)
+    end_of_cam = cam_state(model)
+    state = {k: v for k, v in model.state_dict().items()
+             if not k.startswith('cam_snapshot.')
+             and k != 'prompt_learner.class_names_utf8'}
+    state['_extra_state'] = dict(phase='match', cam_snapshot=end_of_cam)
+    state['prompt_learner._extra_state'] = dict(class_names=list(NAMES))
+    fresh = build_model(seed=1)
+    fresh.load_state_dict(state)
+    assert_states_equal(fresh.cam_snapshot.as_dict(), end_of_cam)
+    state['prompt_learner._extra_state'] = dict(class_names=['a'] * 5)
+    with pytest.raises(ValueError, match="learnt for classes"):
+        build_model().load_state_dict(state)
 
 
 # --------------------------------------------- optimizers per module group
@@ -569,22 +648,25 @@ def _batch_data(labels, seed=0):
 
 
 def _snapshot(model):
-    return (cam_state(model), model.prompt_learner.ctx.detach().clone())
+    prompts = model.prompt_learner  # (maybe inside its DDP wrapper)
+    return (model.cam_network_state(),
+            getattr(prompts, 'module', prompts).ctx.detach().clone())
 
 
 def _check_train_step_routing(model, wrappers, step):
     data = _batch_data(LABELS)
     model.train()
-    for phase in ('cam', 'match', 'prompt', 'refine'):
-        model.set_phase(phase)
+    for phase in model.schedule:
+        at_iteration(phase.start + 1)  # inside the phase
         cams, ctx = _snapshot(model)
         log_vars = step(data, wrappers)
-        assert {'loss'} < set(log_vars)
+        assert model.phase == phase.name
+        assert {'loss', 'cam.lr', 'prompt.lr'} < set(log_vars)
         new_cams, new_ctx = _snapshot(model)
         weights_changed = any(
             not torch.equal(cams[k], new_cams[k]) for k in cams
             if k.endswith('weight'))
-        if phase == 'prompt':
+        if phase.name == 'prompt':
             assert not weights_changed
             assert_states_equal(cams, new_cams)  # BN statistics too
             assert not torch.equal(ctx, new_ctx)
@@ -595,42 +677,48 @@ def _check_train_step_routing(model, wrappers, step):
 
 def test_train_step_steps_the_phase_optimizer():
     model = build_model()
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        wrappers = build_optim_wrapper(model, copy.deepcopy(CFG.optim_wrapper))
-    _check_train_step_routing(model, wrappers, model.train_step)
+    _check_train_step_routing(model, build_wrappers(model), model.train_step)
 
 
-def test_active_optim_wrapper_errors():
+def test_phase_optim_wrapper_errors():
     model = build_model()
     single = OptimWrapper(torch.optim.SGD(model.cam_head.parameters(), lr=1))
-    model.set_phase('match')
     # a plain wrapper serves only schedules that step one optimizer
     with pytest.raises(TypeError, match=r"step \('cam', 'prompt'\)"):
-        model.active_optim_wrapper(single)
-    model.set_phase('prompt')
+        model.enter_iteration(5, single)
     with pytest.raises(KeyError, match='optim_wrapper.prompt'):
-        model.active_optim_wrapper(OptimWrapperDict(cam=single))
+        model.enter_iteration(8, OptimWrapperDict(cam=single))
     cam_only = build_model(phases=[_phase('cam'), _phase('match')])
-    cam_only.set_phase('match')
-    assert cam_only.active_optim_wrapper(single) is single
+    assert cam_only.enter_iteration(3, single) is single
 
 
-def test_phased_ddp_steps_the_phase_optimizer(monkeypatch):
-    """PhasedDistributedDataParallel in a one-process gloo group."""
+def test_separate_ddp_calls_the_models_train_step(monkeypatch):
+    """mmengine's MMSeparateDistributedDataParallel, as the shipped configs
+    name it, in a one-process gloo group: each trainable part in its own
+    DDP, the model's own train_step, state-dict keys without the wrappers'
+    'module.' (a checkpoint of several processes loads in one)."""
     import torch.distributed as dist
+    from mmengine.model import is_model_wrapper
+    from mmengine.registry import MODEL_WRAPPERS as ROOT_WRAPPERS
     assert not dist.is_initialized()
     monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
     monkeypatch.setenv('MASTER_PORT', str(free_port()))
     dist.init_process_group('gloo', rank=0, world_size=1)
     try:
         model = build_model()
-        with DefaultScope.overwrite_default_scope('mmseg'):
-            wrapped = MODEL_WRAPPERS.build(dict(
-                type='PhasedDistributedDataParallel', module=model,
-                device_ids=None, find_unused_parameters=True))
-            wrappers = build_optim_wrapper(
-                wrapped, copy.deepcopy(CFG.optim_wrapper))
+        plain_keys = list(model.state_dict())
+        wrapped = ROOT_WRAPPERS.build(dict(
+            CFG.model_wrapper_cfg, module=model, device_ids=None))
+        assert type(wrapped).__name__ == 'MMSeparateDistributedDataParallel'
+        assert is_model_wrapper(model.backbone)
+        assert is_model_wrapper(model.prompt_learner)
+        assert not is_model_wrapper(model.clip)  # frozen: not wrapped
+        wrappers = build_wrappers(wrapped)
         _check_train_step_routing(model, wrappers, wrapped.train_step)
+        assert list(model.state_dict()) == plain_keys
+        assert set(model.cam_network_state()) == {
+            k for k in plain_keys if k.startswith(CAM_NET)}
+        build_model(seed=1).load_state_dict(model.state_dict())
     finally:
         dist.destroy_process_group()
 
@@ -640,7 +728,6 @@ def test_detached_backbone_leaves_only_the_cam_head_learning():
     the CAM network's backbone features are detached."""
     model = build_model(detach_backbone_in=('match', ))
     model.train()
-    model.set_phase('cam')
     model.set_phase('match')
     inputs, samples = make_batch(LABELS)
     sum(model.loss(inputs, samples).values()).backward()
@@ -683,7 +770,9 @@ def test_channels_last_keeps_the_losses_and_the_memory_order():
                 a.grad, b.grad, rtol=1e-4,
                 atol=1e-5 * float(b.grad.abs().max()),
                 msg=f'{phase} {name}')
-    fast.set_phase('refine')  # restores the end-of-cam snapshot
+    wrappers = build_wrappers(fast)
+    fast.enter_iteration(4, wrappers)  # snapshots the end of cam
+    fast.enter_iteration(10, wrappers)  # refine restores it
     assert all(w.is_contiguous(memory_format=torch.channels_last)
                for _, w in _conv_weights(fast))
 
@@ -767,7 +856,7 @@ def test_prompt_feature_cache_is_bounded_and_emptied_after_the_phase():
         assert len(model.crop_features) == 3
         model.loss(inputs[1:], samples[1:])  # the 3 most recent views
         assert model.crop_features.hits == 3
-    model.set_phase('refine')
+    model.enter_iteration(10, build_wrappers(model))  # refine starts
     assert len(model.crop_features) == 0
     with pytest.raises(ValueError, match='max_views'):
         build_model(prompt_crop_features=dict(

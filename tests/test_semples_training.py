@@ -1,7 +1,8 @@
 """SemPLeS training through mmengine's Runner: all four phases with
 validation at phase ends, per-phase learning rates and fresh optimizer
-states, exact resume inside a phase, the max_iters check, and the shipped
-configs/semples/synthetic.py through tools/train.py."""
+states (set by the model's own train_step), exact resume inside a phase,
+the run-length check, and the shipped configs/semples/synthetic.py through
+tools/train.py."""
 import copy
 import itertools
 import json
@@ -28,26 +29,34 @@ LR_MULT = dict(cam=1.0, match=0.1, prompt=1.0, refine=0.1)
 _run_ids = itertools.count()
 
 
+def adam_steps(optimizer) -> int:
+    """AdamW's step count (1 after the first step of a fresh state)."""
+    states = list(optimizer.state.values())
+    return int(states[0]['step']) if states else 0
+
+
 @HOOKS.register_module(force=True)
 class _PhaseRecorderHook(Hook):
-    """Records, after SemPLeSPhaseHook (priority HIGH) has run, the phase,
-    learning rates and optimizer states every iteration starts with."""
+    """Records after every iteration (whose train_step set them) the
+    phase, the learning rates it trained with and each optimizer's step
+    count."""
     priority = 'NORMAL'
 
     def __init__(self):
         self.records = []
 
-    def before_train_iter(self, runner, batch_idx, data_batch=None):
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
         model = runner.model
         self.records.append(dict(
             iter=runner.iter, phase=model.phase,
             lr={name: [g['lr'] for g in w.optimizer.param_groups]
                 for name, w in runner.optim_wrapper.items()},
-            initial_lr={name: [g['initial_lr']
+            initial_lr={name: [g.get('initial_lr')
                                for g in w.optimizer.param_groups]
                         for name, w in runner.optim_wrapper.items()},
-            num_states={name: len(w.optimizer.state)
-                        for name, w in runner.optim_wrapper.items()}))
+            steps={name: adam_steps(w.optimizer)
+                   for name, w in runner.optim_wrapper.items()}))
 
 
 def tiny_cfg(work_dir, data_root, extra_hooks=(), resume=False):
@@ -114,15 +123,13 @@ def test_all_phases_run_and_validate_at_phase_ends(full_run):
         p for p in STARTS for _ in range(LENGTHS[p])]
     for phase, start in STARTS.items():
         assert f'phase "{phase}" starts at iteration {start + 1}' in log
-    # Validation right after cam and match end (and after refine, by the
-    # training loop), none after prompt (not in validate_after).
+    # Validation right after cam and match end (and after refine, at the
+    # end of training), none after prompt (not in validate_after).
     cam_val = log.index('validating the end of phase "cam"')
     match_val = log.index('validating the end of phase "match"')
-    # (the phase hook validates before the LoggerHook writes the line of
-    # the iteration that ended the phase)
-    assert log.index(f'Iter(train) [ 3/{MAX_ITERS}]') < cam_val < \
+    assert log.index(f'Iter(train) [ 4/{MAX_ITERS}]') < cam_val < \
         log.index(f'Iter(train) [ 5/{MAX_ITERS}]')
-    assert log.index(f'Iter(train) [ 6/{MAX_ITERS}]') < match_val < \
+    assert log.index(f'Iter(train) [ 7/{MAX_ITERS}]') < match_val < \
         log.index(f'Iter(train) [ 8/{MAX_ITERS}]')
     assert 'validating the end of phase "prompt"' not in log
     assert 'validating the end of phase "refine"' not in log
@@ -143,11 +150,21 @@ def test_all_phases_run_and_validate_at_phase_ends(full_run):
     work_dir = full_run['work_dir']
     ckpt = load_ckpt(work_dir / f'iter_{MAX_ITERS}.pth')
     assert ckpt['meta']['iter'] == MAX_ITERS
-    assert ckpt['state_dict']['_extra_state']['phase'] == 'refine'
     assert full_run['model'].phase == 'refine'
-    # The checkpoint saved inside the prompt phase knows its phase.
-    assert load_ckpt(work_dir / 'iter_8.pth')['state_dict'][
-        '_extra_state']['phase'] == 'prompt'
+    # Checkpoints after cam carry the end-of-cam weights refine restarts
+    # from, as state-dict tensors.
+    at_4 = load_ckpt(work_dir / 'iter_4.pth')['state_dict']  # cam's end
+    assert not any(k.startswith('cam_snapshot.') for k in at_4)
+    end_of_cam = {k: v for k, v in at_4.items()
+                  if k.startswith(('backbone.', 'cam_head.'))}
+    for name in ('iter_6.pth', 'iter_8.pth', f'iter_{MAX_ITERS}.pth'):
+        state = load_ckpt(work_dir / name)['state_dict']
+        assert sum(k.startswith('cam_snapshot.') for k in state) == len(
+            end_of_cam)
+        for key, value in end_of_cam.items():
+            torch.testing.assert_close(
+                state['cam_snapshot.' + key.replace('.', '/')], value,
+                rtol=0, atol=0, msg=(name, key))
 
 
 def test_learning_rate_and_fresh_optimizer_per_phase(full_run):
@@ -161,24 +178,19 @@ def test_learning_rate_and_fresh_optimizer_per_phase(full_run):
             1 + math.cos(math.pi * progress))
         assert record['lr'][active] == [pytest.approx(expected, rel=1e-9)], \
             record
-        if i == STARTS[phase]:
-            assert record['lr'][active] == [pytest.approx(
-                INITIAL_LR[active] * LR_MULT[phase])]
-            assert record['num_states'][active] == 0, record  # reset
-        else:
-            assert record['num_states'][active] > 0, record
-    # The resets are real: the cam optimizer had state when match and
-    # refine started.
+        # Each phase starts its optimizer afresh: AdamW counts its steps
+        # from 1 again (the cam optimizer had 4 and 3 steps behind it when
+        # match and refine started).
+        assert record['steps'][active] == i - STARTS[phase] + 1, record
     by_iter = {r['iter']: r for r in full_run['records']}
-    assert by_iter[3]['num_states']['cam'] > 0
-    assert by_iter[9]['num_states']['cam'] > 0
-    assert by_iter[9]['num_states']['prompt'] > 0
+    assert by_iter[3]['steps']['cam'] == 4
+    assert by_iter[6]['steps']['cam'] == 3
 
 
 def test_logged_learning_rate_is_the_one_used(full_run):
     """The log line of iteration i shows the learning rates iteration i
-    trained with (mmengine's RuntimeInfoHook reads them in
-    before_train_iter; the phase hook must have set them by then)."""
+    trained with (mmengine's RuntimeInfoHook reads them before the step,
+    when the model has not set them yet; the model logs them again)."""
     logged = {
         int(m.group(1)): dict(cam=float(m.group(2)), prompt=float(m.group(3)))
         for m in re.finditer(
@@ -223,16 +235,9 @@ def test_resume_inside_prompt_and_refine_is_exact(tmp_path, world_root,
     assert resumed['meta']['iter'] == MAX_ITERS
     a, b = full['state_dict'], resumed['state_dict']
     assert a.keys() == b.keys()
-    for key in a:
-        if key.endswith('_extra_state'):
-            continue
+    assert any(key.startswith('cam_snapshot.') for key in a)
+    for key in a:  # the same computation, resumed: bit for bit
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
-    extra_a, extra_b = a['_extra_state'], b['_extra_state']
-    assert extra_a['phase'] == extra_b['phase'] == 'refine'
-    for key in extra_a['cam_snapshot']:
-        torch.testing.assert_close(extra_a['cam_snapshot'][key],
-                                   extra_b['cam_snapshot'][key],
-                                   rtol=0, atol=0, msg=key)
     torch.testing.assert_close(full['optimizer'], resumed['optimizer'],
                                rtol=0, atol=0)
 
@@ -245,13 +250,49 @@ def test_max_iters_must_match_the_phases(tmp_path, world_root):
         train(cfg)
 
 
+@HOOKS.register_module(force=True)
+class _CountIterationsHook(Hook):
+    def __init__(self):
+        self.trained = 0
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        self.trained += 1
+
+
+def test_a_plain_iteration_loop_of_another_length_fails_first(
+        tmp_path, world_root):
+    """Without PhasedTrainLoop, a run length other than the phases' fails
+    before any step with a message; of the same length, the model still
+    switches its phases itself."""
+    cfg = tiny_cfg(tmp_path / 'short', world_root,
+                   [dict(type='_CountIterationsHook')])
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=MAX_ITERS - 3,
+                         val_interval=100)
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=r'the run is 10 iterations long '
+                       r"but model.phases add up to 13; use train_cfg=dict"
+                       r"\(type='PhasedTrainLoop'\)"):
+        runner.train()
+    assert next(h for h in runner.hooks
+                if isinstance(h, _CountIterationsHook)).trained == 0
+    cfg = tiny_cfg(tmp_path / 'plain', world_root,
+                   [dict(type='_PhaseRecorderHook')])
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=MAX_ITERS,
+                         val_interval=100)
+    runner = train(cfg)
+    records = next(h for h in runner.hooks
+                   if isinstance(h, _PhaseRecorderHook)).records
+    assert [r['phase'] for r in records] == [
+        p for p in STARTS for _ in range(LENGTHS[p])]
+
+
 def test_shipped_synthetic_config_trains_with_tools_train(tmp_path):
     """configs/semples/synthetic.py, shrunk from the command line, through
     tools/train.py: every phase runs with the shipped small CLIP."""
     root = tmp_path / 'world'
     options = [f'model.phases.{i}.iters=2' for i in range(4)]
-    options += ['train_cfg.max_iters=8', 'train_cfg.val_interval=8',
-                'default_hooks.logger.interval=1',
+    options += ['default_hooks.logger.interval=1',
                 'default_hooks.checkpoint.interval=8']
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         options += [f'{loader}.dataset.data_root={root}',
@@ -271,7 +312,7 @@ def test_shipped_synthetic_config_trains_with_tools_train(tmp_path):
         assert f'phase "{phase}" starts at iteration {start}' in log
     assert 'pseudo/mIoU' in log
     ckpt = load_ckpt(work_dir / 'iter_8.pth')
-    assert ckpt['state_dict']['_extra_state']['phase'] == 'refine'
+    assert ckpt['meta']['iter'] == 8
     # The real config path: the CLIP in the checkpoint is the shipped one.
     cfg = Config.fromfile(REPO_ROOT / 'configs' / 'semples' / 'synthetic.py')
     shipped = MODELS.build(copy.deepcopy(cfg.model.clip)).state_dict()
@@ -282,23 +323,40 @@ def test_shipped_synthetic_config_trains_with_tools_train(tmp_path):
                                    rtol=0, atol=0, msg=key)
 
 
-def test_phase_hook_forgets_outputs_of_earlier_phases():
+def test_phase_log_hook_forgets_outputs_of_earlier_phases():
     """Any key the model logged before (not only losses) leaves the message
-    hub once an iteration stops producing it; hook-written keys stay."""
+    hub once an iteration stops producing it, and every model key at a
+    phase start (its window restarts); hook-written keys stay."""
     from types import SimpleNamespace
 
     from mmengine.logging import MessageHub
-    hook = HOOKS.build(dict(type='SemPLeSPhaseHook'))
+
+    from semples_mm.models.segmentors import PhaseSchedule
+    hook = HOOKS.build(dict(type='PhaseLogHook'))
     hub = MessageHub.get_instance('phase_hook_forget_test')
-    runner = SimpleNamespace(message_hub=hub)
-    step = {'loss': 1.0, 'loss_prompt': 1.0, 'prompt_cache_hit_rate': 0.5}
-    hook._forget_other_phases_outputs(runner, step)
-    for key, value in step.items():
-        hub.update_scalar(f'train/{key}', value)
+    schedule = PhaseSchedule([dict(name='prompt', iters=2, optimizer='p'),
+                              dict(name='refine', iters=2, optimizer='c')])
+    runner = SimpleNamespace(message_hub=hub, iter=0,
+                             model=SimpleNamespace(schedule=schedule))
+
+    def iteration(i, outputs):
+        runner.iter = i
+        hook.after_train_iter(runner, 0, outputs=outputs)
+        for key, value in outputs.items():  # as RuntimeInfoHook, after it
+            hub.update_scalar(f'train/{key}', value)
+
+    iteration(0, {'loss': 1.0, 'loss_prompt': 1.0,
+                  'prompt_cache_hit_rate': 0.5})
     hub.update_scalar('train/time', 0.1)
     hub.update_scalar('train/loss_cls', 0.3)  # e.g. from a resumed checkpoint
-    hook._forget_other_phases_outputs(runner, {'loss': 1.0, 'loss_match': 1.0})
-    assert set(hub.log_scalars) == {'train/loss', 'train/time'}
+    iteration(1, {'loss': 2.0, 'loss_prompt': 2.0})
+    assert set(hub.log_scalars) == {'train/loss', 'train/loss_prompt',
+                                    'train/time'}
+    assert hub.get_scalar('train/loss').mean() == 1.5  # within the phase
+    iteration(2, {'loss': 5.0, 'loss_match': 5.0})  # refine starts
+    assert set(hub.log_scalars) == {'train/loss', 'train/loss_match',
+                                    'train/time'}
+    assert hub.get_scalar('train/loss').mean() == 5.0  # window restarted
 
 
 def _with_bank(cfg, pixel_free=False):
@@ -328,7 +386,8 @@ class _BatchRecorderHook(Hook):
     def __init__(self):
         self.records = []
 
-    def before_train_iter(self, runner, batch_idx, data_batch=None):
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
         self.records.append((runner.model.phase,
                              len(data_batch['data_samples']),
                              'inputs' in data_batch))

@@ -10,11 +10,9 @@ optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4))
-train_cfg = dict(max_iters={{_base_.cam_iters}},
-                 val_interval={{_base_.cam_iters}})
 # one export: the end of training is the end of `cam`
 custom_hooks = [
-    dict(type='SemPLeSPhaseHook'),
+    dict(type='PhaseLogHook'),
     dict(type='RandomStateHook'),
     dict(type='PseudoLabelHook', label='cam'),
 ]

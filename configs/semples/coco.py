@@ -6,7 +6,6 @@ _base_ = ['../_base_/datasets/coco14_wsss.py', '../_base_/semples_recipe.py']
 # 60 epochs of 82,081 images at batch 32 would be 153,900 iterations per
 # stage; like most re-implementations we default to 10 epochs per stage.
 cam_iters = match_iters = prompt_iters = refine_iters = 25650
-max_iters = cam_iters + match_iters + prompt_iters + refine_iters
 batch_size = 32
 crop_size = {{_base_.semples_crop_size}}  # the training crops
 model = dict(
@@ -34,7 +33,6 @@ optim_wrapper = dict(
     cam=dict(optimizer=dict(lr=10 * 5.12e-6 * batch_size / 512,
                             weight_decay=0.03)),
     prompt=dict(optimizer=dict(lr=0.01 * 128 / 512, weight_decay=0.03)))
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 val_evaluator = {{_base_.semples_evaluator}}
 test_evaluator = val_evaluator
 # pseudo masks at the authors' COCO scales

@@ -23,7 +23,6 @@ refine_batch_size = 24
 match_iters = 60 * (82081 // _base_.batch_size)
 prompt_iters = 60 * (82081 // prompt_batch_size)
 refine_iters = 60 * (82081 // refine_batch_size)
-max_iters = match_iters + prompt_iters + refine_iters
 model = dict(
     backbone=dict(
         _base_.weaktr_backbone, _delete_=True,
@@ -71,7 +70,6 @@ optim_wrapper = dict(
     cam=dict(optimizer=dict(lr=5.12e-6), modules=('cam_head', )),
     prompt=dict(optimizer=dict(lr=0.01)))
 train_cfg = dict(
-    max_iters=max_iters, val_interval=max_iters,
     phase_dataloaders=dict(
         prompt=dict(
             batch_size=prompt_batch_size,
@@ -80,7 +78,7 @@ train_cfg = dict(
 val_evaluator = {{_base_.semples_selection_evaluator}}
 test_evaluator = val_evaluator
 custom_hooks = [
-    dict(type='SemPLeSPhaseHook'),
+    dict(type='PhaseLogHook'),
     dict(type='RandomStateHook'),
     dict(type='BestCAMSelectionHook', phases=('match', 'refine'),
          dataloader=selection_dataloader),

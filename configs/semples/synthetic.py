@@ -9,10 +9,8 @@ _base_ = [
 ]
 fg_class_names = ('boat', 'plane', 'train', 'cow', 'bird')
 
-# Iterations per phase. Overriding one on the command line means
-# overriding max_iters too (SemPLeSPhaseHook checks that they agree).
+# Iterations per phase (the run is as long as they add up to).
 cam_iters, match_iters, prompt_iters, refine_iters = 400, 300, 200, 300
-max_iters = cam_iters + match_iters + prompt_iters + refine_iters
 
 model = dict(
     type='SemPLeS',
@@ -50,7 +48,6 @@ train_dataloader = dict(batch_size=32)
 optim_wrapper = dict(
     cam=dict(optimizer=dict(lr=1e-3, weight_decay=1e-4)),
     prompt=dict(optimizer=dict(lr=0.025)))
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 # CAM mIoU at the phase ends, and pseudo-mask mIoU over a threshold sweep
 # wide enough for the plain CAM (best near 0.7) and for masks that spread
 # onto the context (with the web-caption CLIP, matching peaked at the old

@@ -10,7 +10,6 @@ clip_class_names = (
     'potted plant', 'sheep', 'sofa', 'train', 'tv monitor')
 # 60 epochs of 10,582 images at batch 64 = 9,920 iterations per stage.
 cam_iters = match_iters = prompt_iters = refine_iters = 9920
-max_iters = cam_iters + match_iters + prompt_iters + refine_iters
 batch_size = 64
 crop_size = {{_base_.semples_crop_size}}  # the training crops
 model = dict(
@@ -41,7 +40,6 @@ optim_wrapper = dict(
     cam=dict(optimizer=dict(lr=6.4e-4, weight_decay=0.03)),
     prompt=dict(optimizer=dict(lr=0.1 * batch_size / 512,
                                weight_decay=0.03)))
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 val_evaluator = {{_base_.semples_evaluator}}
 test_evaluator = val_evaluator
 # pseudo masks at the authors' VOC scales

@@ -25,7 +25,6 @@ prompt_batch_size = 128
 # the authors' loaders do: 165 iterations at batch 64, 82 at 128.
 match_iters = refine_iters = 60 * (10582 // _base_.batch_size)
 prompt_iters = 60 * (10582 // prompt_batch_size)
-max_iters = match_iters + prompt_iters + refine_iters
 model = dict(
     backbone=dict(
         _base_.weaktr_backbone, _delete_=True,
@@ -67,14 +66,13 @@ optim_wrapper = dict(
     cam=dict(optimizer=dict(lr=5.12e-4), modules=('cam_head', )),
     prompt=dict(optimizer=dict(lr=0.1)))
 train_cfg = dict(
-    max_iters=max_iters, val_interval=max_iters,
     phase_dataloaders=dict(prompt=dict(
         batch_size=prompt_batch_size,
         dataset=dict(pipeline={{_base_.semples_crop_flip_pipeline}}))))
 val_evaluator = {{_base_.semples_selection_evaluator}}
 test_evaluator = val_evaluator
 custom_hooks = [
-    dict(type='SemPLeSPhaseHook'),
+    dict(type='PhaseLogHook'),
     dict(type='RandomStateHook'),
     # one evaluation per epoch of match and refine on val_dataloader (VOC
     # train); prompt starts from the best match weights, the masks come

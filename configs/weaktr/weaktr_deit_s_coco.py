@@ -16,7 +16,6 @@ weaktr_lr = 2e-4  # WeakTr's COCO --lr, scaled by batch / 512
 weaktr_min_lr = 1e-5  # WeakTr's --min-lr, the end of its cosine
 # 60 epochs of 82,081 // 64 = 1,282 iterations (last partial batch dropped)
 cam_iters = 60 * (82081 // batch_size)
-max_iters = cam_iters
 model = dict(
     backbone=dict(
         _base_.weaktr_backbone, _delete_=True,
@@ -30,6 +29,10 @@ model = dict(
     channels_last=False,  # a ViT: only its patch embedding is a convolution
     phases=[dict(name='cam', iters=cam_iters, optimizer='cam',
                  lr_mult=batch_size / 512)],
+    # cosine to WeakTr's --min-lr; no warm-up (WeakTr: 5 epochs from 1e-6),
+    # see docs/reproducing.md
+    lr_schedule=dict(
+        eta_min_ratio=weaktr_min_lr / (weaktr_lr * batch_size / 512)),
     # phase cam needs none of the CLIP parts
     clip=None, prompt_learner=None, match_loss=None, prompt_loss=None,
     refine_loss=None,
@@ -53,13 +56,10 @@ selection_dataloader = dict(
                  ann_file='ImageSets/train2014_1250.txt', test_mode=True,
                  pipeline=export_pipeline))
 optim_wrapper = dict(cam=dict(optimizer=dict(lr=weaktr_lr)), prompt=None)
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 val_evaluator = {{_base_.semples_selection_evaluator}}
 test_evaluator = val_evaluator
 custom_hooks = [
-    # no warm-up (WeakTr: 5 epochs from 1e-6), see docs/reproducing.md
-    dict(type='SemPLeSPhaseHook',
-         eta_min_ratio=weaktr_min_lr / (weaktr_lr * batch_size / 512)),
+    dict(type='PhaseLogHook'),
     dict(type='RandomStateHook'),
     dict(type='BestCAMSelectionHook', phases=('cam', ),
          dataloader=selection_dataloader),

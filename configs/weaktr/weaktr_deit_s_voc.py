@@ -14,7 +14,6 @@ weaktr_min_lr = 1e-5  # WeakTr's --min-lr, the end of its cosine
 # 60 epochs of 10,582 // 64 = 165 iterations (WeakTr's loader drops the
 # last partial batch).
 cam_iters = 60 * (10582 // _base_.batch_size)
-max_iters = cam_iters
 model = dict(
     backbone=dict(
         _base_.weaktr_backbone, _delete_=True,
@@ -28,6 +27,10 @@ model = dict(
     # and fine logits
     phases=[dict(name='cam', iters=cam_iters, optimizer='cam',
                  lr_mult=_base_.batch_size / 512)],
+    # cosine to WeakTr's --min-lr; no warm-up (WeakTr: 5 epochs from 1e-6),
+    # see docs/reproducing.md
+    lr_schedule=dict(
+        eta_min_ratio=weaktr_min_lr / (weaktr_lr * _base_.batch_size / 512)),
     # phase cam needs none of the CLIP parts
     clip=None, prompt_learner=None, match_loss=None, prompt_loss=None,
     refine_loss=None,
@@ -42,13 +45,10 @@ val_dataloader = dict(dataset=dict(pipeline=[
     t for t in _base_.val_pipeline if t['type'] != 'Resize']))
 test_dataloader = val_dataloader
 optim_wrapper = dict(cam=dict(optimizer=dict(lr=weaktr_lr)), prompt=None)
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 val_evaluator = {{_base_.semples_selection_evaluator}}
 test_evaluator = val_evaluator
 custom_hooks = [
-    # no warm-up (WeakTr: 5 epochs from 1e-6), see docs/reproducing.md
-    dict(type='SemPLeSPhaseHook',
-         eta_min_ratio=weaktr_min_lr / (weaktr_lr * _base_.batch_size / 512)),
+    dict(type='PhaseLogHook'),
     dict(type='RandomStateHook'),
     # the best epoch (one evaluation per epoch, threshold sweep) is kept
     dict(type='BestCAMSelectionHook', phases=('cam', )),

@@ -264,7 +264,8 @@ def reference_train_step(model, data: dict, optim_wrapper,
     Returns:
         dict[str, Tensor]: the logged loss values.
     """
-    wrapper = model.active_optim_wrapper(optim_wrapper)
+    wrapper = model.schedule.optim_wrapper(
+        model.phase or model.schedule.names[0], optim_wrapper)
     with clip_weights_trainable(model.clip, not frozen_clip):
         with wrapper.optim_context(model):
             data = model.data_preprocessor(data, True)

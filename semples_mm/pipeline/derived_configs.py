@@ -145,8 +145,6 @@ def derive_semples_config(config, seed, data_root=None, quick=False):
         _set_quick_loaders(cfg, QUICK_SETTINGS['semples_batch_size'])
         cfg.default_hooks.logger['interval'] = 1
     total = PhaseSchedule(cfg.model.phases).total_iters
-    cfg.train_cfg['max_iters'] = total
-    cfg.train_cfg['val_interval'] = total
     # checkpoints at least at the end (and on the way for long runs), so
     # that a killed run resumes and the pipeline sees the final one
     checkpoint = cfg.default_hooks.get('checkpoint')

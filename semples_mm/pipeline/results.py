@@ -17,9 +17,9 @@ STEP_ORDER = ('world', 'semples', 'export_cam', 'export_match',
 def collect_val_per_phase(work_dir, schedule):
     """Validation metrics at each phase end, from mmengine's scalar logs.
 
-    ``SemPLeSPhaseHook`` validates at the end of cam and match (logged at
-    step ``phase_end - 1``), the training loop after the last phase (step
-    ``max_iters``). Resumed runs write new log folders; later lines win.
+    ``PhasedTrainLoop`` validates at the end of each phase but ``prompt``,
+    logged at the step of the iterations done (``phase.end``). Resumed runs
+    write new log folders; later lines win.
 
     Args:
         work_dir (str): the SemPLeS work dir.
@@ -39,8 +39,8 @@ def collect_val_per_phase(work_dir, schedule):
                 if 'step' not in entry or not any(
                         key in entry for key in VAL_KEYS) or 'loss' in entry:
                     continue
-                step = min(int(entry['step']), total - 1)
-                name = schedule.at(step).name
+                step = min(int(entry['step']), total)
+                name = schedule.at(step - 1).name
                 per_phase[name] = {k: entry[k] for k in VAL_KEYS
                                    if k in entry}
     return per_phase

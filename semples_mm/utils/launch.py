@@ -2,6 +2,9 @@
 ``tools/make_pseudo_labels.py`` and the pipeline."""
 import os
 import os.path as osp
+import re
+import shutil
+import subprocess
 from typing import Optional
 
 import torch
@@ -16,20 +19,57 @@ def is_rank_zero() -> bool:
     return int(os.environ.get('RANK', '0')) == 0
 
 
+def first_slurm_host(node_list: str) -> str:
+    """The first host of a Slurm node list (``SLURM_NODELIST``), e.g.
+    'gpu[07-09,12],cpu1' -> 'gpu07'; ``scontrol`` decides where it exists."""
+    if shutil.which('scontrol'):
+        hosts = subprocess.run(['scontrol', 'show', 'hostnames', node_list],
+                               capture_output=True, text=True).stdout
+        if hosts.split():
+            return hosts.split()[0]
+    match = re.match(r'([^,\[]+)(?:\[([^\]]+)\])?', node_list)
+    if match is None:
+        raise ValueError(f'cannot read the Slurm node list {node_list!r}')
+    prefix, ranges = match.groups()
+    return prefix + (re.split('[-,]', ranges)[0] if ranges else '')
+
+
+def slurm_environment(environ=os.environ) -> dict:
+    """torch.distributed's environment (RANK, WORLD_SIZE, LOCAL_RANK,
+    MASTER_ADDR, MASTER_PORT) from the variables srun sets, as mmengine's
+    slurm launcher derives it (MASTER_PORT kept if set, else 29500)."""
+    missing = [key for key in ('SLURM_PROCID', 'SLURM_NTASKS',
+                               'SLURM_NODELIST') if key not in environ]
+    if missing:
+        raise RuntimeError(
+            f'--launcher slurm needs the environment variables {missing}, '
+            'which srun sets; start the script with tools/slurm_train.sh '
+            '(or srun)')
+    return dict(RANK=environ['SLURM_PROCID'],
+                WORLD_SIZE=environ['SLURM_NTASKS'],
+                LOCAL_RANK=environ.get('SLURM_LOCALID', '0'),
+                MASTER_ADDR=first_slurm_host(environ['SLURM_NODELIST']),
+                MASTER_PORT=environ.get('MASTER_PORT', '29500'))
+
+
 def start_process_group(launcher):
-    """Start torch.distributed for ``--launcher pytorch`` outside mmengine's
-    Runner: nccl through mmengine on GPUs, gloo on CPU-only machines.
-    Nothing happens for ``'none'`` or when a group already exists."""
+    """Start torch.distributed for ``--launcher pytorch`` or ``slurm``
+    outside mmengine's Runner: nccl through mmengine on GPUs, gloo on
+    CPU-only machines. Nothing happens for ``'none'`` or when a group
+    already exists."""
     if launcher == 'none' or torch_dist.is_initialized():
         return
     if torch.cuda.is_available():
         from mmengine.dist import init_dist
         init_dist(launcher, backend='nccl')
         return
-    if launcher != 'pytorch':
+    if launcher == 'slurm':
+        os.environ.update(slurm_environment())
+    elif launcher != 'pytorch':
         raise ValueError(
             f"launcher '{launcher}' needs GPUs; on CPU use --launcher pytorch "
-            '(torchrun / tools/dist_train.sh) or --launcher none')
+            '(torchrun / tools/dist_train.sh), slurm (tools/slurm_train.sh) '
+            'or none')
     for key in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
         if key not in os.environ:
             raise RuntimeError(
@@ -39,10 +79,11 @@ def start_process_group(launcher):
 
 
 def init_cpu_distributed(cfg, launcher):
-    """Make ``launcher='pytorch'`` work on machines without CUDA.
+    """Make ``launcher='pytorch'`` and ``'slurm'`` work on machines
+    without CUDA.
 
-    mmengine's pytorch launcher calls ``torch.cuda.set_device`` and its default
-    DDP wrapper passes ``device_ids``; both fail on CPU. When CUDA is missing we
+    mmengine's launchers call ``torch.cuda.set_device`` and its DDP wrappers
+    pass ``device_ids``; both fail on CPU. When CUDA is missing we
     initialise a gloo process group ourselves (the Runner then skips its own
     init) and let the wrapper run without ``device_ids``. On GPUs nothing
     changes. Returns the config, modified in place.

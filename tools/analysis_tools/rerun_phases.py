@@ -63,11 +63,13 @@ def parse_args(argv=None):
 
 def run_files(run_dir):
     """The config, final checkpoint and phase-end CAM networks of a run."""
+    from semples_mm.models.segmentors import PhaseSchedule
     from semples_mm.pipeline.run import final_checkpoint
     cfg_path = osp.join(run_dir, 'configs', 'semples.py')
     cfg = Config.fromfile(cfg_path)
     semples_dir = osp.join(run_dir, 'semples')
-    last = final_checkpoint(semples_dir, cfg.train_cfg.max_iters)
+    last = final_checkpoint(semples_dir,
+                            PhaseSchedule(cfg.model.phases).total_iters)
     if last is None:
         raise FileNotFoundError(f'{semples_dir}: no final checkpoint; is the '
                                 'run finished?')
@@ -88,17 +90,17 @@ def initial_checkpoint(files, phases, path):
     after_cam = checkpoint_state_dict(files['cam'])
     start = after_cam if phases[0] == 'refine' else \
         checkpoint_state_dict(files['match'])
-    for key in [k for k in state if k.startswith(CAM_PREFIXES)]:
+    for key in [k for k in state if k.startswith(CAM_PREFIXES + (
+            'cam_snapshot.', '_extra_state'))]:
         del state[key]
     state.update(start)
-    if phases[0] == 'refine':
-        # no phase yet: entering refine snapshots the loaded (end-of-cam)
-        # network and restores it, i.e. starts from it
-        state['_extra_state'] = dict(phase=None, cam_snapshot=None)
-    else:
+    # A run without a cam phase starts refine from the snapshot it holds,
+    # else from the weights it starts with (see SemPLeS.enter_iteration).
+    if phases[0] == 'prompt':
         # as at the end of match: refine will restore the end of cam
-        state['_extra_state'] = dict(phase='match', cam_snapshot=after_cam)
-        for key in [k for k in state if k.startswith('prompt_learner.')]:
+        state.update({'cam_snapshot.' + key.replace('.', '/'): value
+                      for key, value in after_cam.items()})
+        for key in [k for k in state if k.startswith('prompt_learner.ctx')]:
             del state[key]  # the model's fresh prompts stay
     torch.save(dict(state_dict=state, meta=dict(
         source=files, phases=list(phases))), path)
@@ -119,15 +121,17 @@ def rerun_config(cfg, files, args, work_dir):
         phases.append(phase)
     cfg.model.phases = phases
     max_iters = sum(p['iters'] for p in phases)
-    cfg.max_iters = max_iters
     # no validation: the export scores the end of refine
-    cfg.train_cfg = dict(cfg.train_cfg, max_iters=max_iters,
-                         val_interval=max_iters + 1)
+    train_cfg = {k: v for k, v in cfg.train_cfg.items()
+                 if k not in ('max_iters', 'val_interval')}
+    cfg.train_cfg = dict(train_cfg, validate_after=[],
+                         val_begin=max_iters + 1)
     hooks = []
     for hook in cfg.custom_hooks:
         hook = dict(hook)
-        if hook['type'] == 'SemPLeSPhaseHook':
-            hook['validate_after'] = []
+        if hook['type'] == 'SemPLeSPhaseHook':  # runs before it was gone
+            hook['type'] = 'PhaseLogHook'
+            hook.pop('validate_after', None)
         if hook['type'] == 'PhaseCheckpointHook':
             hook['phases'] = ['refine']
         hooks.append(hook)

@@ -26,6 +26,5 @@ optim_wrapper = dict(
         type='OptimWrapper',
         optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4),
         modules=('backbone', 'neck', 'cam_head')))
-train_cfg = dict(max_iters=700, val_interval=700)
 # the schedule's second export ('semples', end of training) is SLM's
 

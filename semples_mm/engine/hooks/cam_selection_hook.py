@@ -32,10 +32,9 @@ class BestCAMSelectionHook(Hook):
     (so a resume restores the best as of that checkpoint, even when a later
     best was found before the kill) and in ``<work_dir>/best_cam_<phase>
     .pth``; every score is recorded in ``<work_dir>/cam_selection.json``.
-    The phase-end validation of ``SemPLeSPhaseHook`` (which runs first)
-    shows the last weights, except after the final phase, where the loop
-    validates the restored best; this hook's log lines show each score and
-    the best.
+    The training loop's phase-end validation, which runs after this hook,
+    shows the restored best; this hook's log lines show each score and the
+    best.
 
     Args:
         phases (Sequence[str]): phases to select in, e.g. ('match',
@@ -48,7 +47,7 @@ class BestCAMSelectionHook(Hook):
             score; default the config's ``val_dataloader``.
         metric_key (str): the metric to maximise.
     """
-    priority = 'HIGH'  # after SemPLeSPhaseHook, before the exports (LOW)
+    priority = 'HIGH'  # before the phase checkpoints and exports
 
     def __init__(self, phases=('match', 'refine'), interval=None,
                  dataloader=None, metric_key='pseudo/mIoU'):

@@ -1,7 +1,8 @@
-"""An iteration-based training loop whose phases may read their own data."""
+"""An iteration-based training loop over a model's phases: its length,
+per-phase dataloaders and validation at phase ends."""
 import copy
 import logging
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 from mmengine.logging import print_log
 from mmengine.runner import IterBasedTrainLoop
@@ -25,8 +26,12 @@ def merge_dataloader_cfg(base: dict, override: dict) -> dict:
 
 @LOOPS.register_module()
 class PhasedTrainLoop(IterBasedTrainLoop):
-    """``IterBasedTrainLoop`` in which a phase of the model's
-    :class:`PhaseSchedule` may read batches from a dataloader of its own.
+    """``IterBasedTrainLoop`` over the phases of the model's
+    :class:`PhaseSchedule`: it runs as many iterations as ``model.phases``
+    add up to, validates at the ends of phases, and lets a phase read
+    batches from a dataloader of its own. What each iteration trains
+    (phase, optimizer, learning rate) is the model's business
+    (``SemPLeS.train_step``).
 
     The authors train each stage with its own batch size and augmentation
     (the prompt stage at batch 128 with crop and flip only), and a prompt
@@ -43,18 +48,42 @@ class PhasedTrainLoop(IterBasedTrainLoop):
     Args:
         runner (Runner): the runner.
         dataloader (DataLoader | dict): the training dataloader.
-        max_iters (int): total iterations (the phases' sum).
+        max_iters (int, optional): total iterations; default (and the only
+            value accepted) the sum of ``model.phases``.
         phase_dataloaders (dict, optional): phase name -> dataloader config
             overrides, e.g. ``dict(prompt=dict(batch_size=128))``.
-        **kwargs: ``val_begin``, ``val_interval``, ... of the base loop.
+        validate_after (Sequence[str], optional): phases at whose end the
+            validation loop runs (the end of the last one is validated by
+            ``val_interval``); default every phase but ``prompt`` (whose
+            CAM network does not change).
+        val_interval (int, optional): iterations between validations;
+            default only at the end of training.
+        **kwargs: ``val_begin`` ... of the base loop.
     """
 
-    def __init__(self, runner, dataloader, max_iters: int,
+    def __init__(self, runner, dataloader, max_iters: Optional[int] = None,
                  phase_dataloaders: Optional[Dict[str, dict]] = None,
-                 **kwargs):
+                 validate_after: Optional[Sequence[str]] = None,
+                 val_interval: Optional[int] = None, **kwargs):
+        schedule = phase_schedule(runner.model, 'PhasedTrainLoop')
+        if max_iters is not None and max_iters != schedule.total_iters:
+            raise ValueError(
+                f'train_cfg.max_iters={max_iters} but model.phases add up to '
+                f'{schedule.total_iters} iterations; leave max_iters out '
+                '(PhasedTrainLoop takes it from model.phases).')
+        if validate_after is None:
+            validate_after = [n for n in schedule.names if n != 'prompt']
+        unknown = set(validate_after) - set(schedule.names)
+        if unknown:
+            raise ValueError(
+                f'train_cfg.validate_after names {sorted(unknown)}, not '
+                f'phases of model.phases {list(schedule.names)}.')
+        self.validate_after = tuple(validate_after)
         train_cfg = copy.deepcopy(dataloader) if isinstance(
             dataloader, dict) else None
-        super().__init__(runner, dataloader, max_iters, **kwargs)
+        super().__init__(runner, dataloader, schedule.total_iters,
+                         val_interval=val_interval or schedule.total_iters,
+                         **kwargs)
         self.phase_dataloader_cfgs = dict(phase_dataloaders or {})
         if self.phase_dataloader_cfgs and train_cfg is None:
             raise TypeError('PhasedTrainLoop: phase_dataloaders are merged '
@@ -62,6 +91,17 @@ class PhasedTrainLoop(IterBasedTrainLoop):
                             'train_dataloader must be a config dict.')
         self._train_loader_cfg = train_cfg
         self._iterators = {None: self.dataloader_iterator}
+
+    def _phase_end_to_validate(self, schedule) -> bool:
+        """Whether the iterations done end a phase of ``validate_after``
+        (before the last iteration, which ``val_interval`` covers)."""
+        phase = schedule.at(self._iter - 1)
+        if self._iter != phase.end or self._iter == self._max_iters or \
+                phase.name not in self.validate_after:
+            return False
+        print_log(f'PhasedTrainLoop: validating the end of phase '
+                  f'"{phase.name}"', logger='current')
+        return True
 
     def _loader_key(self, iteration: int) -> Optional[str]:
         """The phase whose own dataloader serves ``iteration`` (None: the
@@ -106,15 +146,22 @@ class PhasedTrainLoop(IterBasedTrainLoop):
                       level=logging.INFO)
             for key, count in consumed.items():
                 self._iterator(key).skip_iter(count)
+        # A checkpoint saved at a phase end precedes that phase's
+        # validation, which a kill may have cut short: a run resumed there
+        # validates it (again, at worst).
+        if self._iter > 0 and self.runner.val_loop is not None and \
+                self._phase_end_to_validate(schedule):
+            self.runner.val_loop.run()
         while self._iter < self._max_iters and not self.stop_training:
             self.runner.model.train()
             data_batch = next(self._iterator(self._loader_key(self._iter)))
             self.run_iter(data_batch)
             self._decide_current_val_interval()
-            if (self.runner.val_loop is not None
-                    and self._iter >= self.val_begin
-                    and (self._iter % self.val_interval == 0
-                         or self._iter == self._max_iters)):
+            if self.runner.val_loop is not None and (
+                    self._phase_end_to_validate(schedule) or (
+                        self._iter >= self.val_begin and (
+                            self._iter % self.val_interval == 0
+                            or self._iter == self._max_iters))):
                 self.runner.val_loop.run()
         self.runner.call_hook('after_train_epoch')
         self.runner.call_hook('after_train')

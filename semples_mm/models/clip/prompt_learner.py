@@ -7,6 +7,16 @@ from mmseg.registry import MODELS
 from torch import nn
 
 
+def _encode_names(names) -> torch.Tensor:
+    """Class names as a uint8 tensor of their newline-joined UTF-8."""
+    return torch.tensor(list('\n'.join(names).encode('utf-8')),
+                        dtype=torch.uint8)
+
+
+def _decode_names(code: torch.Tensor) -> list:
+    return bytes(code.tolist()).decode('utf-8').split('\n')
+
+
 @MODELS.register_module()
 class BackgroundPromptLearner(BaseModule):
     """Per-class context vectors describing each class's co-occurring
@@ -49,6 +59,11 @@ class BackgroundPromptLearner(BaseModule):
         self.init = init
         self.ctx = nn.Parameter(torch.empty(len(self.class_names), length,
                                             width))
+        # The class list, kept in the state dict as a tensor (mmengine
+        # broadcasts every state-dict entry as a tensor at start-up), so
+        # that loading prompts of another class list fails.
+        self.register_buffer('class_names_utf8',
+                             _encode_names(self.class_names))
         self.reset_ctx()
 
     def reset_ctx(self):
@@ -67,20 +82,32 @@ class BackgroundPromptLearner(BaseModule):
         return len(self.class_names)
 
     def forward(self) -> torch.Tensor:
-        """Returns the context vectors ctx, (K, L, W), a parameter."""
-        return self.ctx
+        """Returns the context vectors ctx, (K, L, W): a view of the
+        parameter, so that the autograd graph starts here (under DDP, a
+        returned leaf would look unused and then be reported twice)."""
+        return self.ctx.view_as(self.ctx)
 
-    def get_extra_state(self) -> dict:
-        return dict(class_names=list(self.class_names))
-
-    def set_extra_state(self, state: dict):
-        saved = list(state.get('class_names', []))
-        if saved != self.class_names:
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """Refuse prompts learnt for another class list, naming both."""
+        key = prefix + 'class_names_utf8'
+        if key in state_dict:
+            saved = _decode_names(state_dict[key])
+        else:  # checkpoints written before the names were a tensor
+            saved = (state_dict.pop(prefix + '_extra_state', None)
+                     or {}).get('class_names')
+        if saved is not None and list(saved) != self.class_names:
             raise ValueError(
                 'BackgroundPromptLearner: the checkpoint holds prompts '
-                f'learnt for classes {saved}, but this model has classes '
-                f'{self.class_names}. Load prompts learnt for the same class '
-                'list (same names, same order).')
+                f'learnt for classes {list(saved)}, but this model has '
+                f'classes {self.class_names}. Load prompts learnt for the '
+                'same class list (same names, same order).')
+        if key not in state_dict and saved is not None:
+            state_dict[key] = self.class_names_utf8
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def extra_repr(self) -> str:
         return (f'num_classes={self.num_classes}, length={self.length}, '

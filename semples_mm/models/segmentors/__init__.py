@@ -1,9 +1,9 @@
 from .cam_segmentor import CAMSegmentor
 from .phase_schedule import PHASE_NAMES, Phase, PhaseSchedule
-from .phased_ddp import PhasedDistributedDataParallel
 from .semples import SemPLeS
+from .state_snapshot import StateSnapshot
 
 __all__ = [
-    'CAMSegmentor', 'PHASE_NAMES', 'Phase', 'PhaseSchedule',
-    'PhasedDistributedDataParallel', 'SemPLeS'
+    'CAMSegmentor', 'PHASE_NAMES', 'Phase', 'PhaseSchedule', 'SemPLeS',
+    'StateSnapshot'
 ]

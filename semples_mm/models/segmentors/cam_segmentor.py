@@ -3,6 +3,8 @@ label-restricted CAMs at each image's original size."""
 from typing import Dict, List, Optional
 
 import torch
+from mmengine.model import is_model_wrapper
+from mmengine.runner.checkpoint import get_state_dict
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import BaseSegmentor
 from mmseg.registry import MODELS
@@ -13,6 +15,10 @@ from ..cams import cam_test_settings, normalize_cams, unpad, with_background
 
 # The modules of the CAM network.
 CAM_MODULES = ('backbone', 'neck', 'cam_head')
+
+
+def _unwrapped(module: torch.nn.Module) -> torch.nn.Module:
+    return module.module if is_model_wrapper(module) else module
 
 
 @MODELS.register_module()
@@ -65,8 +71,21 @@ class CAMSegmentor(BaseSegmentor):
             self.test_cfg)
 
     def _cam_modules(self) -> Dict[str, torch.nn.Module]:
-        return {name: getattr(self, name) for name in CAM_MODULES
+        """The CAM network's modules by name, inside any DDP wrapper that
+        ``MMSeparateDistributedDataParallel`` put around them (calling
+        ``self.backbone`` keeps going through the wrapper)."""
+        return {name: _unwrapped(getattr(self, name)) for name in CAM_MODULES
                 if getattr(self, name) is not None}
+
+    def state_dict(self, *args, destination=None, prefix='',
+                   keep_vars=False):
+        """The state without the ``module.`` that the per-part DDP wrappers
+        of ``MMSeparateDistributedDataParallel`` would add to the keys, so
+        that checkpoints of runs in several processes load in one."""
+        if args:  # torch's deprecated positional form
+            return super().state_dict(*args, destination=destination,
+                                      prefix=prefix, keep_vars=keep_vars)
+        return get_state_dict(self, destination, prefix, keep_vars)
 
     def cam_network_state(self) -> Dict[str, Tensor]:
         """A detached copy of the CAM network's state, ``{'backbone.x':
@@ -119,7 +138,8 @@ class CAMSegmentor(BaseSegmentor):
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """The head's classification losses."""
         logits = self._forward(inputs)[1]
-        return self.cam_head.loss_by_cls(logits, self._labels(data_samples))
+        return self._cam_modules()['cam_head'].loss_by_cls(
+            logits, self._labels(data_samples))
 
     def predict(self, inputs: Tensor,
                 data_samples: OptSampleList = None) -> SampleList:

@@ -1,5 +1,7 @@
-"""The phases of a SemPLeS run and the iterations each one owns."""
-from typing import List, NamedTuple, Sequence, Tuple
+"""The phases of a SemPLeS run, the iterations each one owns and their
+learning rates."""
+import math
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 
@@ -24,13 +26,19 @@ class Phase(NamedTuple):
 
 
 class PhaseSchedule:
-    """The phases of ``model.phases``, in training order.
+    """The phases of ``model.phases``, in training order, and the learning
+    rate of every iteration.
 
     The one place that knows which phase owns an iteration: the segmentor
-    (which optimizer to step), :class:`SemPLeSPhaseHook` (learning rates,
-    optimizer resets, validation at phase ends), the pseudo-label and
-    visualisation hooks (phase ends), :class:`PhasedTrainLoop` (per-phase
-    dataloaders) and the pipeline all read it.
+    (which optimizer to step, with which learning rate, when to start it
+    afresh), :class:`PhasedTrainLoop` (run length, per-phase dataloaders,
+    validation at phase ends), the pseudo-label, selection and
+    visualisation hooks (phase ends) and the pipeline all read it.
+
+    Within a phase the learning rate is ``lr * lr_mult * factor``, the
+    factor falling along a half cosine from 1 at the phase's first iteration
+    towards ``eta_min_ratio`` at its end (``lr_schedule``), computed from the
+    iteration alone so that a resumed run is exact.
 
     Args:
         phases (Sequence[dict]): ``dict(name=..., iters=..., optimizer=...,
@@ -39,6 +47,9 @@ class PhaseSchedule:
             order. ``optimizer`` names the optimizer wrapper the phase steps
             (e.g. 'cam' or 'prompt' of
             ``ModuleGroupsOptimWrapperConstructor``).
+        lr_schedule (dict, optional): ``policy`` 'cosine' (default) or
+            'constant'; ``eta_min_ratio`` (default 0), the cosine's final
+            factor.
 
     Example:
         >>> schedule = PhaseSchedule([
@@ -48,7 +59,8 @@ class PhaseSchedule:
         ('prompt', 6, 6)
     """
 
-    def __init__(self, phases: Sequence[dict]):
+    def __init__(self, phases: Sequence[dict],
+                 lr_schedule: Optional[dict] = None):
         checked: List[Phase] = []
         end = 0
         for i, phase in enumerate(phases):
@@ -85,6 +97,26 @@ class PhaseSchedule:
                 'model.phases must name each phase at most once, in the '
                 f'order {PHASE_NAMES}; got {[p.name for p in checked]}.')
         self.phases: Tuple[Phase, ...] = tuple(checked)
+        self.lr_schedule = self._checked_lr_schedule(lr_schedule or {})
+
+    @staticmethod
+    def _checked_lr_schedule(cfg: dict) -> dict:
+        unknown = set(cfg) - {'policy', 'eta_min_ratio'}
+        if unknown:
+            raise ValueError(
+                f'model.lr_schedule has unknown key(s) {sorted(unknown)}; it '
+                "takes policy ('cosine' or 'constant') and eta_min_ratio.")
+        schedule = dict(policy='cosine', eta_min_ratio=0.0, **cfg)
+        if schedule['policy'] not in ('cosine', 'constant'):
+            raise ValueError(f"model.lr_schedule.policy="
+                             f"{schedule['policy']!r}; use 'cosine' or "
+                             "'constant'.")
+        ratio = schedule['eta_min_ratio']
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) \
+                or not 0 <= ratio <= 1:
+            raise ValueError('model.lr_schedule.eta_min_ratio must be a '
+                             f'number in [0, 1], got {ratio!r}.')
+        return schedule
 
     @property
     def names(self) -> Tuple[str, ...]:
@@ -119,6 +151,18 @@ class PhaseSchedule:
             if iteration < phase.end:
                 return phase
         return self.phases[-1]
+
+    def lr_factor(self, iteration: int) -> float:
+        """The factor on the optimizer's configured learning rates at
+        ``iteration`` (0-based): the owning phase's ``lr_mult`` times the
+        schedule's position within that phase."""
+        phase = self.at(iteration)
+        if self.lr_schedule['policy'] == 'constant':
+            return phase.lr_mult
+        progress = (iteration - phase.start) / phase.iters
+        low = self.lr_schedule['eta_min_ratio']
+        return phase.lr_mult * (
+            low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress)))
 
     def check_parts(self, **parts) -> None:
         """Raise if a phase lacks a model part its loss needs (``parts``:

@@ -4,6 +4,7 @@ each other."""
 from typing import Dict, List, Optional, Sequence
 
 import torch
+from mmengine.logging import MessageHub, print_log
 from mmengine.optim import OptimWrapper
 from mmseg.registry import MODELS
 from mmseg.utils import SampleList
@@ -15,6 +16,7 @@ from ..crop_features import CropEncoder
 from ..losses.weights import check_weights
 from .cam_segmentor import CAMSegmentor
 from .phase_schedule import PHASE_NAMES, PhaseSchedule
+from .state_snapshot import StateSnapshot
 
 
 @MODELS.register_module()
@@ -22,8 +24,7 @@ class SemPLeS(CAMSegmentor):
     """SemPLeS (WACV 2025) on any CAM network (:class:`CAMSegmentor`, whose
     ``predict`` it keeps).
 
-    Phases (:class:`PhaseSchedule`, entered by :class:`SemPLeSPhaseHook`
-    through :meth:`set_phase`), each stepping the optimizer it names:
+    Phases (:class:`PhaseSchedule`), each stepping the optimizer it names:
     ``cam`` multi-label classification (stage 0); ``match`` Segment-Label
     Matching (stage 1: CLIP must read M_k X, not (1 - M_k) X, as class k);
     ``prompt`` Contrastive Prompt Learning (stage 2: CAM network frozen in
@@ -32,12 +33,23 @@ class SemPLeS(CAMSegmentor):
     Refinement (stage 3: the CAM network restarts from its end-of-``cam``
     weights and matches while pushing M_k X off the frozen prompt k).
 
+    The model owns its schedule, as mmagic's GANs own theirs:
+    :meth:`train_step` reads the runner's iteration from mmengine's
+    ``MessageHub``, enters the phase that owns it, starts that phase's
+    optimizer afresh at the phase's first iteration (each of the authors'
+    stages starts a new optimizer), sets its learning rate from the
+    iteration alone (so a resume is exact) and steps it. Under several
+    processes mmengine's ``MMSeparateDistributedDataParallel`` wraps the
+    trainable parts and calls this same :meth:`train_step`.
+
     Args:
         backbone, neck, cam_head, channels_last, test_cfg, train_cfg,
             data_preprocessor, init_cfg: see :class:`CAMSegmentor`.
         class_names (Sequence[str]): K foreground names for CLIP's text
             template (the authors write 'player' for VOC's person).
         phases (Sequence[dict]): see :class:`PhaseSchedule`.
+        lr_schedule (dict, optional): the learning rate within each phase,
+            see :class:`PhaseSchedule` (default: cosine to 0).
         clip, prompt_learner, match_loss, prompt_loss, refine_loss (dict):
             :class:`FrozenCLIP`, :class:`BackgroundPromptLearner` and the
             losses; each phase needs the parts of its loss. CLIP's
@@ -60,7 +72,7 @@ class SemPLeS(CAMSegmentor):
 
     def __init__(self, backbone: dict, cam_head: dict,
                  class_names: Sequence[str], phases: Sequence[dict],
-                 clip=None, prompt_learner=None, match_loss=None,
+                 lr_schedule: Optional[dict] = None, clip=None, prompt_learner=None, match_loss=None,
                  prompt_loss=None, refine_loss=None,
                  prompt_crop_features=None, neck=None,
                  text_template: str = 'a photo of {}.', mask_eps=None,
@@ -73,7 +85,7 @@ class SemPLeS(CAMSegmentor):
             'num_classes', len(class_names)))
         super().__init__(backbone, cam_head, neck, channels_last, train_cfg,
                          test_cfg, data_preprocessor, init_cfg)
-        self.schedule = PhaseSchedule(phases)
+        self.schedule = PhaseSchedule(phases, lr_schedule)
         parts = dict(clip=clip, prompt_learner=prompt_learner,
                      match_loss=match_loss, prompt_loss=prompt_loss,
                      refine_loss=refine_loss)
@@ -128,46 +140,86 @@ class SemPLeS(CAMSegmentor):
             raise ValueError(f'SemPLeS: detach_backbone_in names unknown '
                              f'phases {sorted(unknown)}; use {PHASE_NAMES}.')
         self.detach_backbone_in = tuple(detach_backbone_in)
-        # Training state that survives a resume (see get_extra_state).
-        self.phase: Optional[str] = None
-        self.cam_snapshot: Optional[Dict[str, Tensor]] = None
+        # The CAM network as stage 0 left it, which ``refine`` restarts
+        # from; in the state dict, so checkpoints carry it.
+        self.cam_snapshot = StateSnapshot()
+        self.phase: Optional[str] = None  # the phase of the last step
         self._frozen_prompts = FrozenPromptFeatures()
 
-    def set_phase(self, name: str) -> bool:
-        """Enter phase ``name`` (True if the phase changed). Leaving ``cam``
-        snapshots the CAM network, entering ``refine`` restores it (stage 3
-        restarts from the stage-0 weights), leaving ``prompt`` resets the
-        crop-feature source. Idempotent: a resume re-entering its phase
-        changes nothing."""
+    def set_phase(self, name: str) -> None:
+        """Make ``name`` the phase whose loss :meth:`loss` computes (and,
+        for ``prompt``, put the CAM network in eval mode). Phase starts
+        (snapshots, restarts, fresh optimizers) belong to
+        :meth:`enter_iteration`."""
         if name not in self.schedule:
             raise ValueError(f'SemPLeS.set_phase: no phase {name!r} in '
                              f'model.phases {list(self.schedule.names)}.')
-        if name == self.phase:
-            return False
-        # Leaving 'cam' (or starting without one) takes a new snapshot, also
-        # when a loaded checkpoint brought an old run's snapshot along.
-        if name != 'cam' and (self.phase in (None, 'cam')
-                              or self.cam_snapshot is None):
-            self.cam_snapshot = self.cam_network_state()
-        if name == 'refine':
-            self.load_cam_network_state(self.cam_snapshot)
-        if self.phase == 'prompt':
-            self.crop_features.reset()  # stale once the CAMs train
         self.phase = name
         self.train(self.training)  # prompt phase: CAM network to eval
-        return True
 
-    def active_optim_wrapper(self, optim_wrapper) -> OptimWrapper:
-        """The wrapper the current phase steps (its schedule names it)."""
-        return self.schedule.optim_wrapper(
-            self.phase or self.schedule.names[0], optim_wrapper)
+    def enter_iteration(self, iteration: int, optim_wrapper,
+                        max_iters: Optional[int] = None) -> OptimWrapper:
+        """Prepare training iteration ``iteration`` (0-based) and return
+        the optimizer wrapper it steps, with its learning rate set.
 
-    def get_extra_state(self) -> dict:
-        return dict(phase=self.phase, cam_snapshot=self.cam_snapshot)
+        At the first iteration of a phase: the end of ``cam`` (or the
+        start of a run without ``cam`` that holds no snapshot yet) is
+        snapshotted, ``refine`` restarts from that snapshot, the
+        crop-feature source forgets its features, and the phase's optimizer
+        loses its state (AdamW moments). Everything follows from the
+        iteration, so a run resumed anywhere does what an uninterrupted
+        one does.
 
-    def set_extra_state(self, state: dict):
-        self.phase = state['phase']
-        self.cam_snapshot = state['cam_snapshot']
+        Args:
+            iteration (int): the runner's ``iter`` before this step.
+            optim_wrapper (OptimWrapperDict | OptimWrapper): the runner's.
+            max_iters (int, optional): the runner's run length, checked
+                against ``model.phases``.
+        """
+        schedule = self.schedule
+        if max_iters is not None and max_iters != schedule.total_iters:
+            raise ValueError(
+                f'the run is {max_iters} iterations long but model.phases '
+                f'add up to {schedule.total_iters}; use train_cfg=dict('
+                "type='PhasedTrainLoop'), which takes its length from "
+                'model.phases (or make train_cfg.max_iters agree).')
+        phase = schedule.at(iteration)
+        wrapper = schedule.optim_wrapper(phase.name, optim_wrapper)
+        if iteration == phase.start:
+            first_after_cam = next(
+                (p for p in schedule if p.name != 'cam'), None)
+            if phase == first_after_cam and (
+                    'cam' in schedule or self.cam_snapshot.as_dict() is None):
+                self.cam_snapshot.store(self.cam_network_state())
+            if phase.name == 'refine':
+                snapshot = self.cam_snapshot.as_dict()
+                if snapshot is None:
+                    raise RuntimeError(
+                        'SemPLeS: refine restarts from the end-of-cam '
+                        'weights, but the model holds none (a checkpoint '
+                        'written before its snapshot existed?).')
+                self.load_cam_network_state(snapshot)
+            self.crop_features.reset()  # stale once the CAMs change
+            wrapper.optimizer.state.clear()
+            print_log(f'SemPLeS: phase "{phase.name}" starts at iteration '
+                      f'{iteration + 1}', logger='current')
+        if phase.name != self.phase:
+            self.set_phase(phase.name)
+        factor = schedule.lr_factor(iteration)
+        for group in wrapper.optimizer.param_groups:
+            # kept in the optimizer's state dict, so resumes see it
+            group.setdefault('initial_lr', group['lr'])
+            group['lr'] = group['initial_lr'] * factor
+        return wrapper
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written when phase and snapshot were extra state
+        old = state_dict.pop(prefix + '_extra_state', None)
+        if old and old.get('cam_snapshot') is not None:
+            for key, value in old['cam_snapshot'].items():
+                state_dict[prefix + 'cam_snapshot.' +
+                           key.replace('.', '/')] = value
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def train(self, mode: bool = True):
         """The prompt phase keeps the CAM network in eval mode (frozen BN)."""
@@ -211,8 +263,9 @@ class SemPLeS(CAMSegmentor):
             cams, logits = self._forward(inputs)
         losses = {}
         if self.cls_loss_weight[phase] > 0:
+            head = self._cam_modules()['cam_head']
             losses.update({k: v * self.cls_loss_weight[phase] for k, v in
-                           self.cam_head.loss_by_cls(logits, labels).items()})
+                           head.loss_by_cls(logits, labels).items()})
         if phase == 'cam':
             return losses
         masks = normalize_cams(cams, labels, inputs.shape[-2:],
@@ -224,8 +277,9 @@ class SemPLeS(CAMSegmentor):
         losses[self.match_loss.loss_name] = self.match_loss(
             (fg_feat * text).sum(-1), (bg_feat * text).sum(-1))
         if phase == 'refine':  # prompts are frozen in stage 3
-            prompts = self._frozen_prompts(
-                self.clip, self.prompt_learner())[class_idx]
+            with torch.no_grad():  # (no DDP gradient is expected either)
+                ctx = self.prompt_learner()
+            prompts = self._frozen_prompts(self.clip, ctx)[class_idx]
             losses[self.refine_loss.loss_name] = self.refine_loss(
                 (fg_feat * prompts).sum(-1))
         return losses
@@ -269,15 +323,36 @@ class SemPLeS(CAMSegmentor):
         return losses
 
     def train_step(self, data: dict, optim_wrapper) -> Dict[str, Tensor]:
-        """One step of the current phase's optimizer. A batch without
-        ``inputs`` (a pipeline that loads no pixels, for crop-feature
-        sources that need none) skips the data preprocessor."""
-        wrapper = self.active_optim_wrapper(optim_wrapper)
+        """One training iteration: the phase of the runner's iteration (see
+        :meth:`enter_iteration`), one step of its optimizer. A batch
+        without ``inputs`` (a pipeline that loads no pixels, for
+        crop-feature sources that need none) skips the data preprocessor.
+        The log gets the learning rates this step used (mmengine logs them
+        before the step, when the model has not set them yet)."""
+        hub = MessageHub.get_current_instance()
+        iteration = hub.get_info('iter')
+        if iteration is None:
+            raise RuntimeError(
+                'SemPLeS.train_step reads the iteration from mmengine\'s '
+                "MessageHub ('iter', set by the Runner's RuntimeInfoHook); "
+                'outside a Runner, call MessageHub.get_current_instance()'
+                ".update_info('iter', i) first.")
+        wrapper = self.enter_iteration(iteration, optim_wrapper,
+                                       hub.get_info('max_iters'))
         with wrapper.optim_context(self):
             data = (self.data_preprocessor(data, True) if 'inputs' in data
                     else dict(inputs=None, data_samples=data['data_samples']))
             losses = self._run_forward(data, mode='loss')
         parsed_loss, log_vars = self.parse_losses(losses)
         wrapper.update_params(parsed_loss)
+        log_vars.update(_used_learning_rates(optim_wrapper))
         return log_vars
+
+
+def _used_learning_rates(optim_wrapper) -> Dict[str, float]:
+    """``{'<name>.lr': lr}`` as mmengine's RuntimeInfoHook names them."""
+    if hasattr(optim_wrapper, 'items'):
+        return {f'{name}.lr': wrapper.get_lr()['lr'][0]
+                for name, wrapper in optim_wrapper.items()}
+    return {'lr': optim_wrapper.get_lr()['lr'][0]}
 

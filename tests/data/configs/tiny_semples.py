@@ -9,7 +9,6 @@ synthetic_world = dict(seed=0, num_train=64, num_val=16, image_size=32,
                        context_prob=0.85, progress=False)
 
 cam_iters, match_iters, prompt_iters, refine_iters = 4, 3, 3, 3
-max_iters = cam_iters + match_iters + prompt_iters + refine_iters
 
 model = dict(
     data_preprocessor=dict(size=(32, 32)),
@@ -47,7 +46,6 @@ train_dataloader = dict(loader, dataset=dict(loader['dataset'],
                                              pipeline=train_pipeline))
 val_dataloader = loader
 test_dataloader = val_dataloader
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 val_evaluator = [
     dict(type='IoUMetric', iou_metrics=['mIoU']),
     dict(type='PseudoMaskMetric'),
@@ -57,5 +55,5 @@ default_hooks = dict(
     logger=dict(interval=1),
     # every checkpoint kept: the tests resume from several
     checkpoint=dict(interval=2, max_keep_ckpts=-1))
-custom_hooks = [dict(type='SemPLeSPhaseHook'), dict(type='RandomStateHook')]
+custom_hooks = [dict(type='PhaseLogHook'), dict(type='RandomStateHook')]
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
