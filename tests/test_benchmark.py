@@ -16,6 +16,7 @@ from conftest import TEST_CONFIGS, load_tool, REPO_ROOT
 from semples_mm.benchmark import (Benchmark, bf16_peak_tflops, build_model,
                                   build_optim, check_weight_files,
                                   clip_weights_trainable, compare,
+                                  enter_phase,
                                   export_image_sizes, format_report,
                                   load_config,
                                   make_random_init, random_batch,
@@ -100,7 +101,7 @@ def test_reference_loss_equals_semples_loss(tiny_model, monkeypatch, phase,
     give ours' losses, similarities and gradients."""
     model = tiny_model
     model.train()
-    model.set_phase(phase)
+    enter_phase(model, phase)
     if labels is None:
         labels = random_labels(6, NUM_CLASSES,
                                torch.Generator().manual_seed(3)).tolist()
@@ -155,7 +156,7 @@ def test_reference_reencodes_texts_every_step(tiny_model):
     re-encode the class texts at every step); ours fills it."""
     model = tiny_model
     model.train()
-    model.set_phase('match')
+    enter_phase(model, 'match')
     inputs, samples, labels = preprocessed(model, TWO_CLASSES_ONE_ABSENT)
     model.clip._text_cache.clear()
     reference_loss(model, inputs, labels)
@@ -187,7 +188,7 @@ def test_reference_backward_reaches_clip_weights_and_ours_does_not(phase):
         model.load_state_dict(initial)
         model.zero_grad(set_to_none=True)
         model.train()
-        model.set_phase(phase)
+        enter_phase(model, phase)
         optim = build_optim(cfg, model)
         if impl == 'ours':
             logged[impl] = model.train_step(batch, optim)
@@ -198,9 +199,13 @@ def test_reference_backward_reaches_clip_weights_and_ours_does_not(phase):
         assert [p.requires_grad for p in model.clip.parameters()] == flags
         grads[impl] = clip_grads(model)
         ctx_grads[impl] = model.prompt_learner.ctx.grad
+    # ours also logs the learning rates it trained with
+    losses = {k: v for k, v in logged['ours'].items() if k.startswith('loss')}
+    assert {k for k in logged['ours'] if k not in losses} == {
+        'cam.lr', 'prompt.lr'}
     for impl in ('reference', 'reference_frozen_clip'):
-        assert logged[impl].keys() == logged['ours'].keys()
-        for key, value in logged['ours'].items():
+        assert logged[impl].keys() == losses.keys()
+        for key, value in losses.items():
             assert float(logged[impl][key].detach()) == pytest.approx(
                 float(value.detach()), rel=1e-5), key
     assert all(g is None for g in grads['ours'].values())
@@ -271,7 +276,7 @@ def test_reference_encodes_what_the_authors_encode(monkeypatch, phase):
     encodings and its prompts with gradients: counted at the towers."""
     _, model = fresh_model()
     model.train()
-    model.set_phase(phase)
+    enter_phase(model, phase)
     inputs, samples, labels = preprocessed(model, SEVEN_PAIRS)
     calls = record_clip_calls(monkeypatch, model)
     for _ in range(2):  # the same work at every step
@@ -311,7 +316,7 @@ def test_reference_runs_the_detached_backbone_under_autograd(backbone):
     reaches the backbone, the losses and head gradients are ours'."""
     _, model = fresh_model(backbone, detach_backbone_in=('match', 'refine'))
     model.train()
-    model.set_phase('match')
+    enter_phase(model, 'match')
     inputs, samples, labels = preprocessed(model, TWO_CLASSES_ONE_ABSENT)
     seen = backbone_output_requires_grad(model)
     head = [p for p in model.cam_head.parameters() if p.requires_grad]
@@ -372,7 +377,7 @@ def test_random_batch_runs_through_train_step(tiny_model):
     cfg, _ = load_config(TINY)
     model = tiny_model
     model.train()
-    model.set_phase('match')
+    enter_phase(model, 'match')
     batch = random_batch(4, (32, 32), NUM_CLASSES, seed=1)
     assert [tuple(x.shape) for x in batch['inputs']] == [(3, 32, 32)] * 4
     assert batch['inputs'][0].dtype == torch.uint8

@@ -3,7 +3,7 @@
     python tools/make_pseudo_labels.py CONFIG CHECKPOINT --out DIR \
         [--split train|val|trainaug|<ann_file>] [--scales 1.0 1.2] \
         [--bg-threshold 0.43] [--batch-size N] [--crf] [--amp] \
-        [--launcher none|pytorch] [--cfg-options key=value ...]
+        [--launcher none|pytorch|slurm] [--cfg-options key=value ...]
 
 Settings resolve as for every export: the model's ``test_cfg``, then the
 config's ``pseudo_label_cfg``, then the command line. Images come from the
@@ -73,7 +73,7 @@ def parse_args(argv=None):
                         help='cuda / cpu (default: cuda when available)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')
-    parser.add_argument('--launcher', choices=['none', 'pytorch'],
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'],
                         default='none', help='job launcher')
     parser.add_argument('--no-progress', action='store_true')
     return parser.parse_args(argv)
@@ -82,7 +82,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from semples_mm.apis import make_pseudo_labels
-    return make_pseudo_labels(
+    from semples_mm.utils.launch import finish_distributed
+    summary = make_pseudo_labels(
         args.config, args.checkpoint, args.out, split=args.split,
         label=args.label, work_dir=args.work_dir, dataloader=args.dataloader,
         evaluate=not args.no_eval, device=args.device,
@@ -93,6 +94,8 @@ def main(argv=None):
         bg_threshold=args.bg_threshold, crf=True if args.crf else None,
         amp=True if args.amp else None, batch_size=args.batch_size,
         num_workers=args.num_workers, crf_workers=args.crf_workers)
+    finish_distributed()
+    return summary
 
 
 if __name__ == '__main__':

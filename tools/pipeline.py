@@ -7,6 +7,8 @@ DeepLabV2 on the SemPLeS masks -> val mIoU, with a results table and
     python tools/pipeline.py [CONFIG] --work-dir W [--seed S]
         [--deeplab-config C] [--quick] [--score-split train] [--tta]
     python tools/pipeline.py [CONFIG] --work-dir W --seeds 0 1 2
+    torchrun --nproc_per_node N tools/pipeline.py [CONFIG] --work-dir W \
+        --launcher pytorch
 
 CONFIG defaults to configs/semples/synthetic.py. Rerunning the command
 skips finished steps whose inputs did not change (log lines '[pipeline]
@@ -60,6 +62,11 @@ def parse_args(argv=None):
                         'is much faster when other jobs share the cores')
     parser.add_argument('--quick', action='store_true',
                         help='tiny world and iterations (tests, smoke runs)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'],
+                        default='none', help='run every step in the '
+                        'processes of a torchrun or srun launch')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     parser.add_argument('--no-rerun', action='store_true',
                         help='stop, naming what changed, instead of '
                         'rerunning a finished step whose inputs (config, '
@@ -77,13 +84,17 @@ def main(argv=None):
         import torch
         torch.set_num_threads(args.num_threads)
     from semples_mm.pipeline import run_pipeline, run_seeds
+    from semples_mm.utils.launch import finish_distributed
     kwargs = dict(deeplab_config=args.deeplab_config, quick=args.quick,
                   score_split=args.score_split, tta=args.tta,
-                  no_rerun=args.no_rerun)
+                  no_rerun=args.no_rerun, launcher=args.launcher)
     if args.seeds is not None:
-        return run_seeds(args.config, args.work_dir, args.seeds, **kwargs)
-    return run_pipeline(args.config, args.work_dir, seed=args.seed,
-                        data_root=args.data_root, **kwargs)
+        result = run_seeds(args.config, args.work_dir, args.seeds, **kwargs)
+    else:
+        result = run_pipeline(args.config, args.work_dir, seed=args.seed,
+                              data_root=args.data_root, **kwargs)
+    finish_distributed()
+    return result
 
 
 if __name__ == '__main__':

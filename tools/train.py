@@ -41,9 +41,12 @@ def main(argv=None):
     # Importing registers semples_mm into mmseg's registries even for configs
     # that forget custom_imports.
     from semples_mm.apis import train
-    return train(args.config, work_dir=args.work_dir, resume=args.resume,
-                 amp=args.amp, launcher=args.launcher,
-                 cfg_options=args.cfg_options)
+    from semples_mm.utils.launch import finish_distributed
+    runner = train(args.config, work_dir=args.work_dir, resume=args.resume,
+                   amp=args.amp, launcher=args.launcher,
+                   cfg_options=args.cfg_options)
+    finish_distributed()
+    return runner
 
 
 if __name__ == '__main__':

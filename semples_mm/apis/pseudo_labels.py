@@ -19,8 +19,7 @@ from ..pseudo_labels import (config_annotation_dirs, dataset_has_masks,
                              in_order_loader_cfg, pseudo_mask_metric,
                              update_summary_file)
 from ..utils.checkpoints import load_model_weights
-from ..utils.launch import (finish_distributed, is_rank_zero,
-                            start_process_group)
+from ..utils.launch import is_rank_zero, start_process_group
 from ..utils.work_dir_lock import WorkDirLock
 
 # The keys a CAM model's checkpoint must hold for an export.
@@ -85,7 +84,8 @@ def make_pseudo_labels(config: Union[str, Config], checkpoint: str,
         dataloader (str): 'val' or 'test'.
         evaluate (bool): score the masks when every image has ground truth.
         device (str, optional): default cuda when available, else cpu.
-        launcher (str): 'none' or 'pytorch' (every rank writes its shard).
+        launcher (str): 'none', 'pytorch' or 'slurm' (every rank writes
+            its shard); the process group stays up (see ``train``).
         dataloader_cfg (dict, optional): the dataloader to read instead of
             the config's ``<dataloader>_dataloader``.
         metric (dict, optional): instead of the config's PseudoMaskMetric.
@@ -154,6 +154,5 @@ def make_pseudo_labels(config: Union[str, Config], checkpoint: str,
                 f"{summary['images_per_s']} images/s){scored}; summary in "
                 f"{osp.join(work_dir, 'summary.json')}['{label}']",
                 logger='current')
-    finish_distributed()
     return summary
 

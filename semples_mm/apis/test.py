@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ..utils.checkpoints import load_model_weights
-from ..utils.launch import enable_tta
+from ..utils.launch import enable_tta, init_cpu_distributed
 from ..utils.models import unwrap_model
 
 
@@ -27,7 +27,8 @@ def build_test_runner(cfg: Config, checkpoint: str,
 
 
 def test_checkpoint(config: Union[str, Config], checkpoint: str,
-                    work_dir: str, tta: bool = False) -> dict:
+                    work_dir: str, tta: bool = False,
+                    launcher: str = 'none') -> dict:
     """Evaluate ``checkpoint`` on the config's ``test_dataloader``; the
     checkpoint must hold every key of the config's model, with its shapes.
 
@@ -36,6 +37,8 @@ def test_checkpoint(config: Union[str, Config], checkpoint: str,
         checkpoint (str): weights to test.
         work_dir (str): where the runner logs.
         tta (bool): the config's multi-scale + flip ``tta_model``.
+        launcher (str): 'none', 'pytorch' or 'slurm' (the metrics of every
+            rank's shard, gathered).
 
     Returns:
         dict: the scalar metrics plus ``num_images``, ``split``, ``tta`` and
@@ -44,7 +47,8 @@ def test_checkpoint(config: Union[str, Config], checkpoint: str,
     cfg = copy.deepcopy(config) if isinstance(config, Config) else \
         Config.fromfile(config)
     cfg.work_dir = work_dir
-    cfg.launcher = 'none'
+    cfg.launcher = launcher
+    init_cpu_distributed(cfg, launcher)
     runner = build_test_runner(cfg, checkpoint, tta)
     metrics = runner.test()
     dataset = runner.test_dataloader.dataset

@@ -9,8 +9,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from ..utils.checkpoints import ATOMIC_BACKEND_ARGS, resume_checkpoint
-from ..utils.launch import (enable_amp, finish_distributed,
-                            init_cpu_distributed, is_rank_zero,
+from ..utils.launch import (enable_amp, init_cpu_distributed, is_rank_zero,
                             set_work_dir)
 from ..utils.work_dir_lock import WorkDirLock
 
@@ -30,7 +29,9 @@ def train(config: Union[str, Config], work_dir: Optional[str] = None,
         resume (bool): continue from the latest loadable checkpoint in the
             work dir (or the config's ``load_from``).
         amp (bool): mixed precision (fp16 on GPU, bf16 on CPU).
-        launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'.
+        launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'. The process
+            group (started here unless it exists) stays up for the caller's
+            next steps; the tools end it (``finish_distributed``).
         cfg_options (dict, optional): overrides merged into the config.
 
     Returns:
@@ -59,5 +60,4 @@ def train(config: Union[str, Config], work_dir: Optional[str] = None,
         init_cpu_distributed(cfg, launcher)
         runner = Runner.from_cfg(cfg)
         runner.train()
-        finish_distributed()
     return runner

@@ -8,7 +8,8 @@ Registers nothing.
 from .batches import (config_image_size, export_image_sizes, random_batch,
                       random_labels)
 from .building import (build_model, build_optim, check_weight_files,
-                       load_config, make_random_init, snapshot_state)
+                       enter_phase, load_config, make_random_init,
+                       snapshot_state)
 from .measure import (BF16_PEAK_TFLOPS, PeakMemory, bf16_peak_tflops,
                       count_flops, step_time_stats, time_steps)
 from .reference import (clip_weights_trainable, reference_loss,
@@ -20,7 +21,8 @@ from .runner import (IMPLS, PHASES, REFERENCE_IMPLS, TRAIN_PHASES,
 
 __all__ = [
     'config_image_size', 'export_image_sizes', 'random_batch', 'random_labels', 'build_model',
-    'build_optim', 'check_weight_files', 'load_config', 'make_random_init',
+    'build_optim', 'check_weight_files', 'enter_phase', 'load_config',
+    'make_random_init',
     'snapshot_state', 'BF16_PEAK_TFLOPS', 'PeakMemory', 'bf16_peak_tflops',
     'count_flops', 'step_time_stats', 'time_steps', 'clip_weights_trainable',
     'reference_loss', 'reference_train_step', 'format_report', 'IMPLS',

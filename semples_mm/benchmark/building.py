@@ -7,7 +7,7 @@ from typing import List, Optional, Tuple
 
 import torch
 from mmengine.config import Config
-from mmengine.logging import MMLogger
+from mmengine.logging import MessageHub, MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
@@ -151,6 +151,17 @@ def build_optim(cfg: Config, model: torch.nn.Module):
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope',
                                                       'mmseg')):
         return build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+
+
+def enter_phase(model: torch.nn.Module, phase: str) -> None:
+    """Make ``model.train_step`` train ``phase`` outside a Runner: the
+    iteration it reads (mmengine's MessageHub, as the Runner sets it) is the
+    phase's last, so no phase start (snapshot, restore, fresh optimizer)
+    runs inside a timing."""
+    model.set_phase(phase)
+    hub = MessageHub.get_current_instance()
+    hub.update_info('iter', model.schedule[phase].end - 1)
+    hub.update_info('max_iters', model.schedule.total_iters)
 
 
 def snapshot_state(model: torch.nn.Module) -> dict:

@@ -8,13 +8,12 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 import torch
-from mmengine.logging import MessageHub
 
 from ..models.cams import CAMInference
 from ..pseudo_labels import (export_settings, infer_batch_cams,
                              inference_settings)
 from .batches import config_image_size, export_image_sizes, random_batch
-from .building import build_model, build_optim, snapshot_state
+from .building import build_model, build_optim, enter_phase, snapshot_state
 from .export_end_to_end import time_export_end_to_end
 from .measure import (PeakMemory, bf16_peak_tflops, count_flops,
                       step_time_stats, synchronize, time_steps)
@@ -177,12 +176,7 @@ class Benchmark:
                 f'benchmark: phase {phase!r} is not in the model phases '
                 f'{list(names)} of this config.')
         self._restart()
-        self.model.set_phase(phase)
-        # train_step reads the iteration as under a Runner: one inside the
-        # phase (its last), so no phase start runs within the timing
-        hub = MessageHub.get_current_instance()
-        hub.update_info('iter', self.model.schedule[phase].end - 1)
-        hub.update_info('max_iters', self.model.schedule.total_iters)
+        enter_phase(self.model, phase)
         self.model.crop_features.reset()  # each run starts cold
         if phase == 'prompt' and impl == 'ours' and self.prompt_bank:
             start = time.perf_counter()

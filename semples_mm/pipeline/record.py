@@ -6,6 +6,7 @@ import tempfile
 import time
 from typing import Callable, Optional
 
+from mmengine.dist import barrier, is_main_process
 from mmengine.logging import print_log
 
 from ..utils.fingerprint import changed_keys, flatten
@@ -25,6 +26,11 @@ class PipelineRecord:
     the same; when they changed, it runs again (every later step has the
     changed step's outputs among its inputs, so it follows), or, with
     ``no_rerun``, :class:`InputsChanged` names what changed.
+
+    Under several processes every rank keeps the record and takes the
+    same decisions; rank 0 alone writes the file and changes outputs, and
+    every step ends at a barrier, so that the next step's checks see its
+    outputs on every rank.
 
     Args:
         path (str): the JSON file; read if it exists.
@@ -47,6 +53,8 @@ class PipelineRecord:
         self.data.setdefault('steps', {})
 
     def save(self):
+        if not is_main_process():
+            return
         folder = osp.dirname(osp.abspath(self.path))
         os.makedirs(folder, exist_ok=True)
         handle, temp_path = tempfile.mkstemp(dir=folder, suffix='.json.part')
@@ -106,8 +114,9 @@ class PipelineRecord:
                         'settings.')
                 print_log(f'[pipeline] step {step}: inputs changed '
                           f'({changes}); running it again', logger='current')
-                if on_changed is not None:
+                if on_changed is not None and is_main_process():
                     on_changed()
+                barrier()
         elif finished is not None:
             reason = finished()
         if reason:
@@ -117,6 +126,7 @@ class PipelineRecord:
             entry.update(status='done', skipped_in_last_run=True,
                          inputs=entry.get('inputs') or flat)
             self.save()
+            barrier()
             return False
         print_log(f'[pipeline] step {step}: running', logger='current')
         start = time.perf_counter()
@@ -128,6 +138,7 @@ class PipelineRecord:
             entry['result'] = json.loads(json.dumps(result))
         self.data['steps'][step] = entry
         self.save()
+        barrier()
         print_log(f'[pipeline] step {step}: done in {wall} s',
                   logger='current')
         return True

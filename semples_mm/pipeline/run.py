@@ -14,9 +14,11 @@ import os
 import os.path as osp
 import shutil
 import time
+from contextlib import nullcontext
 from typing import Sequence
 
 from mmengine.config import Config
+from mmengine.dist import barrier, broadcast_object_list, is_main_process
 from mmengine.logging import print_log
 
 from ..apis import make_pseudo_labels, test_checkpoint, train
@@ -26,6 +28,7 @@ from ..pseudo_labels import export_settings, pseudo_mask_metric
 from ..pseudo_labels.manifest import read_manifest
 from ..utils.checkpoints import checkpoint_problem, checkpoint_state_dict
 from ..utils.fingerprint import state_fingerprint
+from ..utils.launch import start_process_group
 from ..utils.paths import PACKAGE_ROOT
 from ..utils.work_dir_lock import WorkDirLock
 from .derived_configs import (EXPORTS, derive_deeplab_config,
@@ -125,9 +128,17 @@ def _check_record(record, **settings):
     record.update(**settings)
 
 
+def _on_rank_zero(function):
+    """``function()`` on rank 0 alone (file writing); every rank returns
+    its result."""
+    result = [function() if is_main_process() else None]
+    broadcast_object_list(result)  # (nothing to do in one process)
+    return result[0]
+
+
 def run_pipeline(config, work_dir, seed=0, deeplab_config=None,
                  quick=False, data_root=None, score_split=None, tta=False,
-                 no_rerun=False):
+                 no_rerun=False, launcher='none'):
     """Run (or finish) the whole pipeline in ``work_dir``.
 
     Layout: ``configs/`` (the derived configs), ``data/`` (the synthetic
@@ -153,18 +164,23 @@ def run_pipeline(config, work_dir, seed=0, deeplab_config=None,
         tta (bool): multi-scale + flip DeepLabV2 test.
         no_rerun (bool): refuse (naming what changed) instead of rerunning
             a finished step whose inputs changed.
+        launcher (str): 'none', 'pytorch' or 'slurm': every step runs in
+            all processes of the launch (training, exports and the test
+            split their data), rank 0 writes the files.
 
     Returns:
         dict: the contents of ``<work_dir>/summary.json``.
     """
     work_dir = osp.abspath(work_dir)
-    with WorkDirLock(work_dir, 'pipeline'):
+    start_process_group(launcher)
+    with WorkDirLock(work_dir, 'pipeline') if is_main_process() else \
+            nullcontext():
         return _run_pipeline(config, work_dir, seed, deeplab_config, quick,
-                             data_root, score_split, tta, no_rerun)
+                             data_root, score_split, tta, no_rerun, launcher)
 
 
 def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
-                  score_split, tta, no_rerun):
+                  score_split, tta, no_rerun, launcher):
     start = time.perf_counter()
     os.makedirs(osp.join(work_dir, 'configs'), exist_ok=True)
     record = PipelineRecord(osp.join(work_dir, 'summary.json'), no_rerun)
@@ -186,7 +202,7 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
                   data_root=osp.abspath(data_root) if world else None,
                   score_split=score_split)
     semples_cfg_path = osp.join(work_dir, 'configs', 'semples.py')
-    semples_cfg.dump(semples_cfg_path)
+    _on_rank_zero(lambda: semples_cfg.dump(semples_cfg_path))
     semples_dir = osp.join(work_dir, 'semples')
     schedule = PhaseSchedule(semples_cfg.model.phases)
 
@@ -195,8 +211,9 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
         from semples_mm.datasets.synthetic import generate_synthetic_world
         record.run_step(
             'world',
-            lambda: dict(data_root=osp.abspath(generate_synthetic_world(
-                data_root, **world)), **world), inputs=world,
+            lambda: _on_rank_zero(lambda: dict(data_root=osp.abspath(
+                generate_synthetic_world(data_root, **world)), **world)),
+            inputs=world,
             finished=lambda: 'world.json exists' if osp.isfile(
                 osp.join(data_root, 'world.json')) else None)
 
@@ -210,7 +227,8 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
         return 'the final and the phase-end checkpoints exist'
 
     def train_semples():
-        train(semples_cfg_path, work_dir=semples_dir, resume=True)
+        train(semples_cfg_path, work_dir=semples_dir, resume=True,
+              launcher=launcher)
         gc.collect()  # let dataloader workers of the finished runner go
 
     record.run_step('semples', train_semples,
@@ -229,7 +247,7 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
             semples_cfg_path, checkpoint, out_dir, split=split,
             label=label, work_dir=semples_dir, dataloader_cfg=loader,
             metric=metric, evaluate=metric is not None, overwrite=True,
-            progress=False)
+            progress=False, launcher=launcher)
         gc.collect()
         return summary
 
@@ -273,12 +291,13 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
         deeplab_config, seed, mask_dir, data_root=data_root, quick=quick,
         semples_cfg=semples_cfg if derive_deeplab_data else None)
     deeplab_cfg_path = osp.join(work_dir, 'configs', 'deeplabv2.py')
-    deeplab_cfg.dump(deeplab_cfg_path)
+    _on_rank_zero(lambda: deeplab_cfg.dump(deeplab_cfg_path))
     deeplab_dir = osp.join(work_dir, 'deeplabv2')
     deeplab_iters = deeplab_cfg.train_cfg.max_iters
 
     def train_deeplab():
-        train(deeplab_cfg_path, work_dir=deeplab_dir, resume=True)
+        train(deeplab_cfg_path, work_dir=deeplab_dir, resume=True,
+              launcher=launcher)
         gc.collect()
 
     record.run_step(
@@ -293,7 +312,8 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
     record.run_step(
         'deeplabv2_test',
         lambda: test_checkpoint(deeplab_cfg_path, checkpoint,
-                                osp.join(deeplab_dir, 'test'), tta=tta),
+                                osp.join(deeplab_dir, 'test'), tta=tta,
+                                launcher=launcher),
         inputs=dict(weights=_weights_digest(checkpoint), tta=bool(tta),
                     test_dataloader=deeplab_cfg.test_dataloader,
                     test_evaluator=deeplab_cfg.test_evaluator))
@@ -322,8 +342,9 @@ def run_seeds(config, work_dir, seeds: Sequence[int], **kwargs):
     ]
     rows = mean_over_seeds(summaries)
     path = osp.join(work_dir, 'seeds_summary.json')
-    with open(path, 'w') as file:
-        json.dump(dict(seeds=list(seeds), rows=rows), file, indent=2)
+    if is_main_process():
+        with open(path, 'w') as file:
+            json.dump(dict(seeds=list(seeds), rows=rows), file, indent=2)
     print_log(f'[pipeline] mean over seeds {list(seeds)} ({path}):\n' +
               format_seed_table(rows), logger='current')
     return rows

@@ -100,7 +100,7 @@ def initial_checkpoint(files, phases, path):
         # as at the end of match: refine will restore the end of cam
         state.update({'cam_snapshot.' + key.replace('.', '/'): value
                       for key, value in after_cam.items()})
-        for key in [k for k in state if k.startswith('prompt_learner.ctx')]:
+        for key in [k for k in state if k.startswith('prompt_learner.')]:
             del state[key]  # the model's fresh prompts stay
     torch.save(dict(state_dict=state, meta=dict(
         source=files, phases=list(phases))), path)

@@ -37,8 +37,7 @@ custom_hooks = [
 # Several processes: mmengine's wrapper for models that step several
 # optimizers (its GANs' too) wraps each trainable part in its own DDP and
 # calls the model's own train_step. A phase leaves the parts it does not
-# train without gradients (find_unused_parameters); BatchNorm statistics
-# follow rank 0 at every training forward (broadcast_buffers).
+# train without gradients (find_unused_parameters); the model averages the
+# BatchNorm statistics over the ranks after every step itself.
 model_wrapper_cfg = dict(
-    type='MMSeparateDistributedDataParallel', find_unused_parameters=True,
-    broadcast_buffers=True)
+    type='MMSeparateDistributedDataParallel', find_unused_parameters=True)

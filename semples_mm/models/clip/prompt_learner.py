@@ -84,7 +84,10 @@ class BackgroundPromptLearner(BaseModule):
     def forward(self) -> torch.Tensor:
         """Returns the context vectors ctx, (K, L, W): a view of the
         parameter, so that the autograd graph starts here (under DDP, a
-        returned leaf would look unused and then be reported twice)."""
+        returned leaf would look unused and then be reported twice); under
+        ``torch.no_grad()`` the parameter detached."""
+        if not torch.is_grad_enabled():
+            return self.ctx.detach()
         return self.ctx.view_as(self.ctx)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,

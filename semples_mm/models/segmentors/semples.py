@@ -4,6 +4,7 @@ each other."""
 from typing import Dict, List, Optional, Sequence
 
 import torch
+from mmengine.dist import all_reduce_params
 from mmengine.logging import MessageHub, print_log
 from mmengine.optim import OptimWrapper
 from mmseg.registry import MODELS
@@ -345,6 +346,14 @@ class SemPLeS(CAMSegmentor):
             losses = self._run_forward(data, mode='loss')
         parsed_loss, log_vars = self.parse_losses(losses)
         wrapper.update_params(parsed_loss)
+        if self.phase != 'prompt':
+            # Under several processes the BN statistics of this step's
+            # batches (one per rank) are averaged, so every rank holds the
+            # CAM network its checkpoint will (validation and exports on any
+            # rank use it), close to one process's over the total batch.
+            all_reduce_params((b for m in self._cam_modules().values()
+                               for b in m.buffers() if b.is_floating_point()),
+                              op='mean')
         log_vars.update(_used_learning_rates(optim_wrapper))
         return log_vars
 
