@@ -425,3 +425,25 @@ def test_written_miou_is_the_miou_of_the_written_masks(tmp_path):
                               dict(settings, crf=True)) is None
     assert written_masks_miou(metrics['mIoU_curve'],
                               dict(settings, bg_threshold=0.7)) is None
+
+
+def test_clip_fp16_has_the_layout_of_openais_clip_load():
+    """model.clip.precision='fp16' keeps in fp16 what OpenAI's
+    convert_weights converts (the authors' clip.load on CUDA) and the rest
+    (LayerNorms, embeddings) in fp32; features come back in fp32."""
+    clip = MODELS.build(dict(type='FrozenCLIP',
+                             model_name='semples-synthetic-tiny',
+                             precision='fp16'))
+    low, full = set(), set()
+    for module in clip.model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            low.add(module.weight.dtype)
+        if isinstance(module, nn.MultiheadAttention):
+            low.add(module.in_proj_weight.dtype)
+        if isinstance(module, (nn.LayerNorm, nn.Embedding)):
+            full.add(module.weight.dtype)
+    low |= {clip.model.text_projection.dtype, clip.model.visual.proj.dtype}
+    full.add(clip.model.positional_embedding.dtype)
+    assert (low, full) == ({torch.float16}, {torch.float32})
+    features = clip.encode_image(torch.randn(2, 3, *clip.image_size))
+    assert features.dtype == torch.float32 and torch.isfinite(features).all()
