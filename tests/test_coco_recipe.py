@@ -6,8 +6,6 @@ form, fp16 CAM inference, and the mIoU of the written masks in a summary.
 
 CPU, random weights, tiny models, no downloads.
 """
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
@@ -21,7 +19,7 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 
 import semples_mm  # noqa: F401  (registers)
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_tool
 from semples_mm.models.backbones import WeakTrFeatures
 from semples_mm.models.cams import CAMInference
 from semples_mm.pseudo_labels import MaskWriter, export_settings
@@ -152,14 +150,6 @@ class CAMNetwork(nn.Module):
         self.cam_head = MODELS.build(dict(head, **FOUR_CLASSES))
 
 
-def load_converter():
-    path = REPO_ROOT / 'tools' / 'model_converters' / 'weaktr_to_mmseg.py'
-    spec = importlib.util.spec_from_file_location('weaktr_to_mmseg', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def converted_reduction_4(tmp_path, capsys):
     """A released-layout file of a tiny reduction-4 WeakTr, converted;
@@ -171,7 +161,7 @@ def converted_reduction_4(tmp_path, capsys):
     src, dst = tmp_path / 'checkpoint_best_mIoU.pth', tmp_path / 'out.pth'
     torch.save(dict(model=release), src)
     capsys.readouterr()
-    load_converter().main([str(src), str(dst)])
+    load_tool('model_converters/weaktr_to_mmseg').main([str(src), str(dst)])
     return dst, capsys.readouterr().out
 
 

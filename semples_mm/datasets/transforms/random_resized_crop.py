@@ -20,9 +20,9 @@ class SegRandomResizedCrop(BaseTransform):
     mmcv and mmseg have no random-resized crop that also handles masks, so
     this one crops ``img`` and every key in ``seg_fields`` (``gt_seg_map``)
     with the same box, resizing images with ``interpolation`` and masks with
-    nearest neighbour, both by ``backend``. Image-level labels are kept as they are (a class may
-    leave the crop; the usual WSSS practice, kept small by a large minimum
-    ``scale``).
+    nearest neighbour, both by ``backend``. Image-level labels are kept as
+    they are (a class may leave the crop; the usual WSSS practice, kept
+    small by a large minimum ``scale``).
 
     The box: area fraction ~ U(scale), aspect ratio (w / h) log-uniform in
     ``ratio``; up to ``max_attempts`` draws, else a centre crop with the
