@@ -330,7 +330,8 @@ def test_npy_label_file_with_slots_and_its_errors(voc_root):
     with pytest.raises(ValueError, match=r'array of b holds'):
         build_voc(voc_root, label_file='wide.npy', label_slots=slots)
     np.save(voc_root / 'flat.npy', np.zeros(20, np.float32))
-    with pytest.raises(ValueError, match='pickled dict'):
+    with pytest.raises(ValueError, match=r'pickled dict \{img_id: '
+                       r'multi-hot array\} '):
         build_voc(voc_root, label_file='flat.npy')
 
 

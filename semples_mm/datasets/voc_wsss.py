@@ -290,11 +290,12 @@ class PascalVOCWSSSDataset(BaseSegDataset):
             return json.loads(self._get(self.label_file))
         table = np.load(io.BytesIO(self._get(self.label_file)),
                         allow_pickle=True)
-        if table.dtype != object or table.shape != ():
+        if table.dtype != object or table.shape != () or \
+                not isinstance(table.item(), dict):
             raise ValueError(
                 f'label_file {self.label_file} holds a {table.dtype} array '
                 f'of shape {table.shape}; expected a pickled dict {{img_id: '
-                'multi-hot array}} (np.save of the dict), as cls_labels.npy')
+                f'multi-hot array}} (np.save of the dict), as cls_labels.npy')
         return table.item()
 
     def _label_file_keys(self, img_id: str) -> Tuple[str, ...]:

@@ -154,8 +154,9 @@ def describe_weaktr_state_dict(state_dict: Dict[str, Tensor]) -> dict:
 #: no checkpoint says which one it was trained with.
 POOLING_NOT_RECORDED = (
     'the pooling (attn_pool, max or avg) leaves no trace in the weights: '
-    'set it as the checkpoint was trained (WeakTr\'s VOC commands and the '
-    'SemPLeS VOC commands: max; the SemPLeS COCO commands: avg; see '
+    'set it as the checkpoint was trained (max: the VOC commands of WeakTr '
+    'and SemPLeS, WeakTr\'s current COCO command; avg: the SemPLeS COCO '
+    'commands and the WeakTr COCO command bundled with SemPLeS; see '
     'docs/reproducing.md)')
 
 
