@@ -60,7 +60,8 @@ train_dataloader = dict(
 export_pipeline = [t for t in _base_.val_pipeline if t['type'] != 'Resize']
 val_dataloader = dict(dataset=dict(pipeline=export_pipeline))
 test_dataloader = val_dataloader
-# Model selection on WeakTr's coco/train_1250_id.txt, written as
+# Model selection on WeakTr's coco/train_1250_id.txt, the list every
+# SemPLeS COCO command passes (README.md lines 137-141), written as
 # ImageSets/train2014_1250.txt with our file stems (docs/reproducing.md).
 selection_dataloader = dict(
     batch_size=1, num_workers=4,
