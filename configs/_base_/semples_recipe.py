@@ -20,6 +20,11 @@ semples_train_interpolation = 'bicubic'  # the authors' timm recipe's
 semples_random_resized_crop = dict(
     type='SegRandomResizedCrop', size=semples_crop_size, scale=(0.08, 1.0),
     interpolation=semples_train_interpolation)
+# The authors' crop is timm's RandomResizedCropAndInterpolation on a PIL
+# image (timm 0.5.4, kuongan/SemPLeS requirements.txt line 1): PIL's
+# bicubic resize, which antialiases when it shrinks.
+semples_timm_random_resized_crop = dict(semples_random_resized_crop,
+                                        backend='pillow')
 semples_train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
@@ -32,7 +37,8 @@ semples_train_pipeline = [
          hue_delta=18),
     dict(type='PackWSSSInputs'),
 ]
-# The authors' augmentation, their timm training transform (METHOD.md):
+# The authors' augmentation, their timm training transform
+# (kuongan/SemPLeS datasets.py lines 194-213, main1.py lines 116-137):
 # stages 1 and 3 (match, refine) RandomResizedCrop 224 bicubic, flip,
 # RandAugment 'rand-m9-mstd0.5-inc1' and random erasing (probability 0.25,
 # per-pixel normal values, one box); the prompt stage crop and flip only.
@@ -42,7 +48,7 @@ semples_train_pipeline = [
 # erasing follow the data preprocessor's normalisation.
 semples_timm_train_pipeline = [
     dict(type='LoadImageFromFile'),
-    semples_random_resized_crop,
+    semples_timm_random_resized_crop,
     dict(type='RandomFlip', prob=0.5),
     dict(type='TimmRandAugment', config_str='rand-m9-mstd0.5-inc1',
          img_mean={{_base_.data_preprocessor.mean}},
@@ -56,7 +62,7 @@ semples_timm_train_pipeline = [
 ]
 semples_crop_flip_pipeline = [
     dict(type='LoadImageFromFile'),
-    semples_random_resized_crop,
+    semples_timm_random_resized_crop,
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackWSSSInputs'),
 ]

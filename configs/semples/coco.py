@@ -1,5 +1,6 @@
 # SemPLeS on MS COCO 2014 train (82,081 images) with the authors' COCO
-# settings (../shared/METHOD.md): lambda 0.75, gamma 0.01, w 0.2, AdamW
+# settings (kuongan/SemPLeS README.md lines 137-141; sources in
+# docs/reproducing.md): lambda 0.75, gamma 0.01, w 0.2, AdamW
 # wd 0.03, lr 5.12e-6 * batch / 512 in stages 1 and 3, 0.01 * 128 / 512 for
 # the prompts, 224 crops. Batch 32 in every phase (authors: 32 / 128 / 24).
 _base_ = ['../_base_/datasets/coco14_wsss.py', '../_base_/semples_recipe.py']

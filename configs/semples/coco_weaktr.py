@@ -1,11 +1,12 @@
 # SemPLeS on MS COCO 2014 train (82,081 images with objects) as the authors
-# ran it (METHOD.md, WEAKTR.md; settings and sources: docs/reproducing.md):
-# WeakTr's released COCO CAM network (DeiT-S, 90 class slots, of which the
-# 80 categories are read out), converted with
-# tools/model_converters/weaktr_to_mmseg.py (or the checkpoint of
-# configs/weaktr/weaktr_deit_s_coco.py); match -> prompt -> refine with the
-# backbone detached in match and refine; batches 32 / 128 / 24 at lr *
-# batch / 512 (5.12e-6, 0.01, 5.12e-6), 60 epochs each; the timm
+# ran it (kuongan/SemPLeS README.md lines 137-149; every setting and its
+# source: docs/reproducing.md): WeakTr's COCO CAM network (DeiT-S, 90 class
+# slots, of which the 80 categories are read out; attention fusion with
+# avg pooling and reduction 4, as the authors' COCO commands pass),
+# converted with tools/model_converters/weaktr_to_mmseg.py (or the
+# checkpoint of configs/weaktr/weaktr_deit_s_coco.py); match -> prompt ->
+# refine with the backbone detached in match and refine; batches 32 / 128 /
+# 24 at lr * batch / 512 (5.12e-6, 0.01, 5.12e-6), 60 epochs each; the timm
 # augmentation in match and refine, crop and flip for the prompts; CLIP
 # ViT-B/32 without its own normalisation and the '.' token 13; the best
 # epoch of match and refine by CAM mIoU on WeakTr's 1,250-image train
@@ -30,7 +31,7 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=weaktr_checkpoint,
                       prefix='backbone.')),
     cam_head=dict(
-        _base_.weaktr_cam_head, _delete_=True,
+        _base_.weaktr_coco_cam_head, _delete_=True,
         num_classes={{_base_.num_fg_classes}},
         num_class_slots={{_base_.weaktr_coco_num_slots}},
         class_indices={{_base_.weaktr_coco_class_slots}},
@@ -58,7 +59,8 @@ train_dataloader = dict(
 export_pipeline = [t for t in _base_.val_pipeline if t['type'] != 'Resize']
 val_dataloader = dict(dataset=dict(pipeline=export_pipeline))
 test_dataloader = val_dataloader
-# Model selection on WeakTr's coco/train_1250_id.txt, written as
+# Model selection on WeakTr's coco/train_1250_id.txt, the list every
+# SemPLeS COCO command passes (README.md lines 137-141), written as
 # ImageSets/train2014_1250.txt with our file stems (docs/reproducing.md).
 selection_dataloader = dict(
     batch_size=1, num_workers=4,

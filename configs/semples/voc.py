@@ -1,5 +1,6 @@
 # SemPLeS on PASCAL VOC 2012 trainaug (10,582 images) with the authors'
-# VOC settings (../shared/METHOD.md): lambda 2.4, gamma 0.02, w 0.05,
+# VOC settings (kuongan/SemPLeS README.md lines 119-123; sources in
+# docs/reproducing.md): lambda 2.4, gamma 0.02, w 0.05,
 # AdamW wd 0.03, batch 64, lr 5.12e-4 * 64 / 512 in stages 1 and 3,
 # 0.1 * 128 / 512 for the prompts, 60 epochs per stage, 224 crops.
 _base_ = ['../_base_/datasets/voc12_wsss.py', '../_base_/semples_recipe.py']

@@ -1,7 +1,8 @@
-# SemPLeS on PASCAL VOC 2012 trainaug as the authors ran it (METHOD.md,
-# WEAKTR.md; every setting and its source: docs/reproducing.md): the CAM
-# network is WeakTr (DeiT-S, 20 class tokens) loaded from its released VOC
-# checkpoint, converted with tools/model_converters/weaktr_to_mmseg.py (or
+# SemPLeS on PASCAL VOC 2012 trainaug as the authors ran it
+# (kuongan/SemPLeS README.md lines 119-130; every setting and its source:
+# docs/reproducing.md): the CAM network is WeakTr (DeiT-S, 20 class tokens,
+# attention fusion max / 8) loaded from its released VOC checkpoint,
+# converted with tools/model_converters/weaktr_to_mmseg.py (or
 # the checkpoint of configs/weaktr/weaktr_deit_s_voc.py); stages 1-3 are
 # the phases match -> prompt -> refine (refine restarts from the loaded
 # weights: the segmentor snapshots the CAM network as the first phase

@@ -17,7 +17,7 @@ from mmseg.registry import DATASETS, MODELS
 from ..pseudo_labels import (config_annotation_dirs, dataset_has_masks,
                              export_pseudo_masks, export_settings,
                              in_order_loader_cfg, pseudo_mask_metric,
-                             update_summary_file)
+                             score_words, update_summary_file)
 from ..utils.checkpoints import load_model_weights
 from ..utils.launch import is_rank_zero, start_process_group
 from ..utils.work_dir_lock import WorkDirLock
@@ -144,14 +144,12 @@ def make_pseudo_labels(config: Union[str, Config], checkpoint: str,
             label = label or osp.basename(osp.normpath(out_dir))
             update_summary_file(osp.join(work_dir, 'summary.json'), label,
                                 summary)
-            scored = '' if summary.get('mIoU') is None else (
-                f", mIoU {summary['mIoU']} (best bg threshold "
-                f"{summary['best_threshold']})")
             print_log(
                 f"{summary['num_images']} images of {split} -> "
                 f"{summary['out_dir']} ({summary['num_written']} written, "
                 f"{summary['num_skipped']} already there, "
-                f"{summary['images_per_s']} images/s){scored}; summary in "
+                f"{summary['images_per_s']} images/s)"
+                f"{score_words(summary)}; summary in "
                 f"{osp.join(work_dir, 'summary.json')}['{label}']",
                 logger='current')
     return summary

@@ -21,7 +21,11 @@ class COCOWSSSDataset(PascalVOCWSSSDataset):
           SegmentationClass/train2014/<same stem>.png   class ids 0..80, 255
           ImageSets/train2014.txt, ImageSets/val2014.txt   image ids (stems)
 
-    Labels come from ``label_file`` if given, else the class-id mask, else
+    Labels come from ``label_file`` if given (an ``.npy`` file may be keyed
+    by the stems or by their 12 digits, with or without '.jpg': the
+    authors' loader looks ``coco/cls_labels.npy`` up by the 12-digit ids
+    of ``coco/train_id.txt``; arrays of WeakTr's 90 category-id slots are
+    read with ``label_slots``), else the class-id mask, else
     ``instances_file`` (``annotations/instances_<split>.json``; the 80
     category ids sorted ascending map to classes 1..80; crowd annotations
     are left out, as the converter marks them 255 in the masks).
@@ -76,6 +80,13 @@ class COCOWSSSDataset(PascalVOCWSSSDataset):
                 index_of_cat[ann['category_id']])
         return {stem: sorted(present.get(stem, ()))
                 for stem in stem_of_image.values()}
+
+    def _label_file_keys(self, img_id: str):
+        """Also the 12 digits of ``COCO_<split>_<12 digits>``: the
+        authors' COCO ids (WeakTr's coco/train_id.txt) are those."""
+        number = img_id.rsplit('_', 1)[-1]
+        return super()._label_file_keys(img_id) + (
+            number, number + self.img_suffix)
 
     def _annotation_source(self) -> str:
         return f'instances_file={self.instances_file}'

@@ -1,8 +1,9 @@
 """PASCAL VOC (and VOC-layout) dataset with image-level labels for WSSS."""
+import io
 import json
 import os.path as osp
 import xml.etree.ElementTree as ET
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine import fileio
@@ -92,12 +93,13 @@ class PascalVOCWSSSDataset(BaseSegDataset):
     ``reduce_zero_label=False`` and ``seg_fields=[]``.
 
     Image labels come from, in this order: ``label_file`` if given (JSON
-    ``{img_id: [class names]}``); else the image's mask in
-    ``label_seg_map_path`` (default: ``data_prefix['seg_map_path']``), its
-    unique ids except 0 and 255; else ``<xml_dir>/<img_id>.xml`` (the names
-    of its objects). When ``seg_map_path`` points at pseudo masks, set
-    ``label_seg_map_path`` or ``label_file`` so labels come from the ground
-    truth.
+    ``{img_id: [class names]}``, or ``.npy`` in the form of the SemPLeS and
+    WeakTr authors' ``cls_labels.npy``: a pickled dict ``{img_id: (K,)
+    multi-hot array}``); else the image's mask in ``label_seg_map_path``
+    (default: ``data_prefix['seg_map_path']``), its unique ids except 0 and
+    255; else ``<xml_dir>/<img_id>.xml`` (the names of its objects). When
+    ``seg_map_path`` points at pseudo masks, set ``label_seg_map_path`` or
+    ``label_file`` so labels come from the ground truth.
 
     Checks done when the dataset is built (eager, cheap): the list names
     existing image files, each image file is readable and not truncated (JPEG
@@ -116,7 +118,16 @@ class PascalVOCWSSSDataset(BaseSegDataset):
         data_prefix (dict): ``img_path`` and ``seg_map_path`` folders.
         img_suffix (str): Image file suffix. Defaults to '.jpg'.
         seg_map_suffix (str): Mask file suffix. Defaults to '.png'.
-        label_file (str, optional): JSON ``{img_id: [class names]}``.
+        label_file (str, optional): JSON ``{img_id: [class names]}``, or a
+            ``.npy`` dict ``{img_id: multi-hot array}`` whose arrays have
+            the K foreground classes in the dataset's order (entry k <->
+            mask id k + 1); a key may also be the id with ``img_suffix``
+            (as the authors' loader accepts).
+        label_slots (Sequence[int], optional): for a ``.npy`` label_file
+            whose arrays are longer than K (WeakTr's COCO file has 90
+            category-id slots): the entry of each of the K classes, in the
+            dataset's class order. None (default): the arrays have K
+            entries.
         label_seg_map_path (str, optional): Folder of masks to read labels
             from, relative to ``data_root``.
         xml_dir (str): Folder of VOC XML annotations. Defaults to
@@ -145,6 +156,7 @@ class PascalVOCWSSSDataset(BaseSegDataset):
                  seg_map_suffix: str = '.png',
                  metainfo: Optional[dict] = None,
                  label_file: Optional[str] = None,
+                 label_slots: Optional[Sequence[int]] = None,
                  label_seg_map_path: Optional[str] = None,
                  xml_dir: str = 'Annotations',
                  require_masks: bool = False,
@@ -175,6 +187,15 @@ class PascalVOCWSSSDataset(BaseSegDataset):
                 'make the model\'s foreground class count and '
                 'metainfo.classes agree')
         self.label_file = label_file
+        self.label_slots = None if label_slots is None else \
+            tuple(int(i) for i in label_slots)
+        if self.label_slots is not None and (
+                len(self.label_slots) != len(classes) - 1 or
+                len(set(self.label_slots)) != len(self.label_slots) or
+                min(self.label_slots) < 0):
+            raise ValueError(
+                f'label_slots={label_slots!r}: need {len(classes) - 1} '
+                'distinct entries >= 0, one per foreground class.')
         self.label_seg_map_path = label_seg_map_path
         self.xml_dir = xml_dir
         self.require_masks = require_masks
@@ -257,20 +278,69 @@ class PascalVOCWSSSDataset(BaseSegDataset):
     def _annotation_source(self) -> str:
         return f'{self.xml_dir} (VOC XML)'
 
-    def _load_label_file(self) -> Dict[str, List[str]]:
+    def _load_label_file(self) -> dict:
+        """The label_file's table: {id: [class names]} (JSON) or {id:
+        multi-hot array} (.npy)."""
         if not self._exists(self.label_file):
             raise FileNotFoundError(
                 f'label_file {self.label_file} does not exist; give a JSON '
-                'file {img_id: [class names]} or leave label_file unset')
-        return json.loads(self._get(self.label_file))
+                'file {img_id: [class names]}, an .npy dict {img_id: '
+                'multi-hot array}, or leave label_file unset')
+        if not self.label_file.endswith('.npy'):
+            return json.loads(self._get(self.label_file))
+        table = np.load(io.BytesIO(self._get(self.label_file)),
+                        allow_pickle=True)
+        if table.dtype != object or table.shape != () or \
+                not isinstance(table.item(), dict):
+            raise ValueError(
+                f'label_file {self.label_file} holds a {table.dtype} array '
+                f'of shape {table.shape}; expected a pickled dict {{img_id: '
+                f'multi-hot array}} (np.save of the dict), as cls_labels.npy')
+        return table.item()
+
+    def _label_file_keys(self, img_id: str) -> Tuple[str, ...]:
+        """Keys an image may have in label_file: its id, and its file name
+        (the authors' loader tries both)."""
+        return img_id, img_id + self.img_suffix
+
+    def _labels_from_array(self, values, img_id: str) -> np.ndarray:
+        """(K,) float32 labels from a label_file array."""
+        values = np.asarray(values, np.float32).reshape(-1)
+        num_fg = len(self.foreground_classes)
+        width = num_fg if self.label_slots is None else \
+            max(self.label_slots) + 1
+        if (self.label_slots is None and len(values) != num_fg) or \
+                len(values) < width:
+            raise ValueError(
+                f'label_file {self.label_file}: the array of {img_id} has '
+                f'{len(values)} entries, but the dataset has {num_fg} '
+                'foreground classes' + (
+                    '' if self.label_slots is None else
+                    f' read from entries up to {width - 1} (label_slots)') +
+                '; set label_slots to the entry of each class (e.g. '
+                'WeakTr\'s 90 COCO slots: weaktr_coco_class_slots)')
+        if not np.isin(values, (0.0, 1.0)).all():
+            raise ValueError(
+                f'label_file {self.label_file}: the array of {img_id} holds '
+                f'{sorted(set(values.tolist()) - {0.0, 1.0})}; expected a '
+                'multi-hot array of 0 and 1')
+        if self.label_slots is not None:
+            values = values[list(self.label_slots)]
+        return values
 
     def _image_labels(self, img_id, label_table, label_mask_dir):
         if label_table is not None:
-            if img_id not in label_table:
+            key = next((k for k in self._label_file_keys(img_id)
+                        if k in label_table), None)
+            if key is None:
                 raise KeyError(f'image {img_id} has no entry in label_file '
-                               f'{self.label_file}')
-            return self._multi_hot(label_table[img_id],
-                                   f'label_file {self.label_file}')
+                               f'{self.label_file} (tried keys '
+                               f'{list(self._label_file_keys(img_id))})')
+            if isinstance(label_table[key], (list, tuple)) and all(
+                    isinstance(n, str) for n in label_table[key]):
+                return self._multi_hot(label_table[key],
+                                       f'label_file {self.label_file}')
+            return self._labels_from_array(label_table[key], img_id)
         if label_mask_dir is not None:
             path = osp.join(label_mask_dir, img_id + self.seg_map_suffix)
             if self._exists(path):

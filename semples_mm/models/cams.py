@@ -2,7 +2,7 @@
 CAM network's raw maps into label-restricted CAMs at each image's original
 size (validation, pseudo-mask export, visualisation and the benchmark all
 use :class:`CAMInference`)."""
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +14,11 @@ from torch import Tensor
 #: pseudo-mask exports from there overridden by ``pseudo_label_cfg``.
 CAM_TEST_DEFAULTS = dict(scales=(1.0, ), flip=False, eps=1e-5, amp=False,
                          bg_threshold=0.45)
+#: The autocast dtype of each ``amp`` setting (False: none). True is bf16,
+#: which keeps fp32's exponent range; 'fp16' is the authors' (their CAM
+#: inference runs under torch.cuda.amp.autocast, fp16).
+AMP_DTYPES = {True: torch.bfloat16, 'bf16': torch.bfloat16,
+              'fp16': torch.float16}
 
 
 def check_cam_settings(settings: dict, where: str) -> dict:
@@ -38,9 +43,11 @@ def check_cam_settings(settings: dict, where: str) -> dict:
             fail('scales', 'need a non-empty list of positive numbers, '
                  'e.g. (1.0, 1.2)')
         checked['scales'] = tuple(float(s) for s in scales)
-    for key in ('flip', 'amp'):
-        if key in checked and not isinstance(checked[key], bool):
-            fail(key, 'need True or False')
+    if 'flip' in checked and not isinstance(checked['flip'], bool):
+        fail('flip', 'need True or False')
+    if 'amp' in checked and checked['amp'] is not False and \
+            checked['amp'] not in AMP_DTYPES:
+        fail('amp', "need False, True (= 'bf16'), 'bf16' or 'fp16'")
     if 'eps' in checked:
         if isinstance(checked['eps'], bool) or not isinstance(
                 checked['eps'], (int, float)) or checked['eps'] <= 0:
@@ -208,17 +215,21 @@ class CAMInference:
             for VOC, 1.0, 0.8 and 1.2 for COCO).
         flip (bool): add horizontal flips.
         eps (float): normalisation epsilon.
-        amp (bool): run the network under bfloat16 autocast; the maps are
+        amp (bool | str): run the network under autocast: True or 'bf16'
+            bfloat16, 'fp16' float16 (the authors' precision); the maps are
             summed and normalised in float32. bf16 keeps fp32's exponent
             range, so large activations cannot overflow as in fp16.
     """
 
     def __init__(self, scales: Sequence[float] = (1.0, ), flip: bool = False,
-                 eps: float = 1e-5, amp: bool = False):
+                 eps: float = 1e-5, amp: Union[bool, str] = False):
         self.scales = tuple(float(s) for s in scales)
         self.flip = bool(flip)
         self.eps = float(eps)
-        self.amp = bool(amp)
+        if amp is not False and amp not in AMP_DTYPES:
+            raise ValueError(f"CAMInference: amp={amp!r}; use False, True "
+                             "(= 'bf16'), 'bf16' or 'fp16'.")
+        self.amp = amp
         if not self.scales or min(self.scales) <= 0:
             raise ValueError('CAMInference: scales must be positive, got '
                              f'{scales!r}')
@@ -230,7 +241,8 @@ class CAMInference:
             return predict_cams
 
         def predict(inputs):
-            with torch.autocast(inputs.device.type, dtype=torch.bfloat16):
+            with torch.autocast(inputs.device.type,
+                                dtype=AMP_DTYPES[self.amp]):
                 return predict_cams(inputs)
 
         return predict

@@ -145,7 +145,27 @@ def describe_weaktr_state_dict(state_dict: Dict[str, Tensor]) -> dict:
         num_patches=state_dict['pos_embed'].shape[1] - num_class_tokens,
         # AAF's bottleneck is int(L * heads / reduction).
         fusion_channels=head_ffn.shape[1],
-        fusion_hidden=head_ffn.shape[0])
+        fusion_hidden=head_ffn.shape[0],
+        fusion_reduction=fusion_reduction(head_ffn.shape[1],
+                                          head_ffn.shape[0]))
+
+
+#: AAF pools each head's tokens by max or by mean; neither has weights, so
+#: no checkpoint says which one it was trained with.
+POOLING_NOT_RECORDED = (
+    'the pooling (attn_pool, max or avg) leaves no trace in the weights: '
+    'set it as the checkpoint was trained (max: the VOC commands of WeakTr '
+    'and SemPLeS, WeakTr\'s current COCO command; avg: the SemPLeS COCO '
+    'commands and the WeakTr COCO command bundled with SemPLeS; see '
+    'docs/reproducing.md)')
+
+
+def fusion_reduction(channels: int, hidden: int) -> float:
+    """The ``reduction`` that rebuilds a fusion bottleneck of ``channels``
+    -> ``hidden``: AAF's hidden width is ``int(channels / reduction)``, so
+    ``channels / hidden`` (72 -> 9: 8; 72 -> 18: 4) does, as does any r
+    with ``int(channels / r) == hidden``."""
+    return channels / hidden
 
 
 def convert_weaktr_state_dict(state_dict: Dict[str, Tensor],
@@ -211,6 +231,19 @@ def convert_weaktr_checkpoint(checkpoint,
     return dict(state_dict=converted, meta=meta)
 
 
+def _shape_hint(part: Dict[str, Tensor], own: Dict[str, Tensor],
+                prefix: str) -> str:
+    """Which config key fixes a fusion-bottleneck mismatch, by name."""
+    key = 'adaptive_attention_fusion.attn_head_ffn.0.weight'
+    if key not in part or part[key].shape == own[key].shape or \
+            part[key].shape[1] != own[key].shape[1]:
+        return ''  # fits, or other blocks/heads (named by their own keys)
+    hidden, channels = part[key].shape
+    return (f" The file's attention fusion is {channels} -> {hidden} "
+            f"channels, the config's {own[key].shape[1]} -> "
+            f'{own[key].shape[0]}: set model.{prefix}reduction='
+            f'{fusion_reduction(channels, hidden):g}; '
+            f'{POOLING_NOT_RECORDED}.')
 
 
 def load_converted_part(module, path: str, prefix: str, owner: str) -> None:
@@ -270,7 +303,7 @@ def load_converted_part(module, path: str, prefix: str, owner: str) -> None:
     if wrong:
         raise ValueError(
             f'{owner}: shapes in the {prefix!r} part of {path} do not fit the '
-            f'config: {wrong}. The converter prints the numbers of the file '
-            '(class tokens, blocks, width, fusion channels -> hidden: '
-            'cam_head.reduction = channels / hidden).')
+            f'config: {wrong}.{_shape_hint(part, own, prefix)} The converter '
+            '(tools/model_converters/weaktr_to_mmseg.py) prints the numbers '
+            'of the file (class tokens, blocks, width, fusion reduction).')
     module.load_state_dict(part, strict=True)

@@ -6,7 +6,8 @@ One export (:func:`export_pseudo_masks`) and one settings rule
 ``tools/make_pseudo_labels.py``, the pipeline and the benchmark.
 """
 from .crf import DEFAULT_CRF_CFG, dense_crf_labels, require_pydensecrf
-from .export import export_pseudo_masks, infer_batch_cams, sample_image_id
+from .export import (export_pseudo_masks, infer_batch_cams, sample_image_id,
+                     score_words)
 from .loader import in_order_loader_cfg
 from .output_guard import (ANNOTATION_FOLDER_NAMES, check_output_dir,
                            config_annotation_dirs, dataset_annotation_dirs,
@@ -19,6 +20,7 @@ from .writer import MaskWriter
 __all__ = [
     'DEFAULT_CRF_CFG', 'dense_crf_labels', 'require_pydensecrf',
     'export_pseudo_masks', 'infer_batch_cams', 'sample_image_id',
+    'score_words',
     'in_order_loader_cfg', 'ANNOTATION_FOLDER_NAMES', 'check_output_dir',
     'config_annotation_dirs',
     'dataset_annotation_dirs', 'dataset_has_masks', 'EXPORT_KEYS',

@@ -107,6 +107,37 @@ def _metric_value(metrics, name):
     return None
 
 
+def written_masks_miou(curve, settings):
+    """The mIoU of the PNGs as written: the sweep's value at the export's
+    ``bg_threshold``, or None when the PNGs are not that argmax (CRF) or
+    the sweep does not hold that threshold."""
+    if settings['crf'] or not curve:
+        return None
+    return next((value for threshold, value in curve.items()
+                 if abs(float(threshold) - settings['bg_threshold']) < 1e-6),
+                None)
+
+
+#: What the two mIoUs of a summary are (written into it beside them).
+SCORES_NOTE = (
+    'mIoU: the best over the background-threshold sweep of the CAMs (at '
+    'best_threshold), the number the authors report for their CAMs; '
+    'written_mIoU: the PNGs as written, at bg_threshold (None with CRF or '
+    'with a bg_threshold outside the sweep)')
+
+
+def score_words(summary) -> str:
+    """The scores of an export summary for a log line ('' if unscored)."""
+    if summary.get('mIoU') is None:
+        return ''
+    words = (f", sweep-best mIoU {summary['mIoU']} at bg threshold "
+             f"{summary['best_threshold']}")
+    if summary.get('written_mIoU') is not None:
+        words += (f", written masks (bg threshold "
+                  f"{summary['bg_threshold']}) mIoU {summary['written_mIoU']}")
+    return words
+
+
 def export_pseudo_masks(model, dataloader, out_dir, settings=None,
                         evaluator=None, split=None, protected_dirs=(),
                         progress=True, on_written=None, overwrite=False,
@@ -149,7 +180,9 @@ def export_pseudo_masks(model, dataloader, out_dir, settings=None,
         dict: ``split``, ``out_dir``, ``num_images``, ``num_written``,
         ``num_skipped``, ``num_inferred``, ``seconds``, ``images_per_s``,
         the settings, ``world_size``, and with an evaluator ``metrics``,
-        ``mIoU`` and ``best_threshold``. Counts are over all ranks.
+        ``mIoU`` and ``best_threshold`` (the best of the threshold sweep),
+        ``written_mIoU`` (:func:`written_masks_miou`) and ``scores_note``
+        (:data:`SCORES_NOTE`). Counts are over all ranks.
     """
     model = model.module if is_model_wrapper(model) else model
     if not hasattr(model, 'predict_cams'):
@@ -239,7 +272,10 @@ def export_pseudo_masks(model, dataloader, out_dir, settings=None,
             # PseudoMaskMetric names it bg_threshold; others best_threshold
             best_threshold=_to_builtin(
                 best if best is not None else
-                _metric_value(metrics, 'bg_threshold')))
+                _metric_value(metrics, 'bg_threshold')),
+            written_mIoU=_to_builtin(written_masks_miou(
+                _metric_value(metrics, 'mIoU_curve'), settings)),
+            scores_note=SCORES_NOTE)
     if rank == 0:
         finish_manifest(out_dir, written + skipped)
     barrier()

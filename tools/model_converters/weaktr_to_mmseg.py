@@ -9,6 +9,11 @@ fusion under ``cam_head.`` (:class:`WeakTrCAMHead`): the file
 ``init_cfg``), or for mmengine's ``load_checkpoint``. Keys it does not know
 are an error.
 
+It prints what the weights say about the config they need: the class
+tokens, the blocks and the attention fusion's reduction (from the shape of
+``attn_head_ffn``). The fusion's token pooling (max or avg) has no weights,
+so no file records it: that is said too.
+
 Example:
     python tools/model_converters/weaktr_to_mmseg.py \
         checkpoint_best_mIoU.pth checkpoints/weaktr_voc_mmseg.pth
@@ -20,8 +25,8 @@ import mmengine
 import torch
 from mmengine.runner import CheckpointLoader
 
-from semples_mm.models.weaktr_checkpoint import \
-    convert_weaktr_checkpoint
+from semples_mm.models.weaktr_checkpoint import (POOLING_NOT_RECORDED,
+                                                convert_weaktr_checkpoint)
 
 
 def parse_args(argv=None):
@@ -44,9 +49,12 @@ def main(argv=None):
     meta = converted['meta']
     print(f'{args.src} -> {args.dst}: {len(converted["state_dict"])} '
           f'tensors; K={meta["num_class_tokens"]} class tokens, '
-          f'{meta["num_layers"]} blocks of width {meta["embed_dims"]}, '
-          f'fusion {meta["fusion_channels"]} -> {meta["fusion_hidden"]} '
-          '(cam_head.reduction = channels / hidden).')
+          f'{meta["num_layers"]} blocks of width {meta["embed_dims"]}.\n'
+          f'Attention fusion {meta["fusion_channels"]} -> '
+          f'{meta["fusion_hidden"]} channels: model.cam_head.reduction='
+          f'{meta["fusion_reduction"]:g} (a config with another reduction '
+          'refuses this file by name).\n'
+          f'Pooling: {POOLING_NOT_RECORDED}.')
 
 
 if __name__ == '__main__':

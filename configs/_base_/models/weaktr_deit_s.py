@@ -1,4 +1,4 @@
-# WeakTr's CAM network (hustvl/WeakTr; ../shared/WEAKTR.md): DeiT-S/16 with
+# WeakTr's CAM network (hustvl/WeakTr models.py, AAF.py): DeiT-S/16 with
 # one class token per class slot (WeakTrViT) and the coarse conv CAM refined
 # by adaptive attention fusion (WeakTrCAMHead). The leaves add the class
 # counts of their dataset and the weights: ImageNet DeiT-S for WeakTr's own
@@ -23,10 +23,9 @@ weaktr_backbone = dict(
     mlp_ratio=4.0,
     qkv_bias=True,
     drop_path_rate=0.1)  # WeakTr's --drop-path; active in train mode
-# Token pooling and bottleneck of the attention fusion: max and 8, the
-# values of every command in WeakTr's docs/Training.md, VOC and COCO alike
-# (main.py's defaults, avg and 4, are overridden there); see
-# docs/reproducing.md.
+# Token pooling and bottleneck of the attention fusion, VOC: max and 8, as
+# every VOC command passes them (SemPLeS README.md lines 119-128, WeakTr
+# docs/Training.md lines 14-15).
 weaktr_cam_head = dict(
     type='WeakTrCAMHead',
     in_channels=weaktr_embed_dims,
@@ -35,6 +34,12 @@ weaktr_cam_head = dict(
     attn_pool='max',
     reduction=8,
     feat_reduction=8)
+# COCO: avg and 4, as every COCO command of SemPLeS passes them (README.md
+# lines 137-147) and as the WeakTr COCO training bundled with SemPLeS runs
+# by main.py's defaults (docs/Training.md lines 63-70, main.py lines 60-61).
+# A checkpoint of another reduction is refused by name when it loads; the
+# pooling leaves no trace in the weights (docs/reproducing.md).
+weaktr_coco_cam_head = dict(weaktr_cam_head, attn_pool='avg', reduction=4)
 # WeakTr's COCO model has 90 class slots, slot = COCO category id - 1 (ids
 # 1..90, the ten without a category included: its label vectors and masks
 # index the 91-name COCO list). A COCO dataset's 80 classes, in category-id

@@ -4,9 +4,13 @@ from typing import Sequence, Tuple, Union
 
 import mmcv
 import numpy as np
+from mmcv.image.geometric import cv2_interp_codes, pillow_interp_codes
 from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 from mmseg.registry import TRANSFORMS
+
+# The interpolations each resize backend of mmcv.imresize offers.
+RESIZE_CODES = dict(cv2=cv2_interp_codes, pillow=pillow_interp_codes)
 
 
 @TRANSFORMS.register_module()
@@ -16,9 +20,9 @@ class SegRandomResizedCrop(BaseTransform):
     mmcv and mmseg have no random-resized crop that also handles masks, so
     this one crops ``img`` and every key in ``seg_fields`` (``gt_seg_map``)
     with the same box, resizing images with ``interpolation`` and masks with
-    nearest neighbour. Image-level labels are kept as they are (a class may
-    leave the crop; the usual WSSS practice, kept small by a large minimum
-    ``scale``).
+    nearest neighbour, both by ``backend``. Image-level labels are kept as
+    they are (a class may leave the crop; the usual WSSS practice, kept
+    small by a large minimum ``scale``).
 
     The box: area fraction ~ U(scale), aspect ratio (w / h) log-uniform in
     ``ratio``; up to ``max_attempts`` draws, else a centre crop with the
@@ -33,6 +37,12 @@ class SegRandomResizedCrop(BaseTransform):
         ratio (tuple[float, float]): Range of the crop's aspect ratio.
         interpolation (str): mmcv interpolation for images. Default bicubic.
         max_attempts (int): Draws before the centre-crop fallback.
+        backend (str): 'cv2' (default) or 'pillow', the resize of
+            ``mmcv.imresize``. 'pillow' is PIL's ``Image.resize``, the call
+            timm's RandomResizedCropAndInterpolation makes (through
+            torchvision) in the authors' recipe: its bicubic filter widens
+            with the scale when it shrinks (antialiasing), OpenCV's
+            INTER_CUBIC does not. Pillow takes uint8 images and masks only.
     """
 
     def __init__(self,
@@ -40,7 +50,8 @@ class SegRandomResizedCrop(BaseTransform):
                  scale: Tuple[float, float] = (0.08, 1.0),
                  ratio: Tuple[float, float] = (3. / 4., 4. / 3.),
                  interpolation: str = 'bicubic',
-                 max_attempts: int = 10):
+                 max_attempts: int = 10,
+                 backend: str = 'cv2'):
         size = (size, size) if isinstance(size, int) else tuple(size)
         if len(size) != 2 or min(size) <= 0:
             raise ValueError(f'size={size}: give an int or (h, w) > 0')
@@ -48,11 +59,20 @@ class SegRandomResizedCrop(BaseTransform):
             raise ValueError(f'scale={scale}: need 0 < min <= max <= 1')
         if not (0 < ratio[0] <= ratio[1]):
             raise ValueError(f'ratio={ratio}: need 0 < min <= max')
+        if backend not in RESIZE_CODES:
+            raise ValueError(f'SegRandomResizedCrop: backend={backend!r}; '
+                             f'use one of {sorted(RESIZE_CODES)}.')
+        if interpolation not in RESIZE_CODES[backend]:
+            raise ValueError(
+                f'SegRandomResizedCrop: interpolation={interpolation!r} is '
+                f'not available with backend={backend!r}; use one of '
+                f'{sorted(RESIZE_CODES[backend])}.')
         self.size = size
         self.scale = tuple(scale)
         self.ratio = tuple(ratio)
         self.interpolation = interpolation
         self.max_attempts = max_attempts
+        self.backend = backend
 
     @cache_randomness
     def _crop_box(self, height: int, width: int) -> Tuple[int, int, int, int]:
@@ -77,22 +97,30 @@ class SegRandomResizedCrop(BaseTransform):
             h, w = height, width
         return (height - h) // 2, (width - w) // 2, h, w
 
+    def _resize(self, array: np.ndarray, key: str,
+                interpolation: str) -> np.ndarray:
+        if self.backend == 'pillow' and array.dtype != np.uint8:
+            raise TypeError(
+                f'SegRandomResizedCrop(backend=\'pillow\'): {key} is '
+                f'{array.dtype}, Pillow resizes uint8 only; load it as uint8 '
+                "(e.g. no to_float32 in LoadImageFromFile) or use "
+                "backend='cv2'.")
+        out_h, out_w = self.size
+        return mmcv.imresize(array, (out_w, out_h),
+                             interpolation=interpolation,
+                             backend=self.backend)
+
     def transform(self, results: dict) -> dict:
         img = results['img']
         y0, x0, h, w = self._crop_box(*img.shape[:2])
-        out_h, out_w = self.size
-        crop = img[y0:y0 + h, x0:x0 + w]
-        results['img'] = mmcv.imresize(
-            crop, (out_w, out_h), interpolation=self.interpolation)
-        for key in results.get('seg_fields', []):
-            seg = results[key][y0:y0 + h, x0:x0 + w]
-            results[key] = mmcv.imresize(
-                seg, (out_w, out_h), interpolation='nearest')
-        if 'gt_seg_map' in results and \
-                'gt_seg_map' not in results.get('seg_fields', []):
-            seg = results['gt_seg_map'][y0:y0 + h, x0:x0 + w]
-            results['gt_seg_map'] = mmcv.imresize(
-                seg, (out_w, out_h), interpolation='nearest')
+        results['img'] = self._resize(img[y0:y0 + h, x0:x0 + w], 'img',
+                                      self.interpolation)
+        seg_keys = list(results.get('seg_fields', []))
+        if 'gt_seg_map' in results and 'gt_seg_map' not in seg_keys:
+            seg_keys.append('gt_seg_map')
+        for key in seg_keys:
+            results[key] = self._resize(results[key][y0:y0 + h, x0:x0 + w],
+                                        key, 'nearest')
         results['img_shape'] = results['img'].shape[:2]
         results['crop_bbox'] = (x0, y0, x0 + w, y0 + h)
         return results
@@ -100,4 +128,5 @@ class SegRandomResizedCrop(BaseTransform):
     def __repr__(self):
         return (f'{self.__class__.__name__}(size={self.size}, '
                 f'scale={self.scale}, ratio={self.ratio}, '
-                f'interpolation={self.interpolation})')
+                f'interpolation={self.interpolation}, '
+                f'backend={self.backend})')

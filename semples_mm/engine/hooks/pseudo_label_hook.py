@@ -9,7 +9,7 @@ from mmseg.registry import HOOKS
 from ...pseudo_labels import (config_annotation_dirs, dataset_has_masks,
                               export_pseudo_masks, export_settings,
                               in_order_loader_cfg, pseudo_mask_metric,
-                              update_summary_file)
+                              score_words, update_summary_file)
 from ...utils.models import phase_schedule
 
 
@@ -176,12 +176,10 @@ class PseudoLabelHook(Hook):
             update_summary_file(
                 osp.join(runner.work_dir, self.summary_file), self.label,
                 summary)
-        scored = '' if summary.get('mIoU') is None else (
-            f", mIoU {summary['mIoU']} at bg threshold "
-            f"{summary['best_threshold']}")
         runner.logger.info(
             f"PseudoLabelHook[{self.label}]: {summary['num_images']} images "
             f"({summary['num_written']} written, {summary['num_skipped']} "
-            f"already there), {summary['images_per_s']} images/s{scored}")
+            f"already there), {summary['images_per_s']} images/s"
+            f"{score_words(summary)}")
         self.summary = summary
         return summary

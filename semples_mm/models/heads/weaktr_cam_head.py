@@ -56,9 +56,9 @@ class WeakTrCAMHead(BaseModule):
         num_layers (int): backbone blocks L. Defaults to 12.
         num_heads (int): heads per block. Defaults to 6.
         attn_pool (str): token pooling of the fusion, 'max' (WeakTr's VOC
-            runs) or 'avg'. Defaults to 'max'.
-        reduction (float): fusion bottleneck ratio (8 for VOC, 72 -> 9).
-            Defaults to 8.
+            runs) or 'avg' (SemPLeS's COCO runs). Defaults to 'max'.
+        reduction (float): fusion bottleneck ratio (8 for VOC, 72 -> 9; 4
+            for SemPLeS's COCO runs, 72 -> 18). Defaults to 8.
         feat_reduction (float): ratio of the fusion's per-head feature FFN
             (64 -> 8 for DeiT-S). Defaults to 8.
         init_cfg (dict, optional): initialisation config; None keeps PyTorch's
