@@ -579,6 +579,9 @@ def test_semples_weaktr_configs_hold_the_authors_settings(
     # the run is as long as the phases (PhasedTrainLoop)
     assert cfg.train_cfg.type == 'PhasedTrainLoop'
     assert 'max_iters' not in cfg.train_cfg
+    # their timm cosine to 0, stepped after each of 60 epochs
+    assert [p['epochs'] for p in cfg.model.phases] == [60] * 3
+    assert dict(cfg.model.lr_schedule) == dict(by_epoch=True)
     for group in ('cam', 'prompt'):
         optimizer = cfg.optim_wrapper[group]['optimizer']
         assert (optimizer['type'], optimizer['weight_decay']) == \
@@ -662,7 +665,12 @@ def test_weaktr_stage_configs_hold_weaktrs_settings(path, lr, weight_decay,
     assert 'prefix' not in cfg.model.backbone.init_cfg
     assert (cfg.model.cam_head.attn_pool,
             cfg.model.cam_head.reduction) == fusion
-    assert lr * cfg.model.lr_schedule.eta_min_ratio == pytest.approx(min_lr)
+    schedule = cfg.model.lr_schedule
+    assert lr * schedule.eta_min_ratio == pytest.approx(min_lr)
+    # WeakTr's timm schedule: 5 warm-up epochs from 1e-6, stepped per epoch
+    assert lr * schedule.warmup_ratio == pytest.approx(1e-6)
+    assert (schedule.by_epoch, schedule.warmup_epochs) == (True, 5)
+    assert cfg.model.phases[0]['epochs'] == 60
     assert [h['type'] for h in cfg.custom_hooks].count(
         'BestCAMSelectionHook') == 1
     assert cfg.randomness.seed == 504

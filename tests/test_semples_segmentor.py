@@ -9,6 +9,7 @@ CLIP), as a user's config would build it.
 """
 import copy
 import io
+import math
 
 import pytest
 import torch
@@ -426,6 +427,48 @@ def test_phase_schedule_arithmetic():
     with pytest.raises(KeyError, match="no phase 'match'"):
         build_model(phases=[dict(name='cam', iters=2, optimizer='cam')],
                     clip=None).schedule['match']
+
+
+def test_learning_rates_by_hand():
+    """A 3-epoch phase of 6 iterations (2 per epoch), cosine to 0."""
+    from semples_mm.models.segmentors import PhaseSchedule
+    phases = [dict(name='match', iters=6, optimizer='cam', epochs=3)]
+    half = 0.5 * (1 + math.cos(math.pi / 3))  # f(1) = 0.75
+    # per iteration: t = i / 2 epochs of 3
+    smooth = PhaseSchedule(phases)
+    assert [smooth.lr_factor(i) for i in range(6)] == pytest.approx(
+        [0.5 * (1 + math.cos(math.pi * i / 6)) for i in range(6)])
+    # the authors' timm scheduler, stepped after each epoch: epochs 0 and 1
+    # at f(0) = 1, epoch 2 at f(1)
+    stepped = PhaseSchedule(phases, dict(by_epoch=True))
+    assert [stepped.lr_factor(i) for i in range(6)] == pytest.approx(
+        [1, 1, 1, 1, half, half])
+    # WeakTr's: one warm-up epoch from 0.1 (f(0) = 0.1), the cosine not
+    # shifted by it, ending at eta_min_ratio 0.2
+    warm = PhaseSchedule(phases, dict(by_epoch=True, warmup_epochs=1,
+                                      warmup_ratio=0.1, eta_min_ratio=0.2))
+    assert [warm.lr_factor(i) for i in range(6)] == pytest.approx(
+        [0.1, 0.1, 0.1, 0.1, 0.2 + 0.8 * half, 0.2 + 0.8 * half])
+    # lr_mult scales all of it; constant ignores the position
+    mult = [dict(phases[0], lr_mult=0.5)]
+    assert PhaseSchedule(mult, dict(by_epoch=True)).lr_factor(5) == \
+        pytest.approx(0.5 * half)
+    assert PhaseSchedule(mult, dict(policy='constant')).lr_factor(5) == 0.5
+
+
+@pytest.mark.parametrize('phase, lr_schedule, match', [
+    (dict(epochs=4), None, 'divides its iters=6'),
+    (dict(epochs=0), None, 'epochs=0'),
+    (dict(), dict(by_epoch=True), 'give no epochs'),
+    (dict(), dict(warmup_epochs=2), 'give no epochs'),
+    (dict(epochs=3), dict(warmup_ratio=2), 'warmup_ratio'),
+    (dict(epochs=3), dict(step='epoch'), r"unknown key\(s\) \['step'\]"),
+])
+def test_invalid_learning_rate_schedules_raise(phase, lr_schedule, match):
+    from semples_mm.models.segmentors import PhaseSchedule
+    with pytest.raises(ValueError, match=match):
+        PhaseSchedule([dict(name='cam', iters=6, optimizer='cam', **phase)],
+                      lr_schedule)
 
 
 def _phase(name, **kwargs):

@@ -38,15 +38,17 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=weaktr_checkpoint,
                       prefix='cam_head.')),
     channels_last=False,  # a ViT: only its patch embedding is a convolution
-    # lr_mult: the authors' linear scaling, lr * batch / 512
+    # lr_mult: the authors' linear scaling, lr * batch / 512; 60 epochs
     phases=[
         dict(name='match', iters=match_iters, optimizer='cam',
-             lr_mult=_base_.batch_size / 512),
+             lr_mult=_base_.batch_size / 512, epochs=60),
         dict(name='prompt', iters=prompt_iters, optimizer='prompt',
-             lr_mult=prompt_batch_size / 512),
+             lr_mult=prompt_batch_size / 512, epochs=60),
         dict(name='refine', iters=refine_iters, optimizer='cam',
-             lr_mult=_base_.batch_size / 512),
+             lr_mult=_base_.batch_size / 512, epochs=60),
     ],
+    # their timm cosine to 0, stepped after every epoch (main1.py)
+    lr_schedule=dict(by_epoch=True),
     detach_backbone_in=('match', 'refine'),
     # the fine CAM upsampled to the crop as the authors do it
     mask_align_corners=True,

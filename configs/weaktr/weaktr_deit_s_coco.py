@@ -17,6 +17,8 @@ batch_size = 64  # WeakTr's default --batch-size
 weaktr_lr = 5e-4  # the bundled COCO command's --lr, scaled by batch / 512
 weaktr_weight_decay = 0.05  # main.py's default (the command passes none)
 weaktr_min_lr = 1e-5  # WeakTr's --min-lr, the end of its cosine
+weaktr_warmup_lr = 1e-6  # WeakTr's --warmup-lr, the start of its warm-up
+weaktr_peak_lr = weaktr_lr * batch_size / 512
 # 60 epochs of 82,081 // 64 = 1,282 iterations (last partial batch dropped)
 cam_iters = 60 * (82081 // batch_size)
 model = dict(
@@ -31,11 +33,13 @@ model = dict(
                   class_indices={{_base_.weaktr_coco_class_slots}}),
     channels_last=False,  # a ViT: only its patch embedding is a convolution
     phases=[dict(name='cam', iters=cam_iters, optimizer='cam',
-                 lr_mult=batch_size / 512)],
-    # cosine to WeakTr's --min-lr; no warm-up (WeakTr: 5 epochs from 1e-6),
-    # see docs/reproducing.md
+                 lr_mult=batch_size / 512, epochs=60)],
+    # WeakTr's timm schedule, stepped after every epoch: 5 warm-up epochs
+    # from --warmup-lr, then the cosine to --min-lr
     lr_schedule=dict(
-        eta_min_ratio=weaktr_min_lr / (weaktr_lr * batch_size / 512)),
+        by_epoch=True, warmup_epochs=5,
+        warmup_ratio=weaktr_warmup_lr / weaktr_peak_lr,
+        eta_min_ratio=weaktr_min_lr / weaktr_peak_lr),
     # phase cam needs none of the CLIP parts
     clip=None, prompt_learner=None, match_loss=None, prompt_loss=None,
     refine_loss=None,

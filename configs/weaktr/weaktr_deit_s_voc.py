@@ -11,6 +11,8 @@ _base_ = ['../semples/voc.py', '../_base_/models/weaktr_deit_s.py']
 # (`_base_.x` reads an inherited value where an expression needs it)
 weaktr_lr = 6e-4  # WeakTr's --lr, scaled by batch / 512 (the phase lr_mult)
 weaktr_min_lr = 1e-5  # WeakTr's --min-lr, the end of its cosine
+weaktr_warmup_lr = 1e-6  # WeakTr's --warmup-lr, the start of its warm-up
+weaktr_peak_lr = weaktr_lr * _base_.batch_size / 512
 # 60 epochs of 10,582 // 64 = 165 iterations (WeakTr's loader drops the
 # last partial batch).
 cam_iters = 60 * (10582 // _base_.batch_size)
@@ -26,11 +28,13 @@ model = dict(
     # the head's three losses (cls_loss_weight cam=1): class tokens, coarse
     # and fine logits
     phases=[dict(name='cam', iters=cam_iters, optimizer='cam',
-                 lr_mult=_base_.batch_size / 512)],
-    # cosine to WeakTr's --min-lr; no warm-up (WeakTr: 5 epochs from 1e-6),
-    # see docs/reproducing.md
+                 lr_mult=_base_.batch_size / 512, epochs=60)],
+    # WeakTr's timm schedule, stepped after every epoch: 5 warm-up epochs
+    # from --warmup-lr, then the cosine to --min-lr
     lr_schedule=dict(
-        eta_min_ratio=weaktr_min_lr / (weaktr_lr * _base_.batch_size / 512)),
+        by_epoch=True, warmup_epochs=5,
+        warmup_ratio=weaktr_warmup_lr / weaktr_peak_lr,
+        eta_min_ratio=weaktr_min_lr / weaktr_peak_lr),
     # phase cam needs none of the CLIP parts
     clip=None, prompt_learner=None, match_loss=None, prompt_loss=None,
     refine_loss=None,

@@ -16,13 +16,15 @@ PARTS_NEEDED_BY = dict(clip=('match', 'prompt', 'refine'),
 class Phase(NamedTuple):
     """One phase: its name, length, the optimizer it steps (a key of the
     runner's ``OptimWrapperDict``), the factor on that optimizer's learning
-    rates, and the iterations it owns, ``start <= i < end`` (0-based)."""
+    rates, the iterations it owns, ``start <= i < end`` (0-based), and its
+    epochs (None: not counted in epochs)."""
     name: str
     iters: int
     optimizer: str
     lr_mult: float
     start: int
     end: int
+    epochs: Optional[int] = None
 
 
 class PhaseSchedule:
@@ -35,21 +37,32 @@ class PhaseSchedule:
     validation at phase ends), the pseudo-label, selection and
     visualisation hooks (phase ends) and the pipeline all read it.
 
-    Within a phase the learning rate is ``lr * lr_mult * factor``, the
-    factor falling along a half cosine from 1 at the phase's first iteration
-    towards ``eta_min_ratio`` at its end (``lr_schedule``), computed from the
-    iteration alone so that a resumed run is exact.
+    Within a phase the learning rate is ``lr * lr_mult * f(t)``, computed
+    from the iteration alone so that a resumed run is exact. ``t`` counts
+    the phase's epochs (iterations when the phase gives no ``epochs``); the
+    cosine is timm's: ``f(t) = eta + (1 - eta) (1 + cos(pi t / T)) / 2``
+    over the phase's ``T`` epochs, after a linear warm-up from
+    ``warmup_ratio`` over the first ``warmup_epochs`` (the cosine not
+    shifted by it, as timm's ``warmup_prefix=False``). By default ``t``
+    moves every iteration; ``by_epoch=True`` steps it as the authors' timm
+    scheduler, ``scheduler.step(epoch)`` after each epoch: epoch ``e``
+    trains at ``f(max(e - 1, 0))``, so the first two epochs at the start
+    value and the last at ``f(T - 2)``.
 
     Args:
         phases (Sequence[dict]): ``dict(name=..., iters=..., optimizer=...,
-            lr_mult=1.0)`` in training order; names from
+            lr_mult=1.0, epochs=None)`` in training order; names from
             ('cam', 'match', 'prompt', 'refine'), each at most once, in that
             order. ``optimizer`` names the optimizer wrapper the phase steps
             (e.g. 'cam' or 'prompt' of
-            ``ModuleGroupsOptimWrapperConstructor``).
+            ``ModuleGroupsOptimWrapperConstructor``); ``epochs`` divides
+            ``iters``.
         lr_schedule (dict, optional): ``policy`` 'cosine' (default) or
             'constant'; ``eta_min_ratio`` (default 0), the cosine's final
-            factor.
+            factor; ``by_epoch`` (default False); ``warmup_epochs`` (default
+            0) and ``warmup_ratio`` (default 0), the warm-up's length and
+            start factor. ``by_epoch`` and warm-ups need every phase's
+            ``epochs``.
 
     Example:
         >>> schedule = PhaseSchedule([
@@ -65,11 +78,13 @@ class PhaseSchedule:
         end = 0
         for i, phase in enumerate(phases):
             phase = dict(phase)
-            unknown = set(phase) - {'name', 'iters', 'optimizer', 'lr_mult'}
+            unknown = set(phase) - {'name', 'iters', 'optimizer', 'lr_mult',
+                                    'epochs'}
             if unknown:
                 raise ValueError(
                     f'model.phases[{i}] has unknown key(s) {sorted(unknown)};'
-                    " a phase is dict(name=, iters=, optimizer=, lr_mult=).")
+                    ' a phase is dict(name=, iters=, optimizer=, lr_mult=, '
+                    'epochs=).')
             name, iters = phase.get('name'), phase.get('iters')
             optimizer = phase.get('optimizer')
             lr_mult = phase.get('lr_mult', 1.0)
@@ -88,8 +103,15 @@ class PhaseSchedule:
                     isinstance(lr_mult, bool) or lr_mult <= 0:
                 raise ValueError(f'model.phases[{i}].lr_mult={lr_mult!r} '
                                  'must be a positive number.')
+            epochs = phase.get('epochs')
+            if epochs is not None and (
+                    not isinstance(epochs, int) or isinstance(epochs, bool)
+                    or epochs < 1 or iters % epochs):
+                raise ValueError(
+                    f'model.phases[{i}].epochs={epochs!r} must be a positive '
+                    f'int that divides its iters={iters}.')
             checked.append(Phase(name, iters, optimizer, float(lr_mult), end,
-                                 end + iters))
+                                 end + iters, epochs))
             end += iters
         order = [PHASE_NAMES.index(p.name) for p in checked]
         if not checked or order != sorted(set(order)):
@@ -99,23 +121,36 @@ class PhaseSchedule:
         self.phases: Tuple[Phase, ...] = tuple(checked)
         self.lr_schedule = self._checked_lr_schedule(lr_schedule or {})
 
-    @staticmethod
-    def _checked_lr_schedule(cfg: dict) -> dict:
-        unknown = set(cfg) - {'policy', 'eta_min_ratio'}
+    def _checked_lr_schedule(self, cfg: dict) -> dict:
+        defaults = dict(policy='cosine', eta_min_ratio=0.0, by_epoch=False,
+                        warmup_epochs=0, warmup_ratio=0.0)
+        unknown = set(cfg) - set(defaults)
         if unknown:
             raise ValueError(
                 f'model.lr_schedule has unknown key(s) {sorted(unknown)}; it '
-                "takes policy ('cosine' or 'constant') and eta_min_ratio.")
-        schedule = dict(policy='cosine', eta_min_ratio=0.0, **cfg)
+                f'takes {sorted(defaults)}.')
+        schedule = dict(defaults, **cfg)
         if schedule['policy'] not in ('cosine', 'constant'):
             raise ValueError(f"model.lr_schedule.policy="
                              f"{schedule['policy']!r}; use 'cosine' or "
                              "'constant'.")
-        ratio = schedule['eta_min_ratio']
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) \
-                or not 0 <= ratio <= 1:
-            raise ValueError('model.lr_schedule.eta_min_ratio must be a '
-                             f'number in [0, 1], got {ratio!r}.')
+        for key in ('eta_min_ratio', 'warmup_ratio'):
+            ratio = schedule[key]
+            if isinstance(ratio, bool) or not isinstance(
+                    ratio, (int, float)) or not 0 <= ratio <= 1:
+                raise ValueError(f'model.lr_schedule.{key} must be a number '
+                                 f'in [0, 1], got {ratio!r}.')
+        warmup = schedule['warmup_epochs']
+        if not isinstance(warmup, int) or isinstance(warmup, bool) or \
+                warmup < 0:
+            raise ValueError('model.lr_schedule.warmup_epochs must be an int '
+                             f'>= 0, got {warmup!r}.')
+        by_epochs = [p.name for p in self.phases if p.epochs is None]
+        if (schedule['by_epoch'] or warmup) and by_epochs:
+            raise ValueError(
+                'model.lr_schedule counts epochs (by_epoch or warmup_epochs) '
+                f'but model.phases {by_epochs} give no epochs; add epochs=N '
+                'to each phase.')
         return schedule
 
     @property
@@ -154,15 +189,24 @@ class PhaseSchedule:
 
     def lr_factor(self, iteration: int) -> float:
         """The factor on the optimizer's configured learning rates at
-        ``iteration`` (0-based): the owning phase's ``lr_mult`` times the
-        schedule's position within that phase."""
+        ``iteration`` (0-based): the owning phase's ``lr_mult`` times
+        ``f(t)`` of the class docstring."""
         phase = self.at(iteration)
-        if self.lr_schedule['policy'] == 'constant':
+        schedule = self.lr_schedule
+        if schedule['policy'] == 'constant':
             return phase.lr_mult
-        progress = (iteration - phase.start) / phase.iters
-        low = self.lr_schedule['eta_min_ratio']
+        epochs = phase.epochs or phase.iters  # T, in epochs
+        per_epoch = phase.iters // epochs
+        done = iteration - phase.start
+        t = max(done // per_epoch - 1, 0) if schedule['by_epoch'] else \
+            done / per_epoch
+        warmup = schedule['warmup_epochs']
+        if t < warmup:
+            start = schedule['warmup_ratio']
+            return phase.lr_mult * (start + t * (1 - start) / warmup)
+        low = schedule['eta_min_ratio']
         return phase.lr_mult * (
-            low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress)))
+            low + (1 - low) * 0.5 * (1 + math.cos(math.pi * t / epochs)))
 
     def check_parts(self, **parts) -> None:
         """Raise if a phase lacks a model part its loss needs (``parts``:
