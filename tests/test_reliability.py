@@ -242,7 +242,7 @@ def test_bad_settings_fail_when_the_model_is_built(world, tmp_path):
         build(mask_eps=dict(match=0))
     with pytest.raises(ValueError, match=r"text_template='a photo'"):
         build(text_template='a photo')
-    # a class list shorter than the dataset's fails at iteration 0
+    # a class list shorter than the dataset's fails before iteration 0
     short = tiny_cfg(world, tmp_path / 'short')
     short.model.class_names = short.model.class_names[:4]
     short.model.cam_head.num_classes = 4

@@ -9,7 +9,7 @@ from mmengine.runner import IterBasedTrainLoop
 from mmengine.runner.loops import _InfiniteDataloaderIterator
 from mmseg.registry import LOOPS
 
-from ...utils.models import phase_schedule
+from ...utils.models import phase_schedule, unwrap_model
 
 
 def merge_dataloader_cfg(base: dict, override: dict) -> dict:
@@ -84,6 +84,7 @@ class PhasedTrainLoop(IterBasedTrainLoop):
         super().__init__(runner, dataloader, schedule.total_iters,
                          val_interval=val_interval or schedule.total_iters,
                          **kwargs)
+        self._check_class_names(unwrap_model(runner.model))
         self.phase_dataloader_cfgs = dict(phase_dataloaders or {})
         if self.phase_dataloader_cfgs and train_cfg is None:
             raise TypeError('PhasedTrainLoop: phase_dataloaders are merged '
@@ -91,6 +92,19 @@ class PhasedTrainLoop(IterBasedTrainLoop):
                             'train_dataloader must be a config dict.')
         self._train_loader_cfg = train_cfg
         self._iterators = {None: self.dataloader_iterator}
+
+    def _check_class_names(self, model) -> None:
+        """The model's class list against the training dataset's (a
+        shorter list would train a head that misreads the labels)."""
+        names = getattr(model, 'class_names', None)
+        classes = (getattr(self.dataloader.dataset, 'metainfo', None)
+                   or {}).get('classes')
+        if names is not None and classes and len(names) != len(classes) - 1:
+            raise ValueError(
+                f'model.class_names has {len(names)} names ({list(names)}) '
+                f'but the training dataset has {len(classes) - 1} foreground '
+                f'classes ({list(classes[1:])}); give the model one name per '
+                "foreground class, in the dataset's order.")
 
     def _phase_end_to_validate(self, schedule) -> bool:
         """Whether the iterations done end a phase of ``validate_after``
