@@ -1,7 +1,9 @@
 """tools/train.py and tools/test.py drive a config end to end on CPU:
 training, evaluation, auto-resume and a 2-process gloo run."""
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,15 +95,48 @@ def test_resume_continues_at_right_iteration(tmp_path, tiny_seg_root):
         torch.testing.assert_close(a[key], b[key], msg=key)
 
 
-def test_two_process_gloo_training(tmp_path, tiny_seg_root, python_env):
-    work_dir = tmp_path / 'dist'
-    env = dict(python_env, PORT=str(free_port()), PYTHON=python_env.get(
-        'PYTHON', __import__('sys').executable))
+# srun for tests: the command in --ntasks processes on this machine, each
+# with the variables srun gives a task.
+FAKE_SRUN = r"""#!/usr/bin/env bash
+ntasks=1
+while [[ $# -gt 0 && $1 == -* ]]; do
+  case $1 in
+    --ntasks=*) ntasks=${1#--ntasks=} ;;
+    -p) shift ;;  # the partition, a separate word
+  esac
+  shift
+done
+pids=()
+for ((i = 0; i < ntasks; i++)); do
+  SLURM_PROCID=$i SLURM_LOCALID=$i SLURM_NTASKS=$ntasks \
+    SLURM_NODELIST=localhost SLURM_JOB_ID=1 "$@" &
+  pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+exit $status
+"""
+
+
+def test_slurm_scripts_train_and_test_in_two_tasks(tmp_path, tiny_seg_root,
+                                                   python_env):
+    """tools/slurm_train.sh and slurm_test.sh as on a cluster, srun
+    simulated: two tasks find their ranks in SLURM_* (gloo on CPU)."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    (bin_dir / 'srun').write_text(FAKE_SRUN)
+    (bin_dir / 'srun').chmod(0o755)
+    env = dict(python_env, GPUS='2', GPUS_PER_NODE='2',
+               PATH=f"{bin_dir}{os.pathsep}{python_env['PATH']}",
+               MASTER_PORT=str(free_port()),
+               PYTHON=python_env.get('PYTHON', sys.executable))
+    work_dir = tmp_path / 'slurm'
+    data = [f'{loader}.dataset.data_root={tiny_seg_root}'
+            for loader in ('train_dataloader', 'val_dataloader',
+                           'test_dataloader')]
     out = subprocess.run(
-        ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir',
-         str(work_dir), '--cfg-options',
-         f'train_dataloader.dataset.data_root={tiny_seg_root}',
-         f'val_dataloader.dataset.data_root={tiny_seg_root}',
+        ['bash', 'tools/slurm_train.sh', 'partition', 'job', CONFIG,
+         '--work-dir', str(work_dir), '--cfg-options', *data,
          'train_cfg.max_iters=2', 'train_cfg.val_interval=2'],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -109,6 +144,28 @@ def test_two_process_gloo_training(tmp_path, tiny_seg_root, python_env):
     assert 'Distributed training: True' in log
     assert 'GPU number: 2' in log  # mmengine's name for the world size
     assert (work_dir / 'iter_2.pth').exists()
+    env['MASTER_PORT'] = str(free_port())
+    out = subprocess.run(
+        ['bash', 'tools/slurm_test.sh', 'partition', 'job', CONFIG,
+         str(work_dir / 'iter_2.pth'), '--work-dir', str(tmp_path / 'test'),
+         '--cfg-options', *data],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    log = sorted((tmp_path / 'test').glob('*/*.log'))[-1].read_text()
+    assert 'GPU number: 2' in log and 'mIoU' in log
+
+
+def test_slurm_environment_becomes_torch_distributeds():
+    from semples_mm.utils.launch import first_slurm_host, slurm_environment
+    assert slurm_environment(dict(
+        SLURM_PROCID='3', SLURM_NTASKS='8', SLURM_LOCALID='1',
+        SLURM_NODELIST='gpu[07-09,12]', MASTER_PORT='1234')) == dict(
+            RANK='3', WORLD_SIZE='8', LOCAL_RANK='1', MASTER_ADDR='gpu07',
+            MASTER_PORT='1234')
+    assert first_slurm_host('a1,b2') == 'a1'
+    with pytest.raises(RuntimeError, match=r"\['SLURM_NODELIST'\].*"
+                       'tools/slurm_train.sh'):
+        slurm_environment(dict(SLURM_PROCID='0', SLURM_NTASKS='1'))
 
 
 def test_tta_wraps_the_model_and_swaps_the_pipeline(tmp_path):

@@ -13,10 +13,11 @@ import torch.distributed as torch_dist
 
 def is_rank_zero() -> bool:
     """Whether this process is rank 0 (or alone), also before a process
-    group exists (torchrun sets RANK)."""
+    group exists (torchrun sets RANK, srun SLURM_PROCID)."""
     if torch_dist.is_available() and torch_dist.is_initialized():
         return torch_dist.get_rank() == 0
-    return int(os.environ.get('RANK', '0')) == 0
+    return int(os.environ.get('RANK',
+                              os.environ.get('SLURM_PROCID', '0'))) == 0
 
 
 def first_slurm_host(node_list: str) -> str:
