@@ -9,8 +9,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 import semples_mm.models.clip  # noqa: F401  (registers)
-from semples_mm.models.clip.clip_checkpoint import (_cached_tag_file,
-                                                    is_torchscript_archive)
+from semples_mm.models.clip.loading import (_cached_tag_file,
+                                            is_torchscript_archive)
 
 MICRO = 'semples-test-micro'
 MICRO_CFG = dict(
@@ -52,8 +52,11 @@ def _word_embeddings(clip, text):
 
 def test_prompt_of_real_words_equals_text():
     clip = build_clip()
-    assert clip.prompt_insert_index == 4  # [SOT] a photo of | ctx
-    assert clip.prompt_pool_index == 5  # [SOT] a photo of . [EOT]
+    template = clip.prompt_template
+    assert template.insert_index == 4  # [SOT] a photo of | ctx
+    # [SOT] a photo of <ctx x 3> . [EOT]: placeholders where ctx goes
+    assert template.tokens(3)[0, :9].tolist() == [
+        49406, 320, 1125, 539, 0, 0, 0, 269, 49407]
     ctx = torch.stack([_word_embeddings(clip, 'a red boat'),
                        _word_embeddings(clip, 'one blue car')])  # (2, 3, W)
     assert ctx.shape == (2, 3, clip.text_width)
@@ -82,7 +85,7 @@ def test_prompt_gradients_reach_ctx_only():
 
 def test_prompt_too_long_and_wrong_width_fail():
     clip = build_clip()  # context length 16: [SOT] a photo of . [EOT] = 6
-    assert clip.max_prompt_length == 10
+    assert clip.prompt_template.max_length == 10
     clip.encode_prompts(torch.rand(1, 10, clip.text_width))
     with pytest.raises(ValueError, match='at most 10'):
         clip.encode_prompts(torch.rand(1, 11, clip.text_width))
@@ -427,12 +430,15 @@ def test_local_dir_without_weights_or_config_fails_clearly(saved_clip,
     bare = tmp_path / 'config_only'
     bare.mkdir()
     shutil.copy(folder / 'open_clip_config.json', bare)
-    (bare / 'notes.pth').write_bytes(b'')
     with pytest.raises(FileNotFoundError) as error:
         MODELS.build(dict(type='FrozenCLIP', model_name=f'local-dir:{bare}'))
     message = str(error.value)
     assert str(bare) in message and 'open_clip_model.safetensors' in message
-    assert "['notes.pth']" in message and 'pretrained=' in message
+    assert 'pretrained=' in message
+    # the file open_clip would load from the folder, named when it breaks
+    (bare / 'notes.pth').write_bytes(b'')
+    with pytest.raises(ValueError, match=r'cannot read .*notes.pth'):
+        MODELS.build(dict(type='FrozenCLIP', model_name=f'local-dir:{bare}'))
     with pytest.raises(FileNotFoundError, match='open_clip_config.json'):
         MODELS.build(dict(type='FrozenCLIP',
                           model_name=f'local-dir:{tmp_path}'))

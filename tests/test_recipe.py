@@ -301,7 +301,7 @@ def micro_clip(tmp_path_factory):
 def test_open_clip_tokenises_the_suffix_as_end_of_word_dot(micro_clip):
     clip = micro_clip()
     # today's template: 'a photo of .' ends in '.</w>' (269), not '.' (13)
-    assert clip.prompt_tokens[0, :6].tolist() == [
+    assert clip.prompt_template.tokens(0)[0, :6].tolist() == [
         49406, 320, 1125, 539, 269, 49407]
     assert clip.tokenizer.decoder[13] == '.'
     assert clip.tokenizer.decoder[269] == '.</w>'
@@ -309,9 +309,9 @@ def test_open_clip_tokenises_the_suffix_as_end_of_word_dot(micro_clip):
 
 def test_suffix_ids_write_13_and_pool_at_the_eot(micro_clip):
     clip = micro_clip(prompt_suffix_ids=(13, ))
-    assert clip.prompt_tokens[0, :6].tolist() == [
+    assert clip.prompt_template.tokens(0)[0, :6].tolist() == [
         49406, 320, 1125, 539, 13, 49407]
-    assert (clip.prompt_insert_index, clip.prompt_pool_index) == (4, 5)
+    assert clip.prompt_template.insert_index == 4
     words = torch.tensor(clip.tokenizer.encode('red boat'))  # 2 tokens
     with torch.no_grad():
         ctx = clip.model.token_embedding(words).float()[None]
@@ -327,7 +327,7 @@ def test_suffix_ids_write_13_and_pool_at_the_eot(micro_clip):
     # pooling anywhere else gives another feature
     other = micro_clip()  # '.</w>' instead of '.'
     assert not torch.allclose(other.encode_prompts(ctx), prompts, atol=1e-3)
-    assert clip.max_prompt_length == clip.context_length - 6
+    assert clip.prompt_template.max_length == clip.context_length - 6
 
 
 def test_suffix_ids_fail_clearly(micro_clip):

@@ -159,7 +159,7 @@ def _pair_text_features(model, classes: Tensor) -> Tensor:
     """(P, D) features of one class text per pair, tokenised and encoded
     afresh with autograd (``to_text`` and ``clip_forward``)."""
     clip = model.clip
-    device = clip.prompt_tokens.device
+    device = clip.input_converter.scale.device
     if classes.numel() == 0:
         return torch.zeros((0, clip.embed_dim), device=device)
     texts = [model.text_template.format(model.class_names[k])

@@ -6,7 +6,7 @@ import os
 import os.path as osp
 import re
 import tempfile
-from typing import Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 from mmengine.fileio import LocalBackend, register_backend
@@ -141,3 +141,50 @@ def load_model_weights(model: torch.nn.Module, path: str,
                   f'were ignored, e.g. {unexpected[:5]}', logger='current',
                   level=logging.WARNING)
     model.load_state_dict(state, strict=False)
+
+
+def read_state_dict(source, what: str = 'checkpoint',
+                    weights_only: bool = False) -> Dict[str, torch.Tensor]:
+    """The weights of a checkpoint, whoever wrote it: the one reader of
+    every weight file the project reads (CLIP, WeakTr, DeiT, mmengine and
+    the phase-end CAM networks).
+
+    Args:
+        source (str | dict): a file, or an object ``torch.load`` gave.
+        what (str): what the file is for, for the messages.
+        weights_only (bool): ``torch.load``'s (True for files from
+            elsewhere; mmengine checkpoints hold more than tensors).
+
+    Returns:
+        dict: name -> tensor: an mmengine checkpoint's ``state_dict``,
+        WeakTr's and DeiT's ``model``, or the object itself; the ``module.``
+        that DDP-wrapped saving leaves removed from every key, as mmengine's
+        loaders do.
+
+    Raises:
+        ValueError: naming the file, when it holds no state dict.
+    """
+    name = source if isinstance(source, str) else f'the {what}'
+    checkpoint = source
+    if isinstance(source, str):
+        try:
+            checkpoint = torch.load(source, map_location='cpu',
+                                    weights_only=weights_only)
+        except Exception as error:  # noqa: BLE001 (any failure: unreadable)
+            raise ValueError(
+                f'{what}: cannot read {source} ({type(error).__name__}: '
+                f'{error}); is the file whole (a killed copy or download '
+                'leaves it truncated)?') from error
+    if isinstance(checkpoint, dict):
+        for key in ('state_dict', 'model'):
+            if isinstance(checkpoint.get(key), dict):
+                checkpoint = checkpoint[key]
+                break
+    if not isinstance(checkpoint, dict) or not any(
+            isinstance(value, torch.Tensor) for value in checkpoint.values()):
+        raise ValueError(
+            f'{what}: {name} holds a {type(checkpoint).__name__} without '
+            "tensors, not a state dict (name -> tensor, maybe under "
+            "'state_dict' or 'model').")
+    return {key[len('module.'):] if key.startswith('module.') else key: value
+            for key, value in checkpoint.items()}

@@ -39,7 +39,8 @@ of the other contexts, as real CLIP's does; the tool measures that bias
 
 Images go through the same pipeline as in SemPLeS: ImageNet-normalised,
 masked there (0 is the mean colour), then converted by
-``FrozenCLIP.to_clip_input`` to CLIP's normalisation. Captions are built by
+``ClipInputConverter`` (what ``FrozenCLIP`` converts them with) to CLIP's
+normalisation. Captions are built by
 ``caption_for``, whose objects-only caption is the SemPLeS configs' class
 text (``text_template='a photo of a {}.'``).
 
@@ -78,8 +79,10 @@ from tqdm import tqdm
 from semples_mm.datasets.synthetic import (SYNTHETIC_CLASSES,
                                            SYNTHETIC_CONTEXTS,
                                            SyntheticRenderer, caption_for)
-from semples_mm.models.clip import SYNTHETIC_CLIP_MODEL_NAME, FrozenCLIP
-from semples_mm.models.clip.frozen_clip import IMAGENET_MEAN, IMAGENET_STD
+from semples_mm.models.clip import (SYNTHETIC_CLIP_MODEL_NAME,
+                                    ClipInputConverter, FrozenCLIP)
+from semples_mm.models.clip.input_conversion import (IMAGENET_MEAN,
+                                                     IMAGENET_STD)
 
 # The caption distributions ``--captions`` chooses from. ``kind_weights``:
 # relative frequency of each kind of training pair; ``context_named``: the
@@ -212,17 +215,17 @@ def render_pair(rng, renderer, kind, context_named=1.0):
     return image, keep, caption_for(objects, context)
 
 
-def to_clip_batch(frozen_clip, images, keeps):
+def to_clip_batch(converter, images, keeps):
     """uint8 (N, H, W, 3) + keep masks (N, H, W) -> CLIP input (N, 3, h, w)."""
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     x = (x - mean) / std
     x = x * torch.from_numpy(np.stack(keeps))[:, None]
-    return frozen_clip.to_clip_input(x)
+    return converter(x)
 
 
-def sample_batch(rng, renderer, frozen_clip, batch_size, distribution):
+def sample_batch(rng, renderer, converter, batch_size, distribution):
     """A batch of ``batch_size`` pairs drawn from a caption distribution
     (an entry of CAPTION_DISTRIBUTIONS)."""
     weights = distribution['kind_weights']
@@ -236,7 +239,7 @@ def sample_batch(rng, renderer, frozen_clip, batch_size, distribution):
         images.append(image)
         keeps.append(keep)
         captions.append(caption)
-    return to_clip_batch(frozen_clip, images, keeps), captions
+    return to_clip_batch(converter, images, keeps), captions
 
 
 def contrastive_loss(image_features, text_features, caption_ids, logit_scale):
@@ -259,12 +262,13 @@ def contrastive_loss(image_features, text_features, caption_ids, logit_scale):
     return (image_to_text + text_to_image) / 2
 
 
-def train(args, frozen_clip):
+def train(args):
     torch.manual_seed(args.seed)
     rng = np.random.default_rng([args.seed, 0])
-    renderer = SyntheticRenderer(frozen_clip.image_size[0])
     model = open_clip.create_model(SYNTHETIC_CLIP_MODEL_NAME)
     model.train()
+    converter = ClipInputConverter.for_model(model)
+    renderer = SyntheticRenderer(converter.image_size[0])
     tokenizer = open_clip.get_tokenizer(SYNTHETIC_CLIP_MODEL_NAME)
     decay = [p for n, p in model.named_parameters()
              if p.ndim >= 2 and 'embedding' not in n]
@@ -285,7 +289,7 @@ def train(args, frozen_clip):
         for group in optimizer.param_groups:
             group['lr'] = lr_at(step)
         images, captions = sample_batch(
-            rng, renderer, frozen_clip, args.batch_size,
+            rng, renderer, converter, args.batch_size,
             CAPTION_DISTRIBUTIONS[args.captions])
         distinct = sorted(set(captions))
         caption_ids = torch.tensor([distinct.index(c) for c in captions])
@@ -515,12 +519,9 @@ def main():
             print(f'wrote the measurements into {path}')
         return
     out = osp.abspath(args.out or default_out(args.captions))
-    # Only its input conversion is used while training: the same code that
-    # converts ImageNet-normalised crops for CLIP at SemPLeS time.
-    converter = FrozenCLIP(model_name=SYNTHETIC_CLIP_MODEL_NAME)
     load_before = [round(x, 2) for x in os.getloadavg()]
     start = time.time()
-    model = train(args, converter)
+    model = train(args)
     train_seconds = time.time() - start
     distribution = CAPTION_DISTRIBUTIONS[args.captions]
     settings = dict(model_name=SYNTHETIC_CLIP_MODEL_NAME, seed=args.seed,

@@ -5,7 +5,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import open_clip
 import torch
-import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from open_clip.convert import convert_state_dict
@@ -13,13 +12,10 @@ from open_clip.model import CLIP, resize_pos_embed, resize_text_pos_embed
 from open_clip.tokenizer import SimpleTokenizer
 
 from ...utils.paths import resolve_package_path
-from .clip_checkpoint import ClipWeights, read_clip_file, resolve_pretrained
-from .clip_model_name import (ClipModelSource, open_clip_name,
-                              resolve_model_name)
-
-# The CAM network's default data-preprocessor normalisation (0-255 pixels).
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
+from .input_conversion import IMAGENET_MEAN, IMAGENET_STD, ClipInputConverter
+from .loading import (ClipModelSource, ClipWeights, open_clip_name,
+                      read_clip_file, resolve_model_name, resolve_pretrained)
+from .prompt_template import PromptTemplate
 
 
 @contextmanager
@@ -44,7 +40,7 @@ class FrozenCLIP(BaseModule):
     Args:
         model_name (str): the CLIP architecture, in any form open_clip's
             ``create_model`` takes, resolved offline (see
-            :mod:`.clip_model_name`): a registered config name ('ViT-B-16',
+            :mod:`.loading`): a registered config name ('ViT-B-16',
             this project's 'semples-synthetic-tiny'),
             ``'local-dir:/path/to/folder'`` (a model saved by open_clip:
             ``open_clip_config.json`` and its weights, which are loaded),
@@ -123,7 +119,6 @@ class FrozenCLIP(BaseModule):
         self._check_supported(source)
         self.model_name = model_name
         self.pretrained = pretrained
-        self.clip_normalize = clip_normalize
         self.image_chunk_size = image_chunk_size
 
         pretrained = resolve_package_path(pretrained)
@@ -175,13 +170,21 @@ class FrozenCLIP(BaseModule):
         self.context_length = self.model.context_length
         self.text_width = self.model.token_embedding.embedding_dim
         self.embed_dim = self.model.visual.output_dim
-        self.image_size = tuple(self.model.visual.image_size)
-        self.interpolation = self.model.visual.preprocess_cfg.get(
-            'interpolation', 'bicubic')
-        self._register_normalisation(input_mean, input_std)
-        self._init_prompt_template(prompt_prefix, prompt_suffix,
-                                   prompt_suffix_ids)
+        self.input_converter = ClipInputConverter.for_model(
+            self.model, input_mean, input_std, clip_normalize)
+        self.prompt_template = PromptTemplate(
+            self.tokenizer, self.context_length,
+            self.model.token_embedding.num_embeddings, prompt_prefix,
+            prompt_suffix, prompt_suffix_ids)
         self._text_cache: Dict[Tuple[str, str], torch.Tensor] = {}
+
+    @property
+    def image_size(self) -> Tuple[int, int]:
+        return self.input_converter.image_size
+
+    @property
+    def interpolation(self) -> str:
+        return self.input_converter.interpolation
 
     # ------------------------------------------------------------ building
     @staticmethod
@@ -289,98 +292,6 @@ class FrozenCLIP(BaseModule):
             'pass the model_name it was trained with (a registered name, a '
             "'local-dir:' folder or a model-config JSON of that size).")
 
-    def _register_normalisation(self, input_mean, input_std):
-        """Per-channel affine map from the input to CLIP's normalisation.
-
-        x_clip = (x * s_in / 255 + m_in / 255 - m_clip) / s_clip
-               = x * scale + shift.
-        """
-        input_mean = torch.tensor(input_mean, dtype=torch.float32)
-        input_std = torch.tensor(input_std, dtype=torch.float32)
-        if input_mean.shape != (3, ) or input_std.shape != (3, ):
-            raise ValueError('FrozenCLIP: input_mean and input_std need 3 '
-                             f'values each, got {input_mean.tolist()} and '
-                             f'{input_std.tolist()}.')
-        preprocess = self.model.visual.preprocess_cfg
-        clip_mean = torch.tensor(preprocess['mean'], dtype=torch.float32)
-        clip_std = torch.tensor(preprocess['std'], dtype=torch.float32)
-        scale = input_std / 255. / clip_std
-        shift = (input_mean / 255. - clip_mean) / clip_std
-        self.register_buffer('input_to_clip_scale', scale.view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer('input_to_clip_shift', shift.view(1, 3, 1, 1),
-                             persistent=False)
-
-    def _init_prompt_template(self, prefix: str, suffix: str,
-                              suffix_ids: Optional[Sequence[int]] = None):
-        """Tokenise '{prefix} {suffix}' once (or the prefix followed by
-        ``suffix_ids``); remember where ctx goes and where the EOT is.
-
-        Prompt tokens: [SOT] prefix [ctx_1 .. ctx_L] suffix [EOT] [pad ...].
-        """
-        prefix_ids = self.tokenizer.encode(prefix) if prefix else []
-        if suffix_ids is None:
-            template = f'{prefix} {suffix}'.strip()
-            tokens = self.tokenizer([template])  # (1, C)
-        else:
-            suffix_ids = self._check_suffix_ids(suffix, suffix_ids)
-            ids = [self.tokenizer.sot_token_id, *prefix_ids, *suffix_ids,
-                   self.tokenizer.eot_token_id]
-            if len(ids) > self.context_length:
-                raise ValueError(
-                    f'FrozenCLIP: prompt_prefix {prefix!r} and '
-                    f'prompt_suffix_ids {list(suffix_ids)} take {len(ids)} '
-                    f'tokens, more than the context length '
-                    f'{self.context_length}.')
-            tokens = torch.zeros((1, self.context_length), dtype=torch.long)
-            tokens[0, :len(ids)] = torch.tensor(ids)
-            template = ' '.join(([prefix] if prefix else []) +
-                                [f'<{i}>' for i in suffix_ids])
-        self.prompt_template = template
-        # +1 for the start-of-text token.
-        self.prompt_insert_index = 1 + len(prefix_ids)
-        self.prompt_pool_index = self._pool_index(tokens[0])
-        self.register_buffer('prompt_tokens', tokens, persistent=False)
-        # Positions after the EOT are padding; ctx may take that many.
-        self.max_prompt_length = self.context_length - 1 - \
-            self.prompt_pool_index
-
-    def _check_suffix_ids(self, suffix: str,
-                          suffix_ids: Sequence[int]) -> List[int]:
-        """``prompt_suffix_ids`` as a list of ordinary vocabulary ids."""
-        if suffix != '.':
-            raise ValueError(
-                f'FrozenCLIP: prompt_suffix={suffix!r} and prompt_suffix_ids='
-                f'{suffix_ids!r} both give the text after the context '
-                'vectors; set only one of them.')
-        if isinstance(suffix_ids, (int, str)) or not all(
-                isinstance(i, int) and not isinstance(i, bool)
-                for i in suffix_ids):
-            raise ValueError(
-                f'FrozenCLIP: prompt_suffix_ids={suffix_ids!r} must be a '
-                'sequence of token ids (ints), e.g. (13, ).')
-        vocab = self.model.token_embedding.num_embeddings
-        special = (self.tokenizer.sot_token_id, self.tokenizer.eot_token_id)
-        wrong = [i for i in suffix_ids
-                 if not 0 <= i < vocab or i in special]
-        if wrong:
-            raise ValueError(
-                f'FrozenCLIP: prompt_suffix_ids {wrong} are not ordinary '
-                f'token ids of {self.model_name} (vocabulary 0..{vocab - 1} '
-                f'without the start/end tokens {special}).')
-        return list(suffix_ids)
-
-    def _pool_index(self, tokens: torch.Tensor) -> int:
-        """Position whose feature the text tower pools, for one sequence."""
-        pool_type = self.model.text_pool_type
-        if pool_type == 'argmax':
-            return int(tokens.argmax())
-        if pool_type == 'eos':
-            return int((tokens == self.model.text_eos_id).int().argmax())
-        raise NotImplementedError(
-            f'FrozenCLIP: text pool type {pool_type!r} of {self.model_name} '
-            'is not supported by encode_prompts (needs argmax or eos).')
-
     # --------------------------------------------------------- frozen state
     def train(self, mode: bool = True):
         """Stay in eval mode whatever the parent asks (dropout, norms)."""
@@ -401,27 +312,10 @@ class FrozenCLIP(BaseModule):
 
     # ------------------------------------------------------------- images
     def to_clip_input(self, images: torch.Tensor) -> torch.Tensor:
-        """Convert preprocessor-normalised images to CLIP's input.
-
-        Args:
-            images (Tensor): (N, 3, H, W), normalised with input_mean/std.
-
-        Returns:
-            Tensor: (N, 3, h, w) at CLIP's image size, normalised with CLIP's
-            own mean/std (or unchanged in value if ``clip_normalize=False``).
-        """
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError('FrozenCLIP.encode_image expects (N, 3, H, W) '
-                             f'images, got shape {tuple(images.shape)}.')
-        x = images.float()
-        if self.clip_normalize:
-            x = x * self.input_to_clip_scale + self.input_to_clip_shift
-        if tuple(x.shape[-2:]) != self.image_size:
-            # Resizing and a per-channel affine map commute, so the order of
-            # the two steps does not matter.
-            x = F.interpolate(x, size=self.image_size,
-                              mode=self.interpolation, align_corners=False)
-        return x.to(self.dtype)
+        """(N, 3, H, W) images normalised with input_mean/std -> (N, 3, h,
+        w) CLIP input in the weights' dtype (see :class:`ClipInputConverter`;
+        unchanged in value if ``clip_normalize=False``)."""
+        return self.input_converter(images).to(self.dtype)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """Encode images; gradients flow back to ``images``.
@@ -476,7 +370,7 @@ class FrozenCLIP(BaseModule):
         """
         if isinstance(texts, str):
             texts = [texts]
-        device = self.prompt_tokens.device
+        device = self.input_converter.scale.device
         missing = [t for t in dict.fromkeys(texts)
                    if (t, str(device)) not in self._text_cache]
         if missing:
@@ -490,12 +384,9 @@ class FrozenCLIP(BaseModule):
             [self._text_cache[(t, str(device))] for t in texts])
 
     def encode_prompts(self, ctx: torch.Tensor) -> torch.Tensor:
-        """Encode learnt context vectors spliced into the prompt template.
-
-        Tokens: [SOT] 'a photo of' ctx_1..ctx_L '.' [EOT] [pad ...], padded
-        to the context length; the feature is read at the EOT position
-        (index 5 + L for the default template), then ln_final and the text
-        projection, as for any text. Gradients flow to ``ctx``.
+        """Encode learnt context vectors spliced into the prompt template
+        (:class:`PromptTemplate`): [SOT] 'a photo of' ctx_1..ctx_L '.' [EOT],
+        read at the EOT as any text. Gradients flow to ``ctx``.
 
         Args:
             ctx (Tensor): (K, L, W) context vectors, W = ``self.text_width``.
@@ -508,35 +399,4 @@ class FrozenCLIP(BaseModule):
                 f'FrozenCLIP.encode_prompts expects ctx (K, L, '
                 f'{self.text_width}), got shape {tuple(ctx.shape)}; set the '
                 f'prompt learner width to {self.text_width}.')
-        num_prompts, length, _ = ctx.shape
-        if length > self.max_prompt_length:
-            raise ValueError(
-                f'FrozenCLIP: {length} context vectors do not fit the '
-                f'context length {self.context_length} of {self.model_name} '
-                f'with the template {self.prompt_template!r}; use a prompt '
-                f'length of at most {self.max_prompt_length}.')
-        model = self.model
-        cast_dtype = model.transformer.get_cast_dtype()
-        with torch.no_grad():
-            template = model.token_embedding(self.prompt_tokens).to(
-                cast_dtype)  # (1, C, W)
-        template = template.expand(num_prompts, -1, -1)
-        cut = self.prompt_insert_index
-        # Drop L padding positions from the end to keep the context length.
-        x = torch.cat([
-            template[:, :cut],
-            ctx.to(cast_dtype),
-            template[:, cut:self.context_length - length]
-        ], dim=1)  # (K, C, W)
-        x = x + model.positional_embedding.to(cast_dtype)
-        x = model.transformer(x, attn_mask=model.attn_mask)
-        x = model.ln_final(x)
-        pool_index = self.prompt_pool_index
-        if pool_index >= cut:
-            pool_index += length
-        x = x[:, pool_index]
-        if isinstance(model.text_projection, torch.nn.Linear):
-            x = model.text_projection(x)
-        elif model.text_projection is not None:
-            x = x @ model.text_projection
-        return F.normalize(x.float(), dim=-1)
+        return self.prompt_template.encode(self.model, ctx)
