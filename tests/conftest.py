@@ -14,6 +14,9 @@ from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_CONFIGS = REPO_ROOT / 'tests' / 'data' / 'configs'
+# tests/data/configs/tiny_semples.py's synthetic world
+TINY_WORLD = dict(seed=0, num_train=64, num_val=16, image_size=32,
+                  context_prob=0.85, progress=False)
 
 # Keep the suite on the 2 cores CI has, and never reach for the network.
 os.environ.setdefault('OMP_NUM_THREADS', '2')
@@ -44,6 +47,14 @@ class StopAfterIterHook(Hook):
                          outputs=None):
         if runner.iter + 1 == self.stop_iter:
             raise KeyboardInterrupt(f'stopped after iter {self.stop_iter}')
+
+
+def make_tiny_world(root):
+    """Generate tiny_semples.py's world in ``root`` (datasets read worlds,
+    never make them) and return ``root``."""
+    from semples_mm.datasets import generate_synthetic_world
+    generate_synthetic_world(str(root), **TINY_WORLD)
+    return root
 
 
 def start_next_second():

@@ -17,6 +17,7 @@ from PIL import Image
 
 import semples_mm  # noqa: F401
 from conftest import REPO_ROOT
+from semples_mm.datasets import generate_synthetic_world
 from semples_mm.engine.runner import merge_dataloader_cfg
 
 # The custom-dataset template names a user's folder and CLIP that do not
@@ -82,6 +83,8 @@ def _point_at_tiny_data(dataset, roots):
         dataset['synthetic_world'] = dict(
             dataset['synthetic_world'], num_train=6, num_val=3,
             progress=False)
+        generate_synthetic_world(dataset['data_root'],
+                                 **dataset['synthetic_world'])
         ground_truth = 'SegmentationClass'
     elif dataset['type'] == 'COCOWSSSDataset':
         dataset['data_root'] = str(roots['coco'])

@@ -10,7 +10,8 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 import semples_mm.datasets  # noqa: F401  (registers)
-from semples_mm.datasets import VOC_CLASSES
+from semples_mm.datasets import PascalVOCWSSSDataset
+from semples_mm.datasets.synthetic.world import generate_config_worlds
 from semples_mm.utils.mask_png import save_mask_png
 from mmseg.registry import DATASETS, TRANSFORMS
 
@@ -68,7 +69,8 @@ def test_labels_from_masks_and_xml(voc_root):
     assert a['gt_class_labels'].shape == (20, )
     assert np.flatnonzero(a['gt_class_labels']).tolist() == [0, 14]
     assert a['seg_map_path'].endswith('SegmentationClass/a.png')
-    assert VOC_CLASSES[12] == 'dog' and VOC_CLASSES[15] == 'person'
+    classes = PascalVOCWSSSDataset.METAINFO['classes']
+    assert classes[12] == 'dog' and classes[15] == 'person'
     assert np.flatnonzero(b['gt_class_labels']).tolist() == [11, 14]
     assert b['seg_map_path'] is None
     assert a['reduce_zero_label'] is False and a['seg_fields'] == []
@@ -158,7 +160,8 @@ def _synthetic_cfg(root, num_train=12, num_val=4, seed=0):
     cfg = Config.fromfile(SYNTHETIC_CFG)
     world = dict(seed=seed, num_train=num_train, num_val=num_val,
                  image_size=64, context_prob=0.85)
-    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+    for loader in (cfg.train_dataloader, cfg.val_dataloader,
+                   cfg.test_dataloader):
         loader.dataset.data_root = str(root)
         loader.dataset.synthetic_world = world
     return cfg
@@ -169,8 +172,12 @@ def test_synthetic_config_builds_consistent_samples(tmp_path):
     cfg = _synthetic_cfg(root)
     assert cfg.num_classes == 6 and cfg.num_fg_classes == 5
     assert len(cfg.class_names) == cfg.num_classes
+    # the dataset reads a world, never makes one: it names the command
+    with pytest.raises(FileNotFoundError, match=r'generate_synthetic_world'
+                       r'\.py .*--num-train 12'):
+        DATASETS.build(cfg.train_dataloader.dataset)
+    assert generate_config_worlds(cfg) == [str(root)]
     train = DATASETS.build(cfg.train_dataloader.dataset)
-    assert osp.isfile(root / 'world.json')  # generated on first use
     assert len(train) == 12
     assert train.metainfo['classes'] == tuple(cfg.class_names)
     for index in range(len(train)):
@@ -185,7 +192,7 @@ def test_synthetic_config_builds_consistent_samples(tmp_path):
     val = DATASETS.build(cfg.val_dataloader.dataset)
     assert len(val) == 4 and val[0]['data_samples'].img_id == 'val_00000'
 
-    other = _synthetic_cfg(root, seed=3)
+    other = _synthetic_cfg(root, seed=3)  # a world of another seed there
     with pytest.raises(ValueError, match=r'seed=0 \(wanted 3\)'):
         DATASETS.build(other.train_dataloader.dataset)
 
@@ -201,6 +208,7 @@ def test_real_dataset_configs_parse(name):
 def test_labels_stay_ground_truth_with_pseudo_masks(tmp_path):
     root = tmp_path / 'world'
     cfg = _synthetic_cfg(root, num_train=6, num_val=1)
+    generate_config_worlds(cfg)
     gt = DATASETS.build(cfg.train_dataloader.dataset)
     pseudo = tmp_path / 'pseudo'
     pseudo.mkdir()

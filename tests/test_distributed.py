@@ -16,8 +16,7 @@ import torch
 
 import semples_mm  # noqa: F401  (registers)
 from conftest import (REPO_ROOT, TEST_CONFIGS, changed_pixel_fraction,
-                      free_port, read_masks)
-from semples_mm.datasets.synthetic import generate_synthetic_world
+                      free_port, make_tiny_world, read_masks)
 
 TINY = TEST_CONFIGS / 'tiny_semples.py'
 TEST_MODULES = REPO_ROOT / 'tests' / 'data' / 'modules'
@@ -51,11 +50,7 @@ train_cfg = dict(phase_dataloaders=dict(prompt=dict(
 @pytest.fixture(scope='module')
 def world(tmp_path_factory):
     """The tiny config's world, made before any launch."""
-    root = tmp_path_factory.mktemp('dist_world') / 'world'
-    generate_synthetic_world(str(root), seed=0, num_train=64, num_val=16,
-                             image_size=32, context_prob=0.85,
-                             progress=False)
-    return root
+    return make_tiny_world(tmp_path_factory.mktemp('dist_world') / 'world')
 
 
 def write_config(path, world, extra='', extra_hook=''):

@@ -17,7 +17,7 @@ from mmseg.registry import HOOKS, MODELS
 from PIL import Image
 
 import semples_mm  # noqa: F401  (registers datasets, metrics)
-from semples_mm.datasets import (SYNTHETIC_WSSS_CLASSES,
+from semples_mm.datasets import (SyntheticWSSSDataset,
                                  generate_synthetic_world)
 from semples_mm.engine.hooks.cam_visualization_hook import \
     CAMVisualizationHook
@@ -26,6 +26,7 @@ from semples_mm.engine.hooks.pseudo_label_hook import (PseudoLabelHook,
 
 from conftest import changed_pixel_fraction, read_masks
 
+SYNTHETIC_WSSS_CLASSES = SyntheticWSSSDataset.METAINFO['classes']
 NUM_FG = len(SYNTHETIC_WSSS_CLASSES) - 1
 
 

@@ -21,7 +21,7 @@ from torch import nn
 
 import semples_mm  # noqa: F401  (registers)
 from conftest import REPO_ROOT
-from semples_mm.datasets.class_names import COCO_CLASSES
+from semples_mm.datasets import COCO_CLASSES
 from semples_mm.models.weaktr_checkpoint import \
     convert_weaktr_checkpoint
 from semples_mm.models.cams import normalize_cams

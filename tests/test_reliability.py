@@ -18,6 +18,7 @@ from mmseg.registry import DATASETS, MODELS
 
 import semples_mm  # noqa: F401  (registers)
 from conftest import (REPO_ROOT, TEST_CONFIGS, changed_pixel_fraction,
+                      make_tiny_world,
                       load_tool, read_masks)
 from semples_mm.apis import make_pseudo_labels, train
 from semples_mm.pipeline.record import InputsChanged
@@ -33,7 +34,8 @@ SYNTHETIC = str(REPO_ROOT / 'configs' / 'semples' / 'synthetic.py')
 
 @pytest.fixture(scope='module')
 def world(tmp_path_factory):
-    return tmp_path_factory.mktemp('reliability_world') / 'world'
+    return make_tiny_world(tmp_path_factory.mktemp('reliability_world') /
+                           'world')
 
 
 def tiny_cfg(world_root, work_dir=None):

@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import semples_mm  # noqa: F401  (registers)
-from conftest import TEST_CONFIGS, load_tool
+from conftest import TEST_CONFIGS, load_tool, make_tiny_world
 
 TINY = str(TEST_CONFIGS / 'tiny_semples.py')
 
@@ -18,6 +18,7 @@ def tiny_run(tmp_path_factory):
     ``configs/semples.py``, ``semples/iter_13.pth`` and the phase-end CAM
     networks."""
     root = tmp_path_factory.mktemp('rerun')
+    make_tiny_world(root / 'world')
     cfg = Config.fromfile(TINY)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = str(root / 'world')

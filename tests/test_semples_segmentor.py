@@ -891,7 +891,9 @@ def test_prompt_feature_cache_tells_views_apart():
 def test_prompt_feature_cache_is_bounded_and_emptied_after_the_phase():
     model = build_model(prompt_crop_features=dict(
         type='ViewCacheCropFeatures', max_views=3))
-    model.set_phase('prompt')
+    wrappers = build_wrappers(model)
+    for start in (4, 7):  # match (the end-of-cam snapshot), then prompt
+        model.enter_iteration(start, wrappers)
     inputs, samples = make_batch(LABELS)
     _with_paths(samples, [f'a{i}.png' for i in range(len(LABELS))])
     with torch.no_grad():
@@ -899,7 +901,7 @@ def test_prompt_feature_cache_is_bounded_and_emptied_after_the_phase():
         assert len(model.crop_features) == 3
         model.loss(inputs[1:], samples[1:])  # the 3 most recent views
         assert model.crop_features.hits == 3
-    model.enter_iteration(10, build_wrappers(model))  # refine starts
+    model.enter_iteration(10, wrappers)  # refine starts
     assert len(model.crop_features) == 0
     with pytest.raises(ValueError, match='max_views'):
         build_model(prompt_crop_features=dict(

@@ -17,7 +17,8 @@ from mmengine.runner import Runner
 from mmseg.registry import HOOKS, MODELS
 
 import semples_mm  # noqa: F401  (registers)
-from conftest import REPO_ROOT, TEST_CONFIGS, load_tool, start_next_second
+from conftest import (REPO_ROOT, TEST_CONFIGS, load_tool, make_tiny_world,
+                      start_next_second)
 
 TINY = str(TEST_CONFIGS / 'tiny_semples.py')
 # tiny_semples.py: cam 4, match 3, prompt 3, refine 3 iterations.
@@ -100,8 +101,8 @@ def load_ckpt(path):
 
 @pytest.fixture(scope='module')
 def world_root(tmp_path_factory):
-    """Folder the tiny config generates its synthetic world in."""
-    return tmp_path_factory.mktemp('semples_world') / 'world'
+    """The tiny config's synthetic world."""
+    return make_tiny_world(tmp_path_factory.mktemp('semples_world') / 'world')
 
 
 @pytest.fixture(scope='module')

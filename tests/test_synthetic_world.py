@@ -12,8 +12,7 @@ from semples_mm.datasets.synthetic import (CONTEXT_OF_CLASS, GREY_GROUND,
                                            SYNTHETIC_CLASSES,
                                            SYNTHETIC_CONTEXTS,
                                            SyntheticRenderer, caption_for,
-                                           generate_synthetic_world,
-                                           render_caption_pairs)
+                                           generate_synthetic_world)
 
 
 def _tree_bytes(root):
@@ -75,10 +74,7 @@ def test_captions():
     assert caption_for([0], 0) == 'a photo of a boat on water.'
     assert caption_for([1], None) == 'a photo of a plane.'
     assert caption_for([], 3) == 'a photo of grass.'
-    images, captions = render_caption_pairs(np.random.default_rng(0), 6)
-    assert images.shape == (6, 64, 64, 3) and len(captions) == 6
-    with pytest.raises(ValueError, match='kinds'):
-        render_caption_pairs(np.random.default_rng(0), 1, kinds=('bogus', ))
+    assert caption_for([0, 4], None) == 'a photo of a boat and a bird.'
 
 
 def test_generator_layout_and_determinism(tmp_path):

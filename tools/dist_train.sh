@@ -1,16 +1,5 @@
 #!/usr/bin/env bash
 # Usage: tools/dist_train.sh CONFIG NUM_PROCESSES [train.py args...]
-# Works on GPUs (nccl) and on CPU-only machines (gloo, see
-# semples_mm/utils/launch.py). Multi-node: set NNODES, NODE_RANK, MASTER_ADDR.
-CONFIG=$1
-NPROC=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
-PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$NPROC" --master_port="$PORT" \
-    "$(dirname "$0")/train.py" "$CONFIG" --launcher pytorch "${@:3}"
+# (tools/dist_run.sh: nccl on GPUs, gloo on CPU; NNODES, NODE_RANK,
+# MASTER_ADDR, PORT for several nodes)
+exec bash "$(dirname "$0")/dist_run.sh" train.py "$2" "$1" "${@:3}"

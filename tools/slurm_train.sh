@@ -1,27 +1,4 @@
 #!/usr/bin/env bash
-# Usage: [GPUS=8] [GPUS_PER_NODE=8] [CPUS_PER_TASK=5] [SRUN_ARGS=...] \
-#   tools/slurm_train.sh PARTITION JOB_NAME CONFIG [train.py args...]
-# One srun task per GPU (mmseg's route); each task reads its rank from
-# srun's SLURM_* variables (--launcher slurm: nccl on GPUs, gloo on
-# CPU-only nodes, see semples_mm/utils/launch.py). MASTER_PORT, if set,
-# is the rendezvous port (default 29500).
-set -x
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
-PYTHON=${PYTHON:-python}
-PY_ARGS=${@:4}
-PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
-srun -p "${PARTITION}" \
-    --job-name="${JOB_NAME}" \
-    --gres=gpu:"${GPUS_PER_NODE}" \
-    --ntasks="${GPUS}" \
-    --ntasks-per-node="${GPUS_PER_NODE}" \
-    --cpus-per-task="${CPUS_PER_TASK}" \
-    --kill-on-bad-exit=1 \
-    ${SRUN_ARGS} \
-    "$PYTHON" -u "$(dirname "$0")/train.py" "${CONFIG}" --launcher slurm ${PY_ARGS}
+# Usage: [GPUS=8] ... tools/slurm_train.sh PARTITION JOB_NAME CONFIG [train.py args...]
+# (tools/slurm_run.sh: GPUS, GPUS_PER_NODE, CPUS_PER_TASK, SRUN_ARGS)
+exec bash "$(dirname "$0")/slurm_run.sh" "$1" "$2" train.py "${@:3}"

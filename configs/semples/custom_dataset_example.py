@@ -3,7 +3,7 @@ _base_ = ['./synthetic.py']
 data_root = 'data/my_dataset'  # EDIT: the dataset folder
 classes = ('background', 'cat', 'dog')  # EDIT: mask ids 0, 1, 2, ... in order
 clip_model = 'local-dir:checkpoints/my_clip'  # EDIT: an open_clip model name
-dataset = dict(_delete_=True, type='PascalVOCWSSSDataset', data_root=data_root,
+dataset = dict(_delete_=True, type='VOCLayoutWSSSDataset', data_root=data_root,
                metainfo=dict(classes=classes), img_suffix='.jpg',
                data_prefix=dict(img_path='JPEGImages',
                                 seg_map_path='SegmentationClass'),

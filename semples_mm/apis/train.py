@@ -8,6 +8,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from ..datasets.synthetic.world import generate_config_worlds
 from ..utils.checkpoints import ATOMIC_BACKEND_ARGS, resume_checkpoint
 from ..utils.launch import (enable_amp, init_cpu_distributed, is_rank_zero,
                             set_work_dir)
@@ -21,6 +22,7 @@ def train(config: Union[str, Config], work_dir: Optional[str] = None,
     run per work dir (a second one stops at once, naming the first),
     checkpoints written atomically, and a resume that starts from the
     newest checkpoint that loads (a broken newer one is named and skipped).
+    The synthetic world of a synthetic config is generated first.
 
     Args:
         config (str | Config): config file or loaded config (copied).
@@ -58,6 +60,7 @@ def train(config: Union[str, Config], work_dir: Optional[str] = None,
             resume = cfg.load_from is not None  # else a fresh start
         cfg.resume = resume
         init_cpu_distributed(cfg, launcher)
+        generate_config_worlds(cfg)
         runner = Runner.from_cfg(cfg)
         runner.train()
     return runner

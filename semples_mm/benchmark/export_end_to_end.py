@@ -79,7 +79,7 @@ def export_dataloader_cfg(cfg, data_root: str, ann_file: str,
                                  batch_size, num_workers)
     dataset = loader['dataset'] = dict(loader['dataset'])
     if dataset.pop('synthetic_world', None) is not None:
-        dataset['type'] = 'PascalVOCWSSSDataset'
+        dataset['type'] = 'VOCLayoutWSSSDataset'
     dataset.pop('label_file', None)
     dataset.update(
         data_root=data_root, img_suffix='.jpg', seg_map_suffix='.png',

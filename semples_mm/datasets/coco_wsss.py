@@ -7,12 +7,28 @@ from typing import Optional
 import numpy as np
 from mmseg.registry import DATASETS
 
-from .class_names import COCO_CLASSES
-from .voc_wsss import PascalVOCWSSSDataset, palette_for
+from .voc_layout import VOCLayoutWSSSDataset, palette_for
+
+# COCO's 80 object categories in increasing category-id order, which is the
+# order the converter maps them to mask ids 1..80.
+COCO_CLASSES = (
+    'background', 'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus',
+    'train', 'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
+    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
+    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella', 'handbag',
+    'tie', 'suitcase', 'frisbee', 'skis', 'snowboard', 'sports ball', 'kite',
+    'baseball bat', 'baseball glove', 'skateboard', 'surfboard',
+    'tennis racket', 'bottle', 'wine glass', 'cup', 'fork', 'knife', 'spoon',
+    'bowl', 'banana', 'apple', 'sandwich', 'orange', 'broccoli', 'carrot',
+    'hot dog', 'pizza', 'donut', 'cake', 'chair', 'couch', 'potted plant',
+    'bed', 'dining table', 'toilet', 'tv', 'laptop', 'mouse', 'remote',
+    'keyboard', 'cell phone', 'microwave', 'oven', 'toaster', 'sink',
+    'refrigerator', 'book', 'clock', 'vase', 'scissors', 'teddy bear',
+    'hair drier', 'toothbrush')
 
 
 @DATASETS.register_module()
-class COCOWSSSDataset(PascalVOCWSSSDataset):
+class COCOWSSSDataset(VOCLayoutWSSSDataset):
     """COCO 2014 (80 classes + background) in the layout written by
     ``tools/dataset_converters/coco2014.py``::
 
@@ -33,7 +49,7 @@ class COCOWSSSDataset(PascalVOCWSSSDataset):
     Args:
         instances_file (str, optional): COCO instances JSON relative to
             ``data_root``, read only for images that have no mask.
-        Others: see :class:`PascalVOCWSSSDataset`.
+        Others: see :class:`VOCLayoutWSSSDataset`.
     """
     METAINFO = dict(classes=COCO_CLASSES, palette=palette_for(81))
 

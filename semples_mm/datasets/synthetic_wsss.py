@@ -1,48 +1,52 @@
-"""The synthetic world as a dataset: generated on first use, then read as
-any VOC-layout dataset."""
+"""The synthetic world as a dataset: a VOC-layout dataset that checks the
+world it reads was made with its settings."""
 import json
 import os.path as osp
 from typing import Optional
 
-from mmengine.logging import print_log
 from mmseg.registry import DATASETS
 
-from .synthetic.world import generate_synthetic_world, world_mismatch
-from .voc_wsss import PascalVOCWSSSDataset
+from .synthetic import SYNTHETIC_CLASSES
+from .synthetic.world import world_mismatch
+from .voc_layout import VOCLayoutWSSSDataset, palette_for
 
 #: The settings that make a world (``world.json`` records them).
 WORLD_KEYS = ('seed', 'num_train', 'num_val', 'image_size', 'context_prob')
 
 
 @DATASETS.register_module()
-class SyntheticWSSSDataset(PascalVOCWSSSDataset):
-    """:class:`PascalVOCWSSSDataset` on the embedded synthetic world.
+class SyntheticWSSSDataset(VOCLayoutWSSSDataset):
+    """:class:`VOCLayoutWSSSDataset` on the embedded synthetic world.
 
-    If ``data_root`` holds no ``world.json``, the world of
-    ``synthetic_world`` (:func:`generate_synthetic_world`'s settings:
-    ``seed``, ``num_train``, ``num_val``, ``image_size``, ``context_prob``,
-    ``progress``) is generated there first; if it holds one with other
-    settings, an error says what differs. Everything else is the VOC
-    dataset's code path.
+    ``data_root`` must hold the world of ``synthetic_world`` (the settings
+    of :func:`generate_synthetic_world`: ``seed``, ``num_train``,
+    ``num_val``, ``image_size``, ``context_prob``); ``tools/train.py`` and
+    ``tools/run_experiment.py`` generate it before training, and
+    ``tools/misc/generate_synthetic_world.py`` does alone. A missing world,
+    or one made with other settings, fails naming what to do.
 
     Args:
         synthetic_world (dict): the world's settings.
         data_root (str): the folder of the world.
-        **kwargs: see :class:`PascalVOCWSSSDataset`.
+        **kwargs: see :class:`VOCLayoutWSSSDataset`.
     """
+    METAINFO = dict(classes=('background', ) + tuple(SYNTHETIC_CLASSES),
+                    palette=palette_for(len(SYNTHETIC_CLASSES) + 1))
 
     def __init__(self, synthetic_world: dict, data_root: Optional[str] = None,
                  **kwargs):
-        if data_root is None:
-            raise ValueError('SyntheticWSSSDataset needs data_root: the '
-                             'folder to generate the world in')
-        settings = dict(synthetic_world)
-        if not osp.isfile(osp.join(data_root, 'world.json')):
-            print_log(f'generating the synthetic world in {data_root} '
-                      f'({settings})', logger='current')
-            generate_synthetic_world(data_root, **settings)
-        diff = world_mismatch(data_root, **{
-            k: v for k, v in settings.items() if k in WORLD_KEYS})
+        settings = {k: v for k, v in dict(synthetic_world).items()
+                    if k in WORLD_KEYS}
+        if data_root is None or not osp.isfile(
+                osp.join(data_root, 'world.json')):
+            raise FileNotFoundError(
+                f'no synthetic world in data_root={data_root!r}: generate it '
+                'with `python tools/misc/generate_synthetic_world.py '
+                f'{data_root or "DATA_ROOT"} ' + ' '.join(
+                    f'--{k.replace("_", "-")} {v}'
+                    for k, v in settings.items()) + '` (tools/train.py and '
+                'tools/run_experiment.py do it for a synthetic config).')
+        diff = world_mismatch(data_root, **settings)
         if diff is not None:
             raise ValueError(
                 f'{data_root} holds a synthetic world with other settings '
@@ -50,11 +54,12 @@ class SyntheticWSSSDataset(PascalVOCWSSSDataset):
                 'to regenerate it, or change data_root or synthetic_world.')
         with open(osp.join(data_root, 'world.json')) as f:
             world_classes = json.load(f)['classes']
-        classes = (kwargs.get('metainfo') or {}).get('classes')
-        if classes is not None and list(classes[1:]) != list(world_classes):
+        classes = (kwargs.get('metainfo') or {}).get(
+            'classes', self.METAINFO['classes'])
+        if list(classes[1:]) != list(world_classes):
             raise ValueError(
                 f'metainfo classes {tuple(classes)} do not match the '
                 f'synthetic world\'s classes {["background"] + world_classes}'
                 f' in {data_root}/world.json')
-        self.synthetic_world = settings
+        self.synthetic_world = dict(synthetic_world)
         super().__init__(data_root=data_root, **kwargs)

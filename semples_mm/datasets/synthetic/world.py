@@ -117,6 +117,23 @@ def _write_world(tmp_root, params, progress):
         json.dump(meta, f, indent=1, sort_keys=True)
 
 
+def generate_config_worlds(cfg) -> list:
+    """Generate the synthetic worlds a config's dataloaders read (datasets
+    with ``synthetic_world`` settings and a ``data_root``) that do not exist
+    yet; returns their folders. Safe in several processes at once (see
+    :func:`generate_synthetic_world`)."""
+    roots = []
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset = (cfg.get(key) or {}).get('dataset') or {}
+        settings, root = dataset.get('synthetic_world'), dataset.get(
+            'data_root')
+        if settings is None or root is None or root in roots:
+            continue
+        generate_synthetic_world(root, **dict(settings))
+        roots.append(root)
+    return roots
+
+
 def generate_synthetic_world(root: str,
                              seed: int = 0,
                              num_train: int = 2000,

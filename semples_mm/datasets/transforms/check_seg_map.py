@@ -35,7 +35,7 @@ class CheckSegMapValues(BaseTransform):
         if num_classes is None:
             raise KeyError(
                 'CheckSegMapValues needs num_classes: pass it, or use a WSSS '
-                'dataset (PascalVOCWSSSDataset, COCOWSSSDataset), whose '
+                'dataset (VOCLayoutWSSSDataset and its kin), whose '
                 'samples carry their dataset\'s class count')
         values = np.unique(results['gt_seg_map'])
         bad = [int(v) for v in values

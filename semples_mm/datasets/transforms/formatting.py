@@ -33,7 +33,7 @@ class PackWSSSInputs(PackSegInputs):
         if 'gt_class_labels' not in results:
             raise KeyError(
                 'PackWSSSInputs needs "gt_class_labels" in the sample; use a '
-                'WSSS dataset (PascalVOCWSSSDataset, COCOWSSSDataset) or '
+                'WSSS dataset (VOCLayoutWSSSDataset and its VOC, COCO, synthetic kin) or '
                 f'add the labels (sample keys: {sorted(results)})')
         labels = np.asarray(results['gt_class_labels'], dtype=np.float32)
         packed['data_samples'].gt_class_labels = torch.from_numpy(

@@ -1,4 +1,4 @@
-"""PASCAL VOC (and VOC-layout) dataset with image-level labels for WSSS."""
+"""Datasets in PASCAL VOC's layout with image-level labels for WSSS."""
 import io
 import json
 import os.path as osp
@@ -13,79 +13,19 @@ from mmseg.registry import DATASETS
 from tqdm import tqdm
 
 from ..utils.mask_png import read_mask, voc_palette
-from .class_names import VOC_CLASSES
-
-# Files whose last bytes must hold the format's end marker; a missing marker
-# means the file was cut short (interrupted download or copy).
-_END_MARKERS = {'.jpg': b'\xff\xd9', '.jpeg': b'\xff\xd9', '.png': b'IEND'}
-_TAIL_BYTES = 64
-
+from .file_checks import check_image_file, check_mask_values, read_image_list
 
 def palette_for(num_classes: int) -> List[List[int]]:
     """The VOC colours of ids 0..num_classes-1, as mmseg metainfo lists."""
     return voc_palette(num_classes).tolist()
 
 
-def read_image_list(text: str) -> List[str]:
-    """Image ids from the text of a list file, one per line.
-
-    A line may be an id (``2007_000032``) or, as in some ``trainaug`` lists,
-    paths (``/JPEGImages/2007_000032.jpg /SegmentationClassAug/...``): the
-    stem of the first token is the id. Blank lines are skipped.
-    """
-    ids = []
-    for line in text.splitlines():
-        token = line.strip().split()
-        if not token:
-            continue
-        first = token[0]
-        if '/' in first or '.' in osp.basename(first):
-            first = osp.splitext(osp.basename(first))[0]
-        ids.append(first)
-    return ids
-
-
-def check_image_file(path: str) -> Optional[str]:
-    """Why the image file cannot be used, or None when it looks whole.
-
-    Cheap: opens the file and reads its last bytes. Empty files, unreadable
-    files and JPEG/PNG files without their end marker (truncated) are caught;
-    damage inside an otherwise whole file shows only when it is decoded.
-    """
-    try:
-        with open(path, 'rb') as f:
-            f.seek(0, 2)
-            size = f.tell()
-            if size == 0:
-                return 'the file is empty'
-            f.seek(max(0, size - _TAIL_BYTES))
-            tail = f.read()
-    except OSError as e:
-        return f'cannot read it ({e.strerror})'
-    marker = _END_MARKERS.get(osp.splitext(path)[1].lower())
-    if marker is not None and marker not in tail:
-        return 'it is truncated (no end-of-image marker)'
-    return None
-
-
-def check_mask_values(values: np.ndarray, num_classes: int, path: str,
-                      ignore_index: int = 255) -> None:
-    """Raise if a mask holds ids other than 0..num_classes-1 and the ignore
-    index. ``values``: the unique values of the mask."""
-    bad = [int(v) for v in values
-           if v >= num_classes and v != ignore_index]
-    if bad:
-        raise ValueError(
-            f'mask {path} holds value(s) {bad} outside 0..{num_classes - 1} '
-            f'and {ignore_index} (ignore); the dataset has {num_classes} '
-            'classes including background. Check that the masks are '
-            'class-id PNGs for this dataset (not colour images) and that the '
-            'class list in the config matches them.')
-
-
 @DATASETS.register_module()
-class PascalVOCWSSSDataset(BaseSegDataset):
-    """A VOC-layout segmentation dataset with multi-hot image labels.
+class VOCLayoutWSSSDataset(BaseSegDataset):
+    """A segmentation dataset in PASCAL VOC's layout (an image folder, a
+    class-id mask folder, image lists) with multi-hot image labels: the
+    base of the VOC, COCO and synthetic datasets, and the dataset of a
+    user's own data (``metainfo=dict(classes=(...))``, background first).
 
     Each data info holds ``img_path``, ``seg_map_path`` (None when the mask
     file does not exist), ``img_id``, ``gt_class_labels`` (np.float32 (K,),
@@ -145,7 +85,7 @@ class PascalVOCWSSSDataset(BaseSegDataset):
         num_fg_classes (int, optional): Expected number of foreground classes
             (e.g. the CAM head's); checked against the class list.
     """
-    METAINFO = dict(classes=VOC_CLASSES, palette=palette_for(21))
+    METAINFO = dict(classes=None)
 
     def __init__(self,
                  ann_file: str,
@@ -172,7 +112,13 @@ class PascalVOCWSSSDataset(BaseSegDataset):
                 'mask id 0 is background and image labels are built over ids '
                 '1..K; remove reduce_zero_label from the dataset config')
         metainfo = dict(metainfo or {})
-        classes = tuple(metainfo.get('classes', self.METAINFO['classes']))
+        classes = metainfo.get('classes', self.METAINFO['classes'])
+        if classes is None:
+            raise ValueError(
+                f'{type(self).__name__}: give the class list, '
+                "metainfo=dict(classes=('background', ...)), background "
+                'first, in mask-id order.')
+        classes = tuple(classes)
         if 'classes' in metainfo and 'palette' not in metainfo:
             metainfo['palette'] = palette_for(len(classes))
         if num_classes is not None and num_classes != len(classes):
@@ -442,3 +388,17 @@ class PascalVOCWSSSDataset(BaseSegDataset):
             raise ValueError(f'no image of {self.ann_file} has a foreground '
                              'class; check the labels or set skip_empty=False')
         return data_list
+
+
+@DATASETS.register_module()
+class PascalVOCWSSSDataset(VOCLayoutWSSSDataset):
+    """PASCAL VOC 2012 (20 classes + background), image labels from the
+    masks (``SegmentationClass`` or the ``SegmentationClassAug`` of
+    ``tools/dataset_converters/voc_aug.py``) or the XML annotations; see
+    :class:`VOCLayoutWSSSDataset`."""
+    METAINFO = dict(
+        classes=('background', 'aeroplane', 'bicycle', 'bird', 'boat',
+                 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
+                 'diningtable', 'dog', 'horse', 'motorbike', 'person',
+                 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor'),
+        palette=palette_for(21))
