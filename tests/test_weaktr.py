@@ -353,6 +353,10 @@ def test_released_deit_s_checkpoint_converts_and_loads_strictly(tmp_path):
                        dict(type='WeakTrCAMHead', num_classes=20))
     checkpoint = load_checkpoint(model, str(dst), map_location='cpu',
                                  strict=True)
+    # with any of mmengine's options (revise_keys=[] reads the state dict's
+    # _metadata, which a plain dict lacks)
+    load_checkpoint(model, str(dst), map_location='cpu', strict=True,
+                    revise_keys=[])
     meta = checkpoint['meta']
     assert meta['source'] == str(src)
     assert (meta['epoch'], meta['miou']) == (41, 69.4)

@@ -17,11 +17,14 @@ Two kinds of files:
   ``cam_head.``); the module names below the prefixes are WeakTr's own.
 """
 import re
+from collections import OrderedDict
 from typing import Dict, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ..utils.checkpoints import read_state_dict
 
 # timm ViT names of the backbone, identical in DeiT and WeakTr checkpoints.
 BACKBONE_KEY = re.compile(
@@ -40,29 +43,6 @@ HEAD_KEYS = (
     'adaptive_attention_fusion.attn_head_ffn.0.weight',
     'adaptive_attention_fusion.attn_head_ffn.2.weight',
 )
-
-
-def unwrap_state_dict(checkpoint, source: str = '<checkpoint>'
-                      ) -> Dict[str, Tensor]:
-    """The state dict inside a loaded checkpoint object.
-
-    Accepts a raw state dict or a dict with a 'model' (WeakTr, DeiT) or
-    'state_dict' (mmengine) key; strips a ``module.`` prefix that DDP-wrapped
-    saving leaves on every key.
-    """
-    if isinstance(checkpoint, dict):
-        for key in ('model', 'state_dict'):
-            if isinstance(checkpoint.get(key), dict):
-                checkpoint = checkpoint[key]
-                break
-    if not isinstance(checkpoint, dict) or not checkpoint or not all(
-            isinstance(v, Tensor) for v in checkpoint.values()):
-        raise ValueError(
-            f'{source}: expected a state dict (name -> tensor), or a dict '
-            "holding one under 'model' or 'state_dict'.")
-    if all(k.startswith('module.') for k in checkpoint):
-        checkpoint = {k[len('module.'):]: v for k, v in checkpoint.items()}
-    return dict(checkpoint)
 
 
 def resize_patch_pos_embed(patch_pos: Tensor, new_grid: Sequence[int],
@@ -90,7 +70,7 @@ def deit_to_weaktr_backbone(checkpoint,
     """ImageNet DeiT/timm ViT weights -> :class:`WeakTrViT` weights.
 
     Args:
-        checkpoint: a loaded checkpoint (see :func:`unwrap_state_dict`), with
+        checkpoint: a loaded checkpoint (see :func:`~semples_mm.utils.checkpoints.read_state_dict`), with
             ``cls_token`` (1, 1, C) and ``pos_embed`` (1, 1 + P0, C).
         num_class_tokens (int): K.
         grid_size (Sequence[int]): the backbone's patch grid (h, w).
@@ -101,7 +81,7 @@ def deit_to_weaktr_backbone(checkpoint,
         K times, ``pos_embed`` (1, K + h * w, C), the classifier ``head.*``
         dropped, everything else unchanged (the caller checks the keys).
     """
-    state_dict = unwrap_state_dict(checkpoint, source)
+    state_dict = read_state_dict(checkpoint, source)
     for key in ('cls_token', 'pos_embed'):
         if key not in state_dict:
             raise KeyError(f'{source}: no {key!r}; expected an ImageNet '
@@ -183,7 +163,7 @@ def convert_weaktr_state_dict(state_dict: Dict[str, Tensor],
         KeyError: keys that are neither (named), or missing head keys (e.g.
             an ImageNet DeiT file, whose ``head`` is a Linear classifier).
     """
-    state_dict = unwrap_state_dict(state_dict, source)
+    state_dict = read_state_dict(state_dict, source)
     unknown = [
         k for k in state_dict
         if k not in HEAD_KEYS and not BACKBONE_KEY.fullmatch(k)
@@ -218,7 +198,7 @@ def convert_weaktr_checkpoint(checkpoint,
     :func:`describe_weaktr_state_dict` and WeakTr's own 'epoch' and 'miou'
     when the file has them.
     """
-    state_dict = unwrap_state_dict(checkpoint, source)
+    state_dict = read_state_dict(checkpoint, source)
     converted = convert_weaktr_state_dict(state_dict, backbone_prefix,
                                           head_prefix, source)
     meta = dict(source=source, converter='weaktr_to_mmseg',
@@ -228,7 +208,9 @@ def convert_weaktr_checkpoint(checkpoint,
             value = checkpoint.get(key)
             if value is not None:
                 meta[key] = float(value) if key == 'miou' else int(value)
-    return dict(state_dict=converted, meta=meta)
+    # an OrderedDict, as mmseg's converters write: mmengine's loaders read
+    # its _metadata
+    return dict(state_dict=OrderedDict(converted), meta=meta)
 
 
 def _shape_hint(part: Dict[str, Tensor], own: Dict[str, Tensor],
@@ -271,20 +253,8 @@ def load_converted_part(module, path: str, prefix: str, owner: str) -> None:
     prefix = prefix if prefix.endswith('.') else prefix + '.'
     checkpoint = CheckpointLoader.load_checkpoint(
         path, map_location='cpu', logger='current')
-    state_dict = checkpoint
-    if isinstance(checkpoint, dict):
-        for key in ('state_dict', 'model'):
-            if isinstance(checkpoint.get(key), dict):
-                state_dict = checkpoint[key]
-                break
-    if not isinstance(state_dict, dict):
-        raise ValueError(f'{owner}: {path} holds no state dict.')
-    part = {}
-    for key, value in state_dict.items():
-        key = key[len('module.'):] if str(key).startswith('module.') \
-            else str(key)
-        if key.startswith(prefix):
-            part[key[len(prefix):]] = value
+    part = {key[len(prefix):]: value for key, value in read_state_dict(
+        checkpoint, f'{owner} ({path})').items() if key.startswith(prefix)}
     if not part:
         raise KeyError(
             f'{owner}: {path} has no keys under {prefix!r}. A released '

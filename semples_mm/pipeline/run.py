@@ -26,7 +26,7 @@ from ..engine.hooks.phase_checkpoint_hook import phase_checkpoint_path
 from ..models.segmentors.phase_schedule import PhaseSchedule
 from ..pseudo_labels import export_settings, pseudo_mask_metric
 from ..pseudo_labels.manifest import read_manifest
-from ..utils.checkpoints import checkpoint_problem, checkpoint_state_dict
+from ..utils.checkpoints import checkpoint_problem, read_state_dict
 from ..utils.fingerprint import state_fingerprint
 from ..utils.launch import start_process_group
 from ..utils.paths import PACKAGE_ROOT
@@ -79,7 +79,7 @@ def training_inputs(cfg: Config) -> dict:
 
 
 def _weights_digest(path):
-    return state_fingerprint(checkpoint_state_dict(path))
+    return state_fingerprint(read_state_dict(path))
 
 
 def _move_aside(folder):

@@ -97,12 +97,6 @@ def resume_checkpoint(work_dir: str) -> Optional[str]:
     return path
 
 
-def checkpoint_state_dict(path: str) -> dict:
-    """The tensors of checkpoint file ``path``: an mmengine checkpoint's
-    ``state_dict``, or the file's object itself (a bare state dict)."""
-    checkpoint = torch.load(path, map_location='cpu', weights_only=False)
-    return checkpoint.get('state_dict', checkpoint) if isinstance(
-        checkpoint, dict) else checkpoint
 
 
 def load_model_weights(model: torch.nn.Module, path: str,
@@ -118,9 +112,7 @@ def load_model_weights(model: torch.nn.Module, path: str,
     problem = checkpoint_problem(path)
     if problem is not None:
         raise ValueError(f'cannot load the checkpoint {path}: {problem}')
-    state = checkpoint_state_dict(path)
-    state = {k[len('module.'):] if k.startswith('module.') else k: v
-             for k, v in state.items()}
+    state = read_state_dict(path)
     own = model.state_dict()
     wanted = [k for k in own if required is None or any(
         k.startswith(prefix) for prefix in required)]

@@ -85,11 +85,11 @@ def run_files(run_dir):
 def initial_checkpoint(files, phases, path):
     """Write the model state the rerun starts from (see the module
     docstring) and return its path."""
-    from semples_mm.utils.checkpoints import checkpoint_state_dict
-    state = dict(checkpoint_state_dict(files['checkpoint']))
-    after_cam = checkpoint_state_dict(files['cam'])
+    from semples_mm.utils.checkpoints import read_state_dict
+    state = dict(read_state_dict(files['checkpoint']))
+    after_cam = read_state_dict(files['cam'])
     start = after_cam if phases[0] == 'refine' else \
-        checkpoint_state_dict(files['match'])
+        read_state_dict(files['match'])
     for key in [k for k in state if k.startswith(CAM_PREFIXES + (
             'cam_snapshot.', '_extra_state'))]:
         del state[key]
