@@ -9,11 +9,12 @@ addition and multiplication is exact to within a relative u):
 1. One sum. Any order of adding n terms (one after another, pairwise, in
    SIMD lanes, split among threads, with fused multiply-adds) gives a result
    within (n - 1) u sum|x_i| of the exact sum, a dot product of length n
-   within n u sum|x_i y_i| (Higham, Accuracy and Stability of Numerical
-   Algorithms, 2nd ed., eqs. 3.5 and 4.4). Two computations in two orders
-   are each that close to the exact value, so within 2 n u sum|x_i| of each
-   other. That is the worst case: the rounding errors mostly cancel and a
-   typical difference is about sqrt(n) u times the size of the sum.
+   within n u sum|x_i y_i| (to first order in u; Higham, Accuracy and
+   Stability of Numerical Algorithms, 2nd ed., sections 3.1 and 4.2). Two
+   computations in two orders are each that close to the exact value, so
+   within 2 n u sum|x_i| of each other. That is the worst case: the
+   rounding errors mostly cancel and a typical difference is about
+   sqrt(n) u times the size of the sum.
 2. The scale. The test sees the compared values, not the terms, so the
    bound is taken relative to ``scale``, the largest magnitude among the
    expected values (a sum of terms of mixed signs can be smaller than
@@ -41,7 +42,8 @@ A real mistake (a wrong pairing, a missing term, a mask from the other
 phase) changes the values far more: for terms=384, depth=40 the bound is
 1.8e-3 of the scale. The bound does not cover a computation that amplifies
 its input's rounding (dividing by a small difference, the log of a number
-near 0): count such a step as extra depth, or compare before it.
+near 0) or a result far smaller than what it is computed from: count such
+a step as extra depth, compare before it, or give the inputs' ``scale``.
 
 Exact comparison (``torch.equal``, ``rtol=0, atol=0``) stays right where the
 same computation runs twice on the same shapes and threads. Comparisons of

@@ -16,11 +16,14 @@ runs them in a fresh pytest process with
   that the kernels a CPU without AVX-512 (e.g. an AMD EPYC) or without AVX2
   would pick run on this one: ``default`` (no vector kernels in torch,
   SSE4 in oneDNN and MKL), ``avx2`` and, where the CPU has it, ``avx512``.
+  On an Intel Xeon, ``default`` reproduced the per-pair vs batched gradient
+  differences that failed a test on an AMD EPYC with AVX2 (its MKL takes
+  other kernels than Intel's AVX2 path).
 
-A test that passes here in one setting and fails in another compares with
-a tolerance that ignores summation order: give it one that does
-(tests/float_compare.py). A setting that fails in one of its two runs
-shows a computation that is not repeatable at all.
+A test that passes in one setting and fails in another compares with a
+tolerance that ignores summation order: give it one that does
+(tests/float_compare.py). A test that fails in only one of a setting's two
+runs shows a computation that is not repeatable at all.
 
 With the tests' float_compare helper recording (``FLOAT_COMPARE_RECORD``,
 set here), the report also lists the call sites that came closest to their
@@ -158,7 +161,8 @@ def parse_args(argv):
         description=__doc__.split('\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split('\n', 2)[2])
-    parser.add_argument('--threads', type=int, nargs='+', default=[1, 2, 3])
+    parser.add_argument('--threads', type=int, nargs='+', default=[1, 2, 3],
+                        help='OMP_NUM_THREADS values (default 1 2 3)')
     parser.add_argument('--isa', nargs='+', choices=list(ISAS),
                         help='default: every one this CPU has')
     parser.add_argument('--repeats', type=int, default=2,
