@@ -22,6 +22,23 @@ TINY_WORLD = dict(seed=0, num_train=64, num_val=16, image_size=32,
 os.environ.setdefault('OMP_NUM_THREADS', '2')
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
+# Rounding budgets (tests/float_compare.py) of tiny_semples.py's SemPLeS
+# computed two ways (other batches of crops, per-pair or cached texts). A
+# loss comes out of CLIP's image tower (patch embedding, 3 blocks of 6 sums,
+# projection: 20 sums, the longest its MLP's 384 terms), the similarity and
+# the mean over pairs. A gradient goes back through all of it, the mask
+# upsampling and the CAM network's head (a ResNet's 64 x 3 x 3 = 576 inputs,
+# a WeakTr head's 48 x 3 x 3), 2 * 22 + 4 sums.
+TINY_LOSS_SUMS = dict(terms=384, depth=22)
+TINY_GRAD_SUMS = dict(terms=576, depth=48)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'float_compare: compares floats or masks the code '
+        'computes; tools/misc/flake_hunt.py runs these under other thread '
+        'counts and instruction sets')
+
 
 def load_tool(name):
     """Import ``tools/<name>.py`` (``name`` may hold a sub-folder, e.g.

@@ -14,6 +14,7 @@ def _t(values):
     return torch.tensor(values, dtype=torch.float64, requires_grad=True)
 
 
+@pytest.mark.float_compare
 def test_segment_label_matching_value():
     loss_fn = MODELS.build(dict(type='SegmentLabelMatchingLoss',
                                 bg_weight=2.4))
@@ -27,6 +28,7 @@ def test_segment_label_matching_value():
                                         rel=1e-12)
 
 
+@pytest.mark.float_compare
 def test_segment_label_matching_gradient():
     loss_fn = MODELS.build(dict(type='SegmentLabelMatchingLoss',
                                 bg_weight=0.75))
@@ -39,6 +41,7 @@ def test_segment_label_matching_gradient():
     assert bg.grad.tolist() == pytest.approx([0.75 / (2 * 0.8), 0.0])
 
 
+@pytest.mark.float_compare
 def test_contrastive_prompt_value():
     loss_fn = MODELS.build(dict(type='ContrastivePromptLoss',
                                 text_weight=0.02, fg_weight=0.5))
@@ -58,6 +61,7 @@ def test_contrastive_prompt_value():
     assert bg.grad[0].item() == pytest.approx(-1 / (2 * 0.4))
 
 
+@pytest.mark.float_compare
 def test_contrastive_prompt_default_ignores_fg_and_needs_it_when_weighted():
     default = MODELS.build(dict(type='ContrastivePromptLoss'))
     bg, text = _t([0.4]), _t([0.6])
@@ -70,6 +74,7 @@ def test_contrastive_prompt_default_ignores_fg_and_needs_it_when_weighted():
         weighted(bg, text)
 
 
+@pytest.mark.float_compare
 def test_prompt_refinement_value_and_gradient():
     loss_fn = MODELS.build(dict(type='PromptRefinementLoss',
                                 loss_weight=0.05, loss_name='loss_psr'))
@@ -84,6 +89,7 @@ def test_prompt_refinement_value_and_gradient():
         [0.05 / (4 * 0.5), 0.0, 0.0, 0.05 / (4 * 0.75)])
 
 
+@pytest.mark.float_compare
 @pytest.mark.parametrize('cfg, nargs', [
     (dict(type='SegmentLabelMatchingLoss'), 2),
     (dict(type='ContrastivePromptLoss', fg_weight=0.3), 3),
@@ -108,6 +114,7 @@ def test_no_present_pair_gives_differentiable_zero(cfg, nargs):
     assert (source.grad == 0).all()
 
 
+@pytest.mark.float_compare
 def test_losses_are_finite_for_any_cosine():
     sims = torch.linspace(-1, 1, 21, requires_grad=True)
     total = (MODELS.build(dict(type='SegmentLabelMatchingLoss'))(sims, sims)

@@ -46,6 +46,7 @@ def _expected():
     return {0.4: 100 * (0 + 1 + 2 / 3) / 3, 0.55: 100 * 2 / 3}
 
 
+@pytest.mark.float_compare
 def test_metric_matches_hand_computation():
     metric = METRICS.build(dict(type='PseudoMaskMetric',
                                 bg_thresholds=[0.4, 0.55]))
@@ -61,6 +62,7 @@ def test_metric_matches_hand_computation():
         'background': 50.0, 'boat': 50.0, 'train': 100.0}
 
 
+@pytest.mark.float_compare
 def test_metric_ties_go_to_background_and_lowest_threshold_wins():
     # One pixel of class 1 scoring exactly 0.5: at t = 0.5 it is background.
     metric = METRICS.build(dict(type='PseudoMaskMetric',
@@ -88,6 +90,7 @@ def test_metric_default_sweep_and_range_specs():
         METRICS.build(dict(type='PseudoMaskMetric', bg_thresholds=(0.3, 0.5)))
 
 
+@pytest.mark.float_compare
 def test_metric_equals_loop_reference_on_random_maps():
     torch.manual_seed(0)
     thresholds = [0.2, 0.4, 0.6]
@@ -132,6 +135,7 @@ def test_metric_errors_name_the_problem():
         metric.process({}, [sample])
 
 
+@pytest.mark.float_compare
 def test_metric_through_evaluator_beside_iou_metric_and_json_log():
     import json
 

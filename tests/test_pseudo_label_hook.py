@@ -186,6 +186,7 @@ def test_hook_arguments_are_checked():
         HOOKS.build(dict(type='PseudoLabelHook', scale=(1.0, )))
 
 
+@pytest.mark.float_compare
 def test_hook_batch_size_replaces_the_loaders_and_keeps_the_masks(
         world, tmp_path):
     work_dir = str(tmp_path / 'work')
@@ -244,6 +245,7 @@ def _load_tool(name):
     return module
 
 
+@pytest.mark.float_compare
 def test_make_pseudo_labels_tool(world, tmp_path):
     cfg = runner_cfg(world, str(tmp_path / 'work'), [])
     cfg.val_dataloader = dict(

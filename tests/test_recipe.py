@@ -21,6 +21,7 @@ from torch import nn
 
 import semples_mm  # noqa: F401  (registers)
 from conftest import REPO_ROOT
+from float_compare import assert_close_up_to_rounding
 from semples_mm.datasets import COCO_CLASSES
 from semples_mm.models.weaktr_checkpoint import \
     convert_weaktr_checkpoint
@@ -86,6 +87,7 @@ def test_rand_augment_has_the_ops_create_transform_builds():
         assert mine.kwargs == timm_op.kwargs
 
 
+@pytest.mark.float_compare
 def test_rand_augment_draws_what_timm_draws_and_keeps_bgr():
     from PIL import Image
     theirs = next(t for t in timm_authors_transform().transforms
@@ -131,6 +133,7 @@ def build_erasing(**kwargs):
     return TRANSFORMS.build(cfg)
 
 
+@pytest.mark.float_compare
 def test_erased_box_normalises_to_the_drawn_normal_values():
     img = bgr_image(1)
     erasing = build_erasing()
@@ -155,6 +158,7 @@ def test_erased_box_normalises_to_the_drawn_normal_values():
                            reference[:, torch.from_numpy(outside)])
 
 
+@pytest.mark.float_compare
 def test_erasing_equals_timm_on_the_normalised_tensor():
     from timm.data.random_erasing import RandomErasing
     timm_erasing = RandomErasing(0.25, mode='pixel', max_count=1,
@@ -176,6 +180,7 @@ def test_erasing_equals_timm_on_the_normalised_tensor():
     assert 0 < erased < 12  # probability 0.25: some images, not all
 
 
+@pytest.mark.float_compare
 @pytest.mark.parametrize('mode', ['rand', 'const'])
 def test_erasing_modes_fill_per_channel(mode):
     img = bgr_image(4)
@@ -221,6 +226,7 @@ def crf_image():
     return image
 
 
+@pytest.mark.float_compare
 def test_labels_unary_reads_only_the_argmax():
     image = crf_image()
     labels_cfg = dict(unary='labels', gt_prob=0.7)
@@ -257,6 +263,7 @@ def test_crf_settings_fail_clearly():
     assert only_background.shape == (4, 4) and not only_background.any()
 
 
+@pytest.mark.float_compare
 def test_labels_crf_export_writes_present_ids_only(tmp_path):
     from PIL import Image
 
@@ -307,6 +314,7 @@ def test_open_clip_tokenises_the_suffix_as_end_of_word_dot(micro_clip):
     assert clip.tokenizer.decoder[269] == '.</w>'
 
 
+@pytest.mark.float_compare
 def test_suffix_ids_write_13_and_pool_at_the_eot(micro_clip):
     clip = micro_clip(prompt_suffix_ids=(13, ))
     assert clip.prompt_template.tokens(0)[0, :6].tolist() == [
@@ -323,7 +331,9 @@ def test_suffix_ids_write_13_and_pool_at_the_eot(micro_clip):
     tokens[0, :len(ids)] = torch.tensor(ids)
     with torch.no_grad():
         expected = clip.model.encode_text(tokens, normalize=True).float()
-    torch.testing.assert_close(prompts, expected, rtol=1e-5, atol=1e-5)
+    # the micro text tower: one block (6 sums, its MLP's 128 terms the
+    # longest), the projection and the norm, reached two ways
+    assert_close_up_to_rounding(prompts, expected, terms=128, depth=8)
     # pooling anywhere else gives another feature
     other = micro_clip()  # '.</w>' instead of '.'
     assert not torch.allclose(other.encode_prompts(ctx), prompts, atol=1e-3)
@@ -348,6 +358,7 @@ TINY_HEAD = dict(type='WeakTrCAMHead', in_channels=48, num_layers=2,
                  num_heads=3, reduction=2)
 
 
+@pytest.mark.float_compare
 def test_class_indices_read_out_the_selected_slots():
     torch.manual_seed(0)
     backbone = MODELS.build(dict(type='WeakTrViT', num_class_tokens=6,
@@ -365,9 +376,13 @@ def test_class_indices_read_out_the_selected_slots():
     full_cams, full_logits = full(feats)
     index = list(slots)
     assert cams.shape == (2, 4, 4, 4)
-    torch.testing.assert_close(cams, full_cams[:, index])
+    # 4 classes' convolution kernels may sum their 48 x 3 x 3 = 432 inputs
+    # in another order than 6 classes'; the fusion's 5 sums, the refinement
+    # and the mean follow
+    assert_close_up_to_rounding(cams, full_cams[:, index], terms=432, depth=8)
     for key in ('cls_token', 'coarse', 'fine'):
-        torch.testing.assert_close(logits[key], full_logits[key][:, index])
+        assert_close_up_to_rounding(logits[key], full_logits[key][:, index],
+                                    terms=432, depth=8)
     losses = selected.loss_by_cls(logits, torch.tensor([[1., 0, 0, 1],
                                                         [0, 1, 0, 0]]))
     assert set(losses) == {'loss_cls_token', 'loss_cls_coarse',
@@ -519,6 +534,7 @@ def test_semples_snapshot_on_entering_match_is_the_loaded_network(tmp_path):
 
 
 # ------------------------------------------------------- smaller options
+@pytest.mark.float_compare
 def test_training_masks_can_upsample_with_align_corners():
     cams = torch.rand(1, 2, 4, 4)
     mine = normalize_cams(cams, None, (9, 9), eps=0.1, align_corners=True)

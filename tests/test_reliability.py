@@ -192,6 +192,7 @@ def test_checkpoint_writes_are_atomic_and_a_broken_one_is_skipped(
     assert f"resuming from {tmp_path / 'iter_2.pth'}" in logged[0]
 
 
+@pytest.mark.float_compare
 def test_training_resumes_past_a_broken_last_checkpoint(world, tmp_path):
     work_dir = tmp_path / 'work'
     cfg = tiny_cfg(world, work_dir)
@@ -304,6 +305,7 @@ def _pipeline(work_dir, config, *extra):
          '--num-threads', '1', *extra])
 
 
+@pytest.mark.float_compare
 def test_pipeline_continues_a_killed_export_and_reruns_what_an_edit_changed(
         tmp_path, monkeypatch, capfd):
     config = tmp_path / 'edited.py'

@@ -17,8 +17,10 @@ from mmengine.runner import Runner
 from mmseg.registry import HOOKS, MODELS
 
 import semples_mm  # noqa: F401  (registers)
-from conftest import (REPO_ROOT, TEST_CONFIGS, load_tool, make_tiny_world,
-                      start_next_second)
+from conftest import (REPO_ROOT, TEST_CONFIGS, TINY_GRAD_SUMS,
+                       TINY_LOSS_SUMS, load_tool, make_tiny_world,
+                       start_next_second)
+from float_compare import assert_close_up_to_rounding
 
 TINY = str(TEST_CONFIGS / 'tiny_semples.py')
 # tiny_semples.py: cam 4, match 3, prompt 3, refine 3 iterations.
@@ -204,6 +206,7 @@ def test_logged_learning_rate_is_the_one_used(full_run):
                 record['lr'][name][0], rel=1e-3), (record['iter'] + 1, name)
 
 
+@pytest.mark.float_compare
 def test_resume_inside_prompt_and_refine_is_exact(tmp_path, world_root,
                                                   full_run):
     """Killed after iteration 4 (the end of cam, validated and saved), 8
@@ -394,6 +397,7 @@ class _BatchRecorderHook(Hook):
                              'inputs' in data_batch))
 
 
+@pytest.mark.float_compare
 def test_prompt_feature_bank_trains_like_on_the_fly_features(
         tmp_path, world_root, full_run):
     """The tiny pipeline only flips, so features of the fixed views are the
@@ -411,11 +415,16 @@ def test_prompt_feature_bank_trains_like_on_the_fly_features(
     assert not torch.equal(ours['state_dict'][key],
                            load_ckpt(tmp_path / 'bank' / 'iter_6.pth')[
                                'state_dict'][key])  # the prompts did learn
-    torch.testing.assert_close(ours['state_dict'][key],
-                               full['state_dict'][key], rtol=1e-4,
-                               atol=1e-5)
+    # The bank's features come from other batches than the training's: each
+    # of the 3 prompt steps starts from a gradient that rounds within
+    # TINY_GRAD_SUMS, and AdamW's step (the gradient over its own size)
+    # keeps that relative error.
+    assert_close_up_to_rounding(ours['state_dict'][key],
+                                full['state_dict'][key], terms=576,
+                                depth=3 * TINY_GRAD_SUMS['depth'])
 
 
+@pytest.mark.float_compare
 def test_pixel_free_prompt_phase_resumes_exactly(tmp_path, world_root):
     """With the bank, the prompt phase reads its own dataloader (batch 8)
     whose pipeline loads no pixels; a run killed inside that phase and
@@ -442,6 +451,7 @@ def test_pixel_free_prompt_phase_resumes_exactly(tmp_path, world_root):
                                    rtol=0, atol=0, msg=name)
 
 
+@pytest.mark.float_compare
 def test_prompt_loss_reads_the_bank(world_root, full_run):
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import DefaultScope
@@ -461,8 +471,7 @@ def test_prompt_loss_reads_the_bank(world_root, full_run):
         on_the_fly = plain.loss(inputs, samples)['loss_prompt']
         from_bank = banked.loss(inputs, samples)['loss_prompt']
         assert len(banked.crop_features) == 2 * 64
-        torch.testing.assert_close(from_bank, on_the_fly, rtol=1e-5,
-                                   atol=1e-6)
+        assert_close_up_to_rounding(from_bank, on_the_fly, **TINY_LOSS_SUMS)
         # The loss is computed from the bank, not from the pixels, which a
         # pixel-free prompt phase does not even load.
         assert torch.equal(banked.loss(inputs * 0, samples)['loss_prompt'],
@@ -489,6 +498,7 @@ class _ScriptedScores:
         return self.scores[runner.iter + 1]
 
 
+@pytest.mark.float_compare
 def test_best_cam_selection_restores_the_best_and_survives_a_resume(
         tmp_path, world_root, monkeypatch):
     """In match (iterations 5-7) the scores 0.5, 0.9, 0.7: the phase ends
@@ -529,6 +539,7 @@ def test_best_cam_selection_restores_the_best_and_survives_a_resume(
     assert runner.model.phase == 'refine'
 
 
+@pytest.mark.float_compare
 def test_a_resume_restores_the_best_as_of_its_checkpoint(
         tmp_path, world_root, monkeypatch):
     """Killed after iteration 7 found a new best, after the last checkpoint

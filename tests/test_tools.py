@@ -61,6 +61,7 @@ def test_train_amp_on_cpu_uses_bf16_autocast(tmp_path, tiny_seg_root):
     assert (tmp_path / 'amp' / 'iter_6.pth').exists()
 
 
+@pytest.mark.float_compare
 def test_resume_continues_at_right_iteration(tmp_path, tiny_seg_root):
     full, stopped = tmp_path / 'full', tmp_path / 'stopped'
     _train(full, tiny_seg_root)
