@@ -9,6 +9,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from ..datasets.synthetic.world import generate_config_worlds
+from ..pseudo_labels.settings import export_settings
 from ..utils.checkpoints import ATOMIC_BACKEND_ARGS, resume_checkpoint
 from ..utils.launch import (enable_amp, init_cpu_distributed, is_rank_zero,
                             set_work_dir)
@@ -45,6 +46,9 @@ def train(config: Union[str, Config], work_dir: Optional[str] = None,
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     set_work_dir(cfg, work_dir, cfg.filename or 'config')
+    if cfg.get('pseudo_label_cfg') is not None:
+        # a typo in the export settings fails now, not after the training
+        export_settings(cfg)
     if amp:
         amp_type = enable_amp(cfg)
         print_log(f'AMP training is enabled ({amp_type}: '

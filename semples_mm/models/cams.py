@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..utils.known_keys import check_known_keys
+
 
 #: The CAM inference settings a model's ``test_cfg`` may hold, with their
 #: defaults: validation (``SemPLeS.predict``) reads them from there, and
@@ -62,10 +64,17 @@ def check_cam_settings(settings: dict, where: str) -> dict:
     return checked
 
 
+#: Every key a CAM model's ``test_cfg`` may hold: the CAM inference
+#: settings, and whether the CAMs are restricted to the image labels.
+CAM_TEST_KEYS = tuple(CAM_TEST_DEFAULTS) + ('use_gt_labels', )
+
+
 def cam_test_settings(test_cfg: dict, where: str = 'model.test_cfg'
                       ) -> Tuple['CAMInference', float]:
     """The CAM inference and background threshold a ``test_cfg`` sets
-    (defaults :data:`CAM_TEST_DEFAULTS`), checked."""
+    (defaults :data:`CAM_TEST_DEFAULTS`), checked; a key outside
+    :data:`CAM_TEST_KEYS` (a typo) is refused, naming the closest known."""
+    check_known_keys(test_cfg, CAM_TEST_KEYS, where)
     settings = check_cam_settings(
         {k: (test_cfg or {}).get(k, v) for k, v in CAM_TEST_DEFAULTS.items()},
         where)

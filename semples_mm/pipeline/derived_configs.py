@@ -12,6 +12,7 @@ import os.path as osp
 from mmengine.config import Config
 
 from ..models.segmentors.phase_schedule import PhaseSchedule
+from ..pseudo_labels.settings import export_settings
 
 LOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 # (label in summary.json, phase at whose end the masks are written)
@@ -152,8 +153,8 @@ def derive_semples_config(config, seed, data_root=None, quick=False):
         raise KeyError(f'{config}: default_hooks.checkpoint is needed to '
                        'resume and to find the final checkpoint')
     checkpoint.update(by_epoch=False, save_last=True)
-    if quick:
-        checkpoint['interval'] = total
+    if quick:  # the config's interval, unless it is longer than the run
+        checkpoint['interval'] = min(checkpoint.get('interval', total), total)
 
     # No exports during training: the CAM network of each phase end is
     # kept, and the pipeline exports from those files afterwards, each
@@ -164,6 +165,9 @@ def derive_semples_config(config, seed, data_root=None, quick=False):
     hooks.append(dict(type='PhaseCheckpointHook',
                       phases=[phase for _, phase in EXPORTS]))
     cfg.custom_hooks = hooks
+    # the exports' settings are checked now: a typo must not wait until
+    # the training is done
+    export_settings(cfg)
     return cfg, world
 
 
@@ -248,5 +252,44 @@ def derive_deeplab_config(config, seed, mask_dir, data_root=None,
     checkpoint.update(by_epoch=False, save_last=True)
     checkpoint.pop('save_best', None)  # no validation while training
     if quick:
-        checkpoint['interval'] = max_iters
+        checkpoint['interval'] = min(checkpoint.get('interval', max_iters),
+                                     max_iters)
     return cfg
+
+
+#: Dataset keys that name a file or folder the dataset reads (relative to
+#: its data_root), besides the folders of ``data_prefix``.
+DATA_PATH_KEYS = ('ann_file', 'label_file', 'label_seg_map_path', 'xml_dir',
+                  'instances_file')
+
+
+def data_paths(cfg, exclude=()) -> list:
+    """The files and folders that the dataset configs anywhere in ``cfg``
+    (dataloaders, phase dataloaders, a feature bank's) read: images, masks,
+    labels, image lists; absolute, without those in ``exclude`` (e.g. the
+    pseudo masks, whose digest is an input of its own).
+
+    Args:
+        cfg (dict): a config or a part of one.
+        exclude (Iterable[str]): paths to leave out.
+    """
+    excluded = {osp.abspath(path) for path in exclude}
+    paths = set()
+
+    def visit(node):
+        if isinstance(node, dict):
+            if 'data_prefix' in node or 'ann_file' in node:
+                root = node.get('data_root') or ''
+                values = list((node.get('data_prefix') or {}).values()) + [
+                    node.get(key) for key in DATA_PATH_KEYS]
+                paths.update(osp.abspath(osp.join(root, value))
+                             for value in values
+                             if isinstance(value, str) and value)
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, (list, tuple)):
+            for item in node:
+                visit(item)
+
+    visit(dict(cfg))
+    return sorted(paths - excluded)

@@ -1,31 +1,37 @@
-"""The pipeline's summary file: results, finished steps and their inputs."""
+"""The pipeline's summary file: results, started and finished steps and
+their inputs."""
 import json
-import os
 import os.path as osp
-import tempfile
 import time
 from typing import Callable, Optional
 
 from mmengine.dist import barrier, is_main_process
 from mmengine.logging import print_log
 
+from ..utils.atomic_file import atomic_write
 from ..utils.fingerprint import changed_keys, flatten
+from ..utils.read_back import read_json
 
 
 class InputsChanged(RuntimeError):
-    """A finished step's inputs changed and reruns were refused."""
+    """A step's inputs changed since it ran (or started) and reruns were
+    refused."""
 
 
 class PipelineRecord:
     """``<work_dir>/summary.json``, rewritten atomically after every change.
 
-    ``steps[name]`` holds ``status`` ('done'), ``wall_s`` (seconds of the
-    run that finished the step; runs that were killed do not count),
-    ``inputs`` (what the step depended on, flattened to ``{key: repr}``)
-    and ``result``. A finished step is skipped only while its inputs are
-    the same; when they changed, it runs again (every later step has the
-    changed step's outputs among its inputs, so it follows), or, with
-    ``no_rerun``, :class:`InputsChanged` names what changed.
+    ``steps[name]`` holds ``status`` ('running' from the moment the step
+    starts, 'done' once it finished), ``inputs`` (what the step depends on,
+    flattened to ``{key: repr}``, recorded when it starts), and once done
+    ``wall_s`` (seconds of the run that finished the step; runs that were
+    killed do not count) and ``result``. A step that was started or
+    finished with other inputs than today's runs again from scratch
+    (``on_changed`` moves its outputs aside first: a killed training must
+    not be resumed under edited settings), and every later step has the
+    changed step's outputs among its inputs, so it follows; with
+    ``no_rerun``, :class:`InputsChanged` names what changed instead. A
+    finished step with today's inputs is skipped while its outputs exist.
 
     Under several processes every rank keeps the record and takes the
     same decisions; rank 0 alone writes the file and changes outputs, and
@@ -34,33 +40,22 @@ class PipelineRecord:
 
     Args:
         path (str): the JSON file; read if it exists.
-        no_rerun (bool): refuse to rerun a finished step whose inputs
-            changed.
+        no_rerun (bool): refuse to rerun a step whose inputs changed.
     """
 
     def __init__(self, path: str, no_rerun: bool = False):
         self.path = path
         self.no_rerun = no_rerun
-        self.data = {}
-        if osp.exists(path):
-            with open(path) as file:
-                try:
-                    self.data = json.load(file)
-                except json.JSONDecodeError as error:
-                    raise ValueError(
-                        f'{path} is not valid JSON ({error}); delete it to '
-                        'let the pipeline check its steps afresh') from error
+        self.data = read_json(
+            path, 'Delete it to let the pipeline check its steps afresh '
+            'from their outputs.') if osp.exists(path) else {}
         self.data.setdefault('steps', {})
 
     def save(self):
         if not is_main_process():
             return
-        folder = osp.dirname(osp.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
-        handle, temp_path = tempfile.mkstemp(dir=folder, suffix='.json.part')
-        with os.fdopen(handle, 'w') as file:
+        with atomic_write(self.path) as file:
             json.dump(self.data, file, indent=2, sort_keys=True)
-        os.replace(temp_path, self.path)
 
     def update(self, **results):
         self.data.update(results)
@@ -77,10 +72,11 @@ class PipelineRecord:
 
         Args:
             step (str): step name.
-            function (callable): does the step; its return value (JSON, or
-                None) is stored as the step's ``result``.
+            function (callable): does the step (continuing what a killed
+                run of it left, with the same inputs); its return value
+                (JSON, or None) is stored as the step's ``result``.
             inputs (dict): what the step depends on (configs, settings,
-                digests of upstream outputs).
+                digests of upstream outputs and of the data).
             finished (callable, optional): a reason (str) when the step's
                 outputs exist (and load), else None: a step marked done
                 whose outputs are gone or broken runs again, and outputs
@@ -94,41 +90,39 @@ class PipelineRecord:
         """
         flat = flatten(inputs)
         entry = self.data['steps'].get(step, {})
-        reason = None
-        if entry.get('status') == 'done':
-            stored = entry.get('inputs')
-            missing = finished is not None and not finished()
-            if missing:
+        status, stored = entry.get('status'), entry.get('inputs')
+        if status in ('running', 'done') and stored is not None and \
+                stored != flat:
+            self._inputs_changed(step, status, changed_keys(stored, flat),
+                                 on_changed)
+            reason = None
+        elif status == 'done':
+            reason = None
+            if finished is None or finished():
+                reason = f'marked done in {self.path}'
+            else:
                 print_log(f'[pipeline] step {step}: marked done, but its '
                           'outputs are missing or broken; running it again',
                           logger='current')
-            elif stored is None or stored == flat:
-                reason = f'marked done in {self.path}'
-            else:
-                changes = changed_keys(stored, flat)
-                if self.no_rerun:
-                    raise InputsChanged(
-                        f'[pipeline] step {step}: its inputs changed since '
-                        f'it ran ({changes}); rerun without --no-rerun to '
-                        'redo it and the steps after it, or restore the '
-                        'settings.')
-                print_log(f'[pipeline] step {step}: inputs changed '
-                          f'({changes}); running it again', logger='current')
-                if on_changed is not None and is_main_process():
-                    on_changed()
-                barrier()
-        elif finished is not None:
-            reason = finished()
+        else:  # never started, or killed with these inputs: continue it
+            reason = finished() if finished is not None else None
         if reason:
             print_log(f'[pipeline] step {step}: skipped ({reason})',
                       logger='current')
-            entry = self.data['steps'].setdefault(step, {})
-            entry.update(status='done', skipped_in_last_run=True,
-                         inputs=entry.get('inputs') or flat)
+            self.data['steps'][step] = dict(
+                entry, status='done', skipped_in_last_run=True,
+                inputs=stored or flat)
             self.save()
             barrier()
             return False
-        print_log(f'[pipeline] step {step}: running', logger='current')
+        print_log(f'[pipeline] step {step}: ' + (
+            'continuing it (killed before it finished)'
+            if status == 'running' and stored == flat else 'running'),
+            logger='current')
+        self.data['steps'][step] = dict(
+            status='running', inputs=flat,
+            started=time.strftime('%Y-%m-%d %H:%M:%S'))
+        self.save()
         start = time.perf_counter()
         result = function()
         wall = round(time.perf_counter() - start, 1)
@@ -142,3 +136,18 @@ class PipelineRecord:
         print_log(f'[pipeline] step {step}: done in {wall} s',
                   logger='current')
         return True
+
+    def _inputs_changed(self, step, status, changes, on_changed):
+        """Refuse (``no_rerun``) or set the step's outputs aside."""
+        when = 'since it ran' if status == 'done' else \
+            'since it started (it was killed before it finished)'
+        if self.no_rerun:
+            raise InputsChanged(
+                f'[pipeline] step {step}: its inputs changed ({changes}) '
+                f'{when}; rerun without --no-rerun to redo it and the steps '
+                'after it, or restore the settings.')
+        print_log(f'[pipeline] step {step}: inputs changed ({changes}) '
+                  f'{when}; running it again', logger='current')
+        if on_changed is not None and is_main_process():
+            on_changed()
+        barrier()

@@ -1,14 +1,17 @@
 """The pipeline's steps: world -> SemPLeS -> pseudo masks after cam, match
 and refine -> DeepLabV2 on the SemPLeS masks -> its val mIoU.
 
-A step is skipped while its outputs exist and its inputs (configs,
-settings, digests of the weights or masks it reads) are those it ran with;
-when they changed it runs again, and so does every step that reads its
-outputs. A killed run continues: training resumes from its last loadable
+A step records its inputs (configs, settings, digests of the weights or
+masks it reads, a fingerprint of the data folders) when it starts, and is
+skipped while its outputs exist and load and its inputs are those it ran
+with; when they changed, even for a step that was killed, it runs again
+from scratch, and so does every step that reads its outputs. A killed run
+with unchanged inputs continues: training resumes from its last loadable
 checkpoint, an export from its phase-end weights. One pipeline per work dir
 at a time (a lock file).
 """
 import gc
+import glob
 import json
 import os
 import os.path as osp
@@ -25,16 +28,20 @@ from ..apis import make_pseudo_labels, test_checkpoint, train
 from ..engine.hooks.phase_checkpoint_hook import phase_checkpoint_path
 from ..models.segmentors.phase_schedule import PhaseSchedule
 from ..pseudo_labels import export_settings, pseudo_mask_metric
-from ..pseudo_labels.manifest import read_manifest
+from ..pseudo_labels.manifest import damaged_masks, read_manifest
+from ..utils.atomic_file import remove_stale_temp_files
 from ..utils.checkpoints import checkpoint_problem, read_state_dict
-from ..utils.fingerprint import state_fingerprint
+from ..utils.fingerprint import files_fingerprint, state_fingerprint
 from ..utils.launch import start_process_group
+from ..utils.read_back import DamagedFile
 from ..utils.paths import PACKAGE_ROOT
 from ..utils.work_dir_lock import WorkDirLock
-from .derived_configs import (EXPORTS, derive_deeplab_config,
+from .derived_configs import (EXPORTS, data_paths, derive_deeplab_config,
                               derive_semples_config, export_dataloader,
                               split_name)
 from .record import PipelineRecord
+from .set_aside import (move_aside, phase_end_problems,
+                        rewind_before_broken_phase_ends)
 from .results import (collect_val_per_phase, format_seed_table,
                       format_table, mean_over_seeds)
 
@@ -79,28 +86,69 @@ def training_inputs(cfg: Config) -> dict:
 
 
 def _weights_digest(path):
-    return state_fingerprint(read_state_dict(path))
+    return state_fingerprint(read_state_dict(
+        path, remedy='Rerun the pipeline: it checks the step that wrote '
+        'the file, and runs it again.'))
 
 
-def _move_aside(folder):
-    """Keep a stale work dir under a new name instead of resuming it."""
-    if osp.isdir(folder):
-        stale = f"{folder}.stale-{time.strftime('%Y%m%d-%H%M%S')}"
-        shutil.move(folder, stale)
-        print_log(f'[pipeline] moved the outputs of the changed step to '
-                  f'{stale}', logger='current')
+def data_fingerprint(cfg, exclude=()):
+    """What a step knows of the data it reads: :func:`files_fingerprint`
+    of the folders and files of the dataset configs in ``cfg``."""
+    return files_fingerprint(data_paths(cfg, exclude))
+
+
+def _changed_step_outputs(folder):
+    """``on_changed`` of a training step: its old run is kept aside, never
+    resumed under other inputs."""
+    return lambda: move_aside(folder, 'the inputs of its step changed')
 
 
 def _export_finished(record, step, out_dir):
     """A reason when ``out_dir`` holds the complete export that ``step``
-    recorded (the manifest's fingerprint is the recorded one), else None:
-    masks moved aside or left half-written make the step run again."""
-    manifest = read_manifest(out_dir) or {}
+    recorded (the manifest loads, its fingerprint is the recorded one and
+    every mask has the size recorded when it was complete), else None:
+    masks moved aside, damaged or left half-written, or a damaged
+    manifest, make the step run again."""
+    try:
+        manifest = read_manifest(out_dir) or {}
+    except DamagedFile as error:  # the export starts afresh
+        print_log(f'[pipeline] {error}', logger='current')
+        return None
     recorded = (record.result(step) or {}).get('fingerprint')
-    if manifest.get('complete') and recorded and \
-            manifest.get('fingerprint') == recorded:
-        return f'{out_dir} holds its complete export'
-    return None
+    if not (manifest.get('complete') and recorded and
+            manifest.get('fingerprint') == recorded):
+        return None
+    damaged = damaged_masks(out_dir, manifest)
+    if damaged:
+        print_log(f'[pipeline] {out_dir}: {len(damaged)} mask(s) differ '
+                  f'from the export as it was completed: {damaged}',
+                  logger='current')
+        return None
+    return f'{out_dir} holds its complete export'
+
+
+def _remove_leftovers(work_dir, data_root):
+    """Delete what killed writers left in the work dir, which this run
+    holds: temporary files (checkpoints, masks, JSON files), and the
+    temporary folders of a synthetic world's generation when the world
+    lies inside it (a world elsewhere may be shared with a live run)."""
+    removed = remove_stale_temp_files(work_dir, recursive=True)
+    parent, name = osp.split(data_root or '')
+    inside = data_root and osp.commonpath([work_dir, data_root]) == work_dir
+    for kind in ('tmp', 'old') if data_root else ():
+        # generate_synthetic_world's folders
+        for folder in glob.glob(osp.join(parent, f'.{name}.{kind}-*')):
+            if inside:
+                shutil.rmtree(folder)
+                removed += 1
+            else:
+                print_log(f'[pipeline] {folder} looks like what a killed '
+                          'world generation left; delete it if no other '
+                          'run is generating this world', logger='current')
+    if removed:
+        print_log(f'[pipeline] removed {removed} temporary file(s) or '
+                  f'folder(s) that a killed run left in {work_dir}',
+                  logger='current')
 
 
 def _pseudo_mask_row(entry):
@@ -201,6 +249,8 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
                   deeplab_config=osp.abspath(deeplab_config),
                   data_root=osp.abspath(data_root) if world else None,
                   score_split=score_split)
+    _on_rank_zero(lambda: _remove_leftovers(
+        work_dir, osp.abspath(data_root) if world else None))
     semples_cfg_path = osp.join(work_dir, 'configs', 'semples.py')
     _on_rank_zero(lambda: semples_cfg.dump(semples_cfg_path))
     semples_dir = osp.join(work_dir, 'semples')
@@ -218,23 +268,32 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
                 osp.join(data_root, 'world.json')) else None)
 
     # 2. SemPLeS through all phases, keeping each phase end's CAM network
+    exported_phases = [phase for _, phase in EXPORTS]
+
     def semples_finished():
         if final_checkpoint(semples_dir, schedule.total_iters) is None:
             return None
-        if not all(osp.isfile(phase_checkpoint_path(semples_dir, p))
-                   for _, p in EXPORTS):
-            return None
-        return 'the final and the phase-end checkpoints exist'
+        problems = phase_end_problems(semples_dir, exported_phases)
+        for phase, why in problems.items():
+            print_log(f'[pipeline] {phase_checkpoint_path(semples_dir, phase)}'
+                      f': {why}', logger='current')
+        return None if problems else \
+            'the final and the phase-end checkpoints load'
 
     def train_semples():
+        # a phase end that the run has passed without its checkpoint:
+        # back to before it, or the resume would never write it again
+        _on_rank_zero(lambda: rewind_before_broken_phase_ends(
+            semples_dir, schedule, exported_phases))
         train(semples_cfg_path, work_dir=semples_dir, resume=True,
               launcher=launcher)
         gc.collect()  # let dataloader workers of the finished runner go
 
+    inputs = training_inputs(semples_cfg)
     record.run_step('semples', train_semples,
-                    inputs=training_inputs(semples_cfg),
+                    inputs=dict(inputs, data=data_fingerprint(inputs)),
                     finished=semples_finished,
-                    on_changed=lambda: _move_aside(semples_dir))
+                    on_changed=_changed_step_outputs(semples_dir))
 
     # 3. the pseudo masks of each phase end, one restartable step each
     loader = export_dataloader(semples_cfg, score_ann_file)
@@ -260,7 +319,8 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
             lambda c=checkpoint, o=out_dir, lb=label: export(
                 lb, c, o, loader, loader['dataset']['ann_file'], metric),
             inputs=dict(weights=_weights_digest(checkpoint),
-                        settings=settings, dataloader=loader, metric=metric),
+                        settings=settings, dataloader=loader, metric=metric,
+                        data=data_fingerprint(loader)),
             finished=lambda s=f'export_{label}', o=out_dir: _export_finished(
                 record, s, o))
         rows[label] = _pseudo_mask_row(dict(record.result(f'export_{label}'),
@@ -282,7 +342,8 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
             lambda: export(label, checkpoint, mask_dir, train_loader,
                            train_list, None),
             inputs=dict(weights=_weights_digest(checkpoint),
-                        settings=settings, dataloader=train_loader),
+                        settings=settings, dataloader=train_loader,
+                        data=data_fingerprint(train_loader)),
             finished=lambda: _export_finished(record, 'export_train_list',
                                               mask_dir))
 
@@ -300,13 +361,17 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
               launcher=launcher)
         gc.collect()
 
+    deeplab_inputs = training_inputs(deeplab_cfg)
     record.run_step(
         'deeplabv2_train', train_deeplab,
-        inputs=dict(config=training_inputs(deeplab_cfg),
-                    masks=(read_manifest(mask_dir) or {}).get('fingerprint')),
+        inputs=dict(config=deeplab_inputs,
+                    masks=(read_manifest(mask_dir) or {}).get('fingerprint'),
+                    # the pseudo masks: by their export's digest above
+                    data=data_fingerprint(deeplab_inputs,
+                                          exclude=(mask_dir, ))),
         finished=lambda: 'final checkpoint exists' if final_checkpoint(
             deeplab_dir, deeplab_iters) else None,
-        on_changed=lambda: _move_aside(deeplab_dir))
+        on_changed=_changed_step_outputs(deeplab_dir))
 
     checkpoint = final_checkpoint(deeplab_dir, deeplab_iters)
     record.run_step(
@@ -316,7 +381,8 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
                                 launcher=launcher),
         inputs=dict(weights=_weights_digest(checkpoint), tta=bool(tta),
                     test_dataloader=deeplab_cfg.test_dataloader,
-                    test_evaluator=deeplab_cfg.test_evaluator))
+                    test_evaluator=deeplab_cfg.test_evaluator,
+                    data=data_fingerprint(deeplab_cfg.test_dataloader)))
     record.update(deeplabv2=record.result('deeplabv2_test'))
 
     record.update(

@@ -5,6 +5,8 @@ pydensecrf is an optional extra: ``pip install pydensecrf2`` (import name
 """
 import numpy as np
 
+from ..utils.known_keys import check_known_keys
+
 #: The SemPLeS authors' VOC settings (pairwise terms and iterations) with
 #: this project's unary: the scores as probabilities ('scores'). The
 #: authors' (WeakTr's) unary is unary='labels' with gt_prob 0.7.
@@ -46,10 +48,7 @@ def require_pydensecrf():
 def merge_crf_cfg(crf_cfg=None):
     """Defaults updated by ``crf_cfg``; unknown keys are an error."""
     merged = dict(DEFAULT_CRF_CFG)
-    unknown = set(crf_cfg or {}) - set(merged)
-    if unknown:
-        raise KeyError(f'unknown dense-CRF setting(s) {sorted(unknown)}; '
-                       f'known: {sorted(merged)}')
+    check_known_keys(crf_cfg, merged, 'pseudo_label_cfg.crf_cfg (dense CRF)')
     merged.update(crf_cfg or {})
     if merged['unary'] not in UNARY_SOURCES:
         raise ValueError(f"dense-CRF setting unary={merged['unary']!r} is not "

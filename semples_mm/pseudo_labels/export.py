@@ -14,7 +14,7 @@ from mmseg.structures import SegDataSample
 from tqdm import tqdm
 
 from ..models.cams import CAMInference, unpad
-from ..utils.mask_png import remove_stale_temp_files
+from ..utils.atomic_file import remove_stale_temp_files
 from .crf import require_pydensecrf
 from .manifest import claim_out_dir, export_producer, finish_manifest
 from .output_guard import check_output_dir, dataset_annotation_dirs

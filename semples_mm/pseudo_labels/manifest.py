@@ -3,13 +3,14 @@ import glob
 import json
 import os
 import os.path as osp
-import tempfile
 import time
-from typing import Optional
+from typing import Dict, Optional
 
 from mmengine.logging import print_log
 
+from ..utils.atomic_file import atomic_write
 from ..utils.fingerprint import json_fingerprint, state_fingerprint
+from ..utils.read_back import DamagedFile, read_json
 from .settings import describe
 
 MANIFEST_NAME = '.export.json'
@@ -36,18 +37,41 @@ def export_producer(model, dataset, settings: dict,
 
 
 def read_manifest(out_dir: str) -> Optional[dict]:
+    """The folder's ``.export.json`` (None if it has none); a damaged one
+    raises :class:`DamagedFile` naming it."""
     path = osp.join(out_dir, MANIFEST_NAME)
-    if not osp.isfile(path):
+    if not osp.exists(path):
         return None
-    with open(path) as file:
-        return json.load(file)
+    return read_json(path, (
+        'Without it the masks of the folder cannot be told apart from '
+        "another export's: export again with overwrite (--overwrite; the "
+        'pipeline does so itself) or into another folder.'))
 
 
 def write_manifest(out_dir: str, manifest: dict) -> None:
-    handle, temp = tempfile.mkstemp(dir=out_dir, suffix='.json.part')
-    with os.fdopen(handle, 'w') as file:
+    with atomic_write(osp.join(out_dir, MANIFEST_NAME)) as file:
         json.dump(manifest, file, indent=2)
-    os.replace(temp, osp.join(out_dir, MANIFEST_NAME))
+
+
+def mask_sizes(out_dir: str) -> Dict[str, int]:
+    """``{file name: bytes}`` of the folder's PNG masks."""
+    return {osp.basename(path): osp.getsize(path)
+            for path in glob.glob(osp.join(out_dir, '*.png'))}
+
+
+def damaged_masks(out_dir: str, manifest: dict) -> Dict[str, str]:
+    """The masks a complete export recorded (``files``: name -> bytes)
+    that are missing or have another size now (truncated, replaced):
+    ``{name: why}``; cheap, one stat per file."""
+    damaged = {}
+    for name, size in sorted((manifest.get('files') or {}).items()):
+        path = osp.join(out_dir, name)
+        if not osp.isfile(path):
+            damaged[name] = 'missing'
+        elif osp.getsize(path) != size:
+            damaged[name] = (f'{osp.getsize(path)} bytes, written with '
+                             f'{size}')
+    return damaged
 
 
 def _describe(manifest: dict) -> str:
@@ -64,17 +88,29 @@ def _describe(manifest: dict) -> str:
 def claim_out_dir(out_dir: str, producer: dict, overwrite: bool = False,
                   checkpoint: Optional[str] = None) -> str:
     """Make ``out_dir`` this export's: 'continue' when it holds (part of)
-    the same export, 'new' when empty or cleaned (``overwrite``); raises
-    when it holds masks of another export or of an unknown one."""
+    the same export (masks that differ from the sizes a complete export
+    recorded are removed, to be written again), 'new' when empty or
+    cleaned (``overwrite``); raises when it holds masks of another export
+    or of an unknown one (no or a damaged ``.export.json``)."""
     os.makedirs(out_dir, exist_ok=True)
-    existing = read_manifest(out_dir)
+    try:
+        existing, damage = read_manifest(out_dir), None
+    except DamagedFile as error:
+        existing, damage = None, error
     masks = glob.glob(osp.join(out_dir, '*.png'))
     if existing is not None and \
             existing.get('fingerprint') == producer['fingerprint']:
+        for name, why in damaged_masks(out_dir, existing).items():
+            print_log(f'{out_dir}: {name} ({why}): writing it again',
+                      logger='current')
+            if osp.exists(osp.join(out_dir, name)):
+                os.remove(osp.join(out_dir, name))
         return 'continue'
-    if existing is not None or masks:
+    if existing is not None or masks or damage is not None:
         held = (f'{len(masks)} masks of another export ({_describe(existing)})'
                 if existing is not None else
+                f'{len(masks)} masks whose export is unknown ({damage})'
+                if damage is not None else
                 f'{len(masks)} masks whose export is unknown (no '
                 f'{MANIFEST_NAME})')
         if not overwrite:
@@ -94,8 +130,10 @@ def claim_out_dir(out_dir: str, producer: dict, overwrite: bool = False,
 
 
 def finish_manifest(out_dir: str, num_images: int) -> None:
-    """Mark the folder's export complete."""
+    """Mark the folder's export complete, recording each mask's size (a
+    later run checks the files against it: :func:`damaged_masks`)."""
     manifest = read_manifest(out_dir)
     manifest.update(complete=True, num_images_written=num_images,
-                    finished=time.strftime('%Y-%m-%d %H:%M:%S'))
+                    finished=time.strftime('%Y-%m-%d %H:%M:%S'),
+                    files=mask_sizes(out_dir))
     write_manifest(out_dir, manifest)

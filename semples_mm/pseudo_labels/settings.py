@@ -1,6 +1,7 @@
 """The one rule by which every pseudo-mask export finds its settings."""
 import copy
-from ..models.cams import CAM_TEST_DEFAULTS, check_cam_settings
+from ..models.cams import CAM_TEST_DEFAULTS, CAM_TEST_KEYS, check_cam_settings
+from ..utils.known_keys import check_known_keys
 from .crf import merge_crf_cfg
 
 #: Export settings beyond the CAM inference ones, with their defaults.
@@ -28,23 +29,21 @@ def export_settings(cfg, **overrides) -> dict:
     """
     settings = dict(copy.deepcopy(CAM_TEST_DEFAULTS), **EXPORT_DEFAULTS)
     test_cfg = dict((cfg.get('model') or {}).get('test_cfg') or {})
+    check_known_keys(test_cfg, CAM_TEST_KEYS, 'model.test_cfg')
     settings.update({k: v for k, v in test_cfg.items()
                      if k in CAM_TEST_DEFAULTS})
     for where, values in (('pseudo_label_cfg',
                            dict(cfg.get('pseudo_label_cfg') or {})),
                           ('the export arguments', overrides)):
-        unknown = set(values) - set(EXPORT_KEYS)
-        if unknown:
-            raise KeyError(f'{where}: unknown key(s) {sorted(unknown)}; '
-                           f'known: {list(EXPORT_KEYS)}')
+        check_known_keys(values, EXPORT_KEYS, where)
         settings.update({k: copy.deepcopy(v) for k, v in values.items()
                          if v is not None})
     settings = check_cam_settings(settings, 'pseudo_label_cfg')
     if not isinstance(settings['crf'], bool):
         raise ValueError(f"pseudo_label_cfg.crf={settings['crf']!r}: need "
                          'True or False.')
-    if settings['crf']:
-        merge_crf_cfg(settings['crf_cfg'])  # unknown CRF keys fail here
+    # checked with the CRF off too: a typo must not wait until it is on
+    merge_crf_cfg(settings['crf_cfg'])
     for key in ('crf_workers', 'batch_size', 'num_workers'):
         value = settings[key]
         if value is not None and (not isinstance(value, int) or

@@ -1,8 +1,9 @@
 """Results of pseudo-mask exports collected in one JSON file."""
 import json
-import os
 import os.path as osp
-import tempfile
+
+from ..utils.atomic_file import atomic_write
+from ..utils.read_back import read_json
 
 
 def update_summary_file(path, label, info):
@@ -19,20 +20,9 @@ def update_summary_file(path, label, info):
     Returns:
         dict: the whole summary after the update.
     """
-    summary = {}
-    if osp.exists(path):
-        with open(path) as file:
-            try:
-                summary = json.load(file)
-            except json.JSONDecodeError as error:
-                raise ValueError(
-                    f'{path} is not valid JSON ({error}); move it away so '
-                    'that a fresh summary can be written') from error
+    summary = read_json(path, 'Move it away so that a fresh summary can be '
+                        'written.') if osp.exists(path) else {}
     summary[label] = info
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temp_path = tempfile.mkstemp(dir=folder, suffix='.json.part')
-    with os.fdopen(handle, 'w') as file:
+    with atomic_write(path) as file:
         json.dump(summary, file, indent=2, sort_keys=True)
-    os.replace(temp_path, path)
     return summary

@@ -2,15 +2,16 @@
 skips broken files, and loading that names what does not fit."""
 import glob
 import logging
-import os
 import os.path as osp
 import re
-import tempfile
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging import print_log
+
+from .atomic_file import atomic_write
+from .read_back import DamagedFile, read_back
 
 #: ``backend_args`` that make mmengine write checkpoints atomically, e.g.
 #: ``default_hooks.checkpoint.backend_args``.
@@ -26,24 +27,24 @@ class AtomicLocalBackend(LocalBackend):
     ``iter_N.pth`` that every rerun then failed on)."""
 
     def put(self, obj: bytes, filepath) -> None:
-        filepath = str(filepath)
-        folder = osp.dirname(osp.abspath(filepath))
-        os.makedirs(folder, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=folder, prefix='.tmp-',
-                                        suffix='.part')
-        try:
-            with os.fdopen(handle, 'wb') as file:
-                file.write(obj)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, filepath)
-        except BaseException:
-            if osp.exists(temp):
-                os.remove(temp)
-            raise
+        with atomic_write(str(filepath), 'wb', fsync=True) as file:
+            file.write(obj)
 
     def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
         self.put(obj.encode(encoding), filepath)
+
+
+#: What to do about a damaged checkpoint, unless the reader knows better.
+CHECKPOINT_REMEDY = ('A kill or a full disk during its writing, or a copy '
+                     'that did not finish, leaves such a file: write it '
+                     'again (rerun the training that wrote it; a resume '
+                     'skips a broken iteration checkpoint), or give another '
+                     'checkpoint.')
+
+
+def _load_checkpoint(path: str, mmap: bool = False):
+    return torch.load(path, map_location='cpu', weights_only=False,
+                      mmap=mmap)
 
 
 def checkpoint_problem(path: str) -> Optional[str]:
@@ -52,22 +53,24 @@ def checkpoint_problem(path: str) -> Optional[str]:
     Cheap: torch maps the file instead of reading the tensors, so a whole
     archive is checked for its structure and metadata only.
     """
-    if not osp.isfile(path):
-        return 'it does not exist'
-    if osp.getsize(path) == 0:
-        return 'it is empty (0 bytes)'
     try:
-        torch.load(path, map_location='cpu', weights_only=False, mmap=True)
-    except Exception as error:  # noqa: BLE001 (any failure means broken)
-        return f'it does not load ({type(error).__name__}: {error})'
+        read_back(path, lambda p: _load_checkpoint(p, mmap=True), '')
+    except DamagedFile as error:
+        return error.why
     return None
+
+
+def checkpoint_iteration(path: str) -> Optional[int]:
+    """N of an ``iter_<N>.pth`` file, else None."""
+    match = re.fullmatch(r'iter_(\d+)\.pth', osp.basename(path))
+    return int(match.group(1)) if match else None
 
 
 def iteration_checkpoints(work_dir: str) -> List[str]:
     """``<work_dir>/iter_<N>.pth`` files, the latest first."""
     paths = glob.glob(osp.join(work_dir, 'iter_*.pth'))
-    numbered = [(int(m.group(1)), p) for p in paths
-                if (m := re.fullmatch(r'iter_(\d+)\.pth', osp.basename(p)))]
+    numbered = [(checkpoint_iteration(p), p) for p in paths
+                if checkpoint_iteration(p) is not None]
     return [p for _, p in sorted(numbered, reverse=True)]
 
 
@@ -136,7 +139,9 @@ def load_model_weights(model: torch.nn.Module, path: str,
 
 
 def read_state_dict(source, what: str = 'checkpoint',
-                    weights_only: bool = False) -> Dict[str, torch.Tensor]:
+                    weights_only: bool = False,
+                    remedy: str = CHECKPOINT_REMEDY
+                    ) -> Dict[str, torch.Tensor]:
     """The weights of a checkpoint, whoever wrote it: the one reader of
     every weight file the project reads (CLIP, WeakTr, DeiT, mmengine and
     the phase-end CAM networks).
@@ -146,6 +151,7 @@ def read_state_dict(source, what: str = 'checkpoint',
         what (str): what the file is for, for the messages.
         weights_only (bool): ``torch.load``'s (True for files from
             elsewhere; mmengine checkpoints hold more than tensors).
+        remedy (str): what to do about a file that does not load.
 
     Returns:
         dict: name -> tensor: an mmengine checkpoint's ``state_dict``,
@@ -154,19 +160,16 @@ def read_state_dict(source, what: str = 'checkpoint',
         loaders do.
 
     Raises:
+        DamagedFile: naming the file, when it does not load.
         ValueError: naming the file, when it holds no state dict.
     """
     name = source if isinstance(source, str) else f'the {what}'
     checkpoint = source
     if isinstance(source, str):
-        try:
-            checkpoint = torch.load(source, map_location='cpu',
-                                    weights_only=weights_only)
-        except Exception as error:  # noqa: BLE001 (any failure: unreadable)
-            raise ValueError(
-                f'{what}: cannot read {source} ({type(error).__name__}: '
-                f'{error}); is the file whole (a killed copy or download '
-                'leaves it truncated)?') from error
+        checkpoint = read_back(
+            source, lambda path: torch.load(
+                path, map_location='cpu', weights_only=weights_only),
+            f'It was read as the {what}. {remedy}')
     if isinstance(checkpoint, dict):
         for key in ('state_dict', 'model'):
             if isinstance(checkpoint.get(key), dict):

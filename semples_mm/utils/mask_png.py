@@ -2,19 +2,16 @@
 reading. One module for the datasets, the exporter, the synthetic world and
 the dataset converters."""
 import io
-import os
-import os.path as osp
-import tempfile
 from typing import List
 
 import numpy as np
 from mmseg.datasets import PascalVOCDataset
 from PIL import Image
 
-#: Prefix and suffix of the temporary files that :func:`save_mask_png`
-#: renames into place; a killed writer may leave some behind.
-TEMP_PREFIX = '.tmp-'
-TEMP_SUFFIX = '.png.part'
+# the temporary files :func:`save_mask_png` renames into place (a killed
+# writer may leave some behind), and their removal
+from .atomic_file import (TEMP_PREFIX, TEMP_SUFFIX,  # noqa: F401
+                          atomic_write, remove_stale_temp_files)
 
 
 def _bit_spread_colour(index: int) -> List[int]:
@@ -65,40 +62,35 @@ def save_mask_png(mask: np.ndarray, path: str) -> None:
                          f'got [{mask.min()}, {mask.max()}] for {path}')
     image = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8))
     image.putpalette(_FLAT_PALETTE)  # turns the 'L' image into 'P'
-    handle, temp_path = tempfile.mkstemp(
-        dir=osp.dirname(osp.abspath(path)),
-        prefix=TEMP_PREFIX + osp.basename(path) + '.', suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(handle, 'wb') as file:
-            image.save(file, format='PNG')
-        os.replace(temp_path, path)
-    except BaseException:
-        if osp.exists(temp_path):
-            os.remove(temp_path)
-        raise
+    with atomic_write(path, 'wb') as file:
+        image.save(file, format='PNG')
 
 
 def read_mask(source, name: str = None) -> np.ndarray:
     """A class-id mask (H, W) uint8 from a path or the file's bytes (as an
     mmengine file backend gives them; ``name`` then names it in errors);
-    palette PNGs give their indices."""
+    palette PNGs give their indices. A file that does not decode (empty,
+    truncated, not an image) raises a ValueError naming it."""
     name = name or source
     opened = io.BytesIO(source) if isinstance(source, bytes) else source
-    with Image.open(opened) as image:
-        if image.mode not in ('P', 'L'):
-            raise ValueError(
-                f'mask {name} has image mode {image.mode}; class-id masks '
-                'must be single-channel (palette "P" or greyscale "L") PNGs '
-                'whose values are class ids')
-        return np.array(image)
+    try:
+        with Image.open(opened) as image:
+            mode = image.mode
+            mask = np.array(image) if mode in ('P', 'L') else None
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError) as error:
+        # PIL: UnidentifiedImageError (an OSError), 'Truncated File Read',
+        # 'image file is truncated', SyntaxError for a broken chunk
+        raise ValueError(
+            f'mask {name} cannot be decoded ({type(error).__name__}: '
+            f'{error}): the file is damaged or truncated (e.g. by an '
+            'interrupted copy or download). Restore it from the dataset\'s '
+            'archive, or remove its image from the list.') from error
+    if mask is None:
+        raise ValueError(
+            f'mask {name} has image mode {mode}; class-id masks must be '
+            'single-channel (palette "P" or greyscale "L") PNGs whose '
+            'values are class ids')
+    return mask
 
-
-def remove_stale_temp_files(folder: str) -> int:
-    """Delete the temporary files a killed :func:`save_mask_png` left behind;
-    returns how many."""
-    removed = 0
-    for name in os.listdir(folder):
-        if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
-            os.remove(osp.join(folder, name))
-            removed += 1
-    return removed

@@ -9,6 +9,8 @@ import time
 
 from mmengine.logging import print_log
 
+from .atomic_file import remove_stale_temp_files
+
 LOCK_NAME = '.semples.lock'
 
 
@@ -21,14 +23,22 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: Seconds an empty lock file may be young: between creating it and
+#: writing its holder, a live run leaves it empty for a moment.
+EMPTY_LOCK_GRACE_S = 5.0
+
+
 class WorkDirLock:
     """``<work_dir>/.semples.lock`` held while a run writes the work dir.
 
     The lock file holds the holder's pid, host, start time and command. A
     second run in the same work dir stops at once with a message naming the
     holder; a lock left by a dead process on this host is taken over, with
-    a log line. Only one process of a multi-process run should take it
-    (rank 0).
+    a log line, and so is an empty or unreadable one older than
+    :data:`EMPTY_LOCK_GRACE_S` (its writer was killed, or the disk was
+    full, before it wrote its name). Once taken, the temporary files a
+    killed writer left in the work dir (``atomic_write``'s) are removed.
+    Only one process of a multi-process run should take it (rank 0).
 
     Args:
         work_dir (str): the folder (created if missing).
@@ -43,28 +53,51 @@ class WorkDirLock:
     def _holder(self) -> dict:
         try:
             with open(self.path) as file:
-                return json.load(file)
+                holder = json.load(file)
         except (OSError, ValueError):
             return {}
+        return holder if isinstance(holder, dict) else {}
+
+    def _stale(self, holder: dict, host: str):
+        """Why the existing lock can be taken over (a log line; '' when it
+        was released meanwhile), else None (a live holder)."""
+        if not holder:
+            try:
+                age = time.time() - osp.getmtime(self.path)
+            except OSError:  # released meanwhile: try again
+                return ''
+            if age < EMPTY_LOCK_GRACE_S:
+                time.sleep(EMPTY_LOCK_GRACE_S - age)
+                holder = self._holder()
+                if holder:
+                    return self._stale(holder, host)
+            return ('taking over the empty or unreadable lock file (its '
+                    'writer was killed, or the disk was full, before it '
+                    'wrote its name)')
+        if holder.get('host') == host and holder.get('pid') is not None \
+                and not _alive(holder['pid']):
+            return (f"taking over the lock of process {holder['pid']} "
+                    f"({holder.get('what')}, started "
+                    f"{holder.get('started')}), which is no longer running")
+        return None
 
     def acquire(self) -> 'WorkDirLock':
         os.makedirs(osp.dirname(self.path), exist_ok=True)
         me = dict(pid=os.getpid(), host=socket.gethostname(),
                   started=time.strftime('%Y-%m-%d %H:%M:%S'),
                   command=' '.join(sys.argv), what=self.what)
-        for _ in range(2):
+        for _ in range(3):
             try:
                 handle = os.open(self.path,
                                  os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 holder = self._holder()
-                if holder.get('host') == me['host'] and holder.get(
-                        'pid') is not None and not _alive(holder['pid']):
-                    print_log(f'{self.path}: taking over the lock of '
-                              f"process {holder['pid']} ({holder.get('what')}"
-                              f", started {holder.get('started')}), which "
-                              'is no longer running', logger='current')
-                    os.remove(self.path)
+                stale = self._stale(holder, me['host'])
+                if stale is not None:
+                    if stale:
+                        print_log(f'{self.path}: {stale}', logger='current')
+                    if osp.exists(self.path):
+                        os.remove(self.path)
                     continue
                 raise RuntimeError(
                     f'{osp.dirname(self.path)} is in use by another run: '
@@ -76,6 +109,11 @@ class WorkDirLock:
             with os.fdopen(handle, 'w') as file:
                 json.dump(me, file)
             self._held = True
+            removed = remove_stale_temp_files(osp.dirname(self.path))
+            if removed:
+                print_log(f'{osp.dirname(self.path)}: removed {removed} '
+                          'temporary file(s) that a killed run left',
+                          logger='current')
             return self
         raise RuntimeError(f'could not take the lock {self.path}')
 

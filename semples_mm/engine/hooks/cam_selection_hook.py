@@ -1,9 +1,7 @@
 """Model selection inside a phase: the best CAM network by CAM mIoU."""
 import copy
 import json
-import os
 import os.path as osp
-import tempfile
 
 import torch
 from mmengine.dist import barrier, is_main_process
@@ -13,6 +11,7 @@ from mmengine.logging import print_log
 from mmseg.registry import HOOKS, METRICS
 
 from ...pseudo_labels import in_order_loader_cfg, pseudo_mask_metric
+from ...utils.atomic_file import atomic_write
 from ...utils.models import phase_schedule, unwrap_model
 
 
@@ -165,11 +164,8 @@ class BestCAMSelectionHook(Hook):
     def _save_best(self, runner, phase) -> str:
         path = osp.join(runner.work_dir, f'best_cam_{phase}.pth')
         if is_main_process():
-            handle, temp = tempfile.mkstemp(dir=runner.work_dir,
-                                            suffix='.pth.part')
-            with os.fdopen(handle, 'wb') as file:
+            with atomic_write(path, 'wb') as file:
                 torch.save(self._best_state, file)
-            os.replace(temp, path)
         barrier()
         return path
 
@@ -177,12 +173,9 @@ class BestCAMSelectionHook(Hook):
         if not is_main_process():
             return
         path = osp.join(runner.work_dir, 'cam_selection.json')
-        handle, temp = tempfile.mkstemp(dir=runner.work_dir,
-                                        suffix='.json.part')
-        with os.fdopen(handle, 'w') as file:
+        with atomic_write(path) as file:
             json.dump(dict(metric_key=self.metric_key, phases=self.record),
                       file, indent=2)
-        os.replace(temp, path)
 
     # ------------------------------------------------------------ resume
     def before_save_checkpoint(self, runner, checkpoint):

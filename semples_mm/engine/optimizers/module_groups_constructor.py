@@ -1,7 +1,38 @@
 """One optimizer per named group of sub-modules (OptimWrapperDict)."""
+import numbers
+
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapperDict
 from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from torch import nn
+
+#: Optimizer arguments that are numbers in every torch optimizer that
+#: takes them; a string such as lr='1e-3' fails deep inside torch, without
+#: the key's name, so they are checked when the constructor is built.
+NUMBER_KEYS = ('lr', 'weight_decay', 'momentum', 'dampening', 'eps',
+               'alpha', 'rho', 'lr_decay', 'initial_accumulator_value',
+               'lambd', 't0')
+#: ... and those that are sequences of numbers (Adam's betas).
+NUMBER_SEQUENCE_KEYS = ('betas', 'etas', 'step_sizes')
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_optimizer_settings(optimizer: dict, where: str) -> None:
+    """Raise a TypeError naming ``where.key`` for an optimizer argument of
+    the wrong type (:data:`NUMBER_KEYS`, :data:`NUMBER_SEQUENCE_KEYS`)."""
+    for key, value in (optimizer or {}).items():
+        if key in NUMBER_KEYS and not _is_number(value):
+            raise TypeError(
+                f'{where}.{key}={value!r}: need a number (e.g. 1e-3, not '
+                "'1e-3'); correct it in the config.")
+        if key in NUMBER_SEQUENCE_KEYS and (
+                not isinstance(value, (list, tuple)) or
+                not all(_is_number(v) for v in value)):
+            raise TypeError(
+                f'{where}.{key}={value!r}: need a sequence of numbers (e.g. '
+                '(0.9, 0.999)); correct it in the config.')
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -41,6 +72,8 @@ class ModuleGroupsOptimWrapperConstructor:
         self.groups = {}
         for name, cfg in optim_wrapper_cfg.items():
             cfg = dict(cfg)
+            check_optimizer_settings(cfg.get('optimizer'),
+                                     f'optim_wrapper.{name}.optimizer')
             modules = tuple(cfg.pop('modules', (name, )))
             group_paramwise = cfg.pop('paramwise_cfg', None)
             self.groups[name] = (modules, DefaultOptimWrapperConstructor(
