@@ -14,19 +14,6 @@ from torch import Tensor
 POOLS = ('max', 'avg')
 
 
-def attention_channels(attn_weights: Tensor) -> Tensor:
-    """Stack per-block, per-head attention maps head-major.
-
-    Args:
-        attn_weights (Tensor): (B, L, heads, N, N).
-
-    Returns:
-        Tensor: (B, heads * L, N, N), channel ``head * L + layer``.
-    """
-    B, L, H, N, M = attn_weights.shape
-    return attn_weights.transpose(1, 2).reshape(B, H * L, N, M)
-
-
 def attention_feature_channels(attn_feats: Tensor, num_heads: int) -> Tensor:
     """Split attention-branch outputs per head, WeakTr's way.
 
