@@ -37,15 +37,17 @@ def synchronize(device: str):
 
 
 def time_steps(step: Callable[[], object], iters: int, warmup: int,
-               device: str) -> Tuple[List[float], object]:
+               device: str) -> Tuple[List[float], object, List[float]]:
     """Run ``warmup`` untimed then ``iters`` timed calls of ``step``.
 
     On CUDA the queue is drained before and after every timed step, so a
     step's time is its own work.
 
     Returns:
-        tuple: the timed step durations in seconds, and what the first call
-        (warm-up or timed) returned.
+        tuple: the timed step durations in seconds, what the first call
+        (warm-up or timed) returned, and the CPU seconds of the process
+        (all its threads) in each timed step: on a CPU shared with other
+        work, wall time counts their share too, CPU time does not.
     """
     if iters < 1:
         raise ValueError(f'benchmark: iters must be >= 1, got {iters}.')
@@ -55,15 +57,16 @@ def time_steps(step: Callable[[], object], iters: int, warmup: int,
         if i == 0:
             first = out
     synchronize(device)
-    times = []
+    times, cpu_times = [], []
     for i in range(iters):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         out = step()
         synchronize(device)
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
         if warmup == 0 and i == 0:
             first = out
-    return times, first
+    return times, first, cpu_times
 
 
 def _percentile(sorted_values: List[float], q: float) -> float:

@@ -35,7 +35,8 @@ def format_report(report: dict, title: str = '') -> str:
     impl_width = max([9] + [len(run['impl']) for run in report['runs']])
     header = (f"{'phase':<7} {'impl':<{impl_width}} {'img/s':>9} "
               f"{'pairs/s':>9} "
-              f"{'step ms':>9} {'p10-p90 ms':>17} {'peak mem':>10} "
+              f"{'step ms':>9} {'p10-p90 ms':>17} {'cpu s':>7} "
+              f"{'peak mem':>10} "
               f"{'run mem':>10} "
               f"{'GFLOP/step':>10} {'TFLOP/s':>8} {'MFU':>6}")
     lines += [header, '-' * len(header)]
@@ -50,6 +51,7 @@ def format_report(report: dict, title: str = '') -> str:
             f"{run['images_per_s']:>9.1f} "
             f"{_number(run['pairs_per_s'], '.1f'):>9} "
             f"{t['median'] * 1e3:>9.1f} {spread:>17} "
+            f"{_number(run.get('step_cpu_s'), '.1f'):>7} "
             f"{_bytes(run['peak_memory_bytes']):>10} "
             f"{_bytes(run.get('step_memory_bytes')):>10} "
             f"{_number(gflops, '.2f'):>10} "
@@ -82,8 +84,11 @@ def format_report(report: dict, title: str = '') -> str:
                 'bank (FixedViewBankCropFeatures), built once for the batch at '
                 f"{run['prompt_bank_build_images_per_s']:.1f} img/s "
                 '(not in the step time).')
-    lines.append(f"peak mem: {meta['memory_kind']}; run mem: the peak "
-                 'over what was held as the run began (weights, caches).')
+    lines.append('cpu s: median CPU seconds of the process (all threads) '
+                 'per timed step; wall time also counts other work on a '
+                 f"shared CPU. peak mem: {meta['memory_kind']}; run mem: "
+                 'the peak over what was held as the run began (weights, '
+                 'caches).')
     if meta['flops_note']:
         lines.append(meta['flops_note'])
     if meta['device'] == 'cuda':

@@ -4,6 +4,7 @@ path, on random batches of a config's shapes."""
 import copy
 import os
 import platform
+import statistics
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -291,7 +292,8 @@ class Benchmark:
                         for s in batch['data_samples']))
         training = phase in TRAIN_PHASES
         self.memory.reset()
-        times, first = time_steps(step, self.iters, self.warmup, self.device)
+        times, first, cpu_times = time_steps(step, self.iters, self.warmup,
+                                             self.device)
         peak = self.memory.peak_bytes()
         stats = step_time_stats(times)
         result = dict(
@@ -300,6 +302,7 @@ class Benchmark:
             pairs_per_s=pairs / stats['median'] if training else None,
             pairs_per_batch=pairs if training else None,
             step_time_s=stats,
+            step_cpu_s=statistics.median(cpu_times),
             peak_memory_bytes=peak,
             step_memory_bytes=peak - self.memory.start_bytes,
             first_step_losses={
