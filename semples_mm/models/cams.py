@@ -132,13 +132,16 @@ def multi_scale_flip_cams(predict_cams: Callable[[Tensor], Tensor],
                           inputs: Tensor,
                           scales: Sequence[float] = (1.0, ),
                           flip: bool = True,
-                          out_size: Optional[Sequence[int]] = None) -> Tensor:
+                          out_size: Optional[Sequence[int]] = None,
+                          classes: Optional[Tensor] = None) -> Tensor:
     """Sum of ReLU'd CAMs over input scales and horizontal flips.
 
     For each scale the normalised input is resized (bilinear), stacked with
     its horizontal flip into one batch, and passed to ``predict_cams``; the
     CAMs are ReLU'd, upsampled (bilinear) to ``out_size``, the flipped half
-    is flipped back, and everything is summed.
+    is flipped back, and everything is summed. With ``classes`` only those
+    maps are upsampled and summed (the others are left zero): at the
+    original size that work is per class, and an image has few.
 
     Args:
         predict_cams (callable): (N, 3, h_in, w_in) -> (N, K, h, w) raw CAMs.
@@ -147,6 +150,8 @@ def multi_scale_flip_cams(predict_cams: Callable[[Tensor], Tensor],
         flip (bool): add the horizontal flip of every scale.
         out_size (tuple[int, int], optional): (H_out, W_out) of the result;
             defaults to (H, W).
+        classes (Tensor, optional): indices of the class maps to compute;
+            None computes all K.
 
     Returns:
         Tensor: (B, K, H_out, W_out) float32, non-negative.
@@ -156,7 +161,7 @@ def multi_scale_flip_cams(predict_cams: Callable[[Tensor], Tensor],
                          f'{scales!r}')
     batch_size, _, height, width = inputs.shape
     out_size = tuple(out_size) if out_size is not None else (height, width)
-    total = None
+    total, num_classes = None, None
     for scale in scales:
         if scale <= 0:
             raise ValueError(f'scales must be positive, got {scale} in '
@@ -170,13 +175,21 @@ def multi_scale_flip_cams(predict_cams: Callable[[Tensor], Tensor],
                 inputs, size=size, mode='bilinear', align_corners=False)
         if flip:
             scaled = torch.cat([scaled, scaled.flip(-1)], dim=0)
+        cams = predict_cams(scaled)
+        num_classes = cams.shape[1]
+        if classes is not None:
+            cams = cams[:, classes]
         cams = F.interpolate(
-            predict_cams(scaled).float().relu(), size=out_size,
-            mode='bilinear', align_corners=False)
+            cams.float().relu(), size=out_size, mode='bilinear',
+            align_corners=False)
         if flip:
             cams = cams[:batch_size] + cams[batch_size:].flip(-1)
         total = cams if total is None else total + cams
-    return total
+    if classes is None:
+        return total
+    every = total.new_zeros(batch_size, num_classes, *out_size)
+    every[:, classes] = total
+    return every
 
 
 def unpad(inputs: Tensor, metainfo: dict) -> Tensor:
@@ -258,10 +271,14 @@ class CAMInference:
             groups.setdefault(key, []).append(index)
         results: List[Optional[Tensor]] = [None] * len(images)
         for (_, out_size), indices in groups.items():
+            group_labels = labels[indices]
+            # the maps of absent classes are zeroed: none computed for them
+            present = (group_labels > 0).any(0).nonzero()[:, 0]
             cams = multi_scale_flip_cams(
                 network, torch.cat([images[i] for i in indices]),
-                scales=self.scales, flip=self.flip, out_size=out_size)
-            group_labels = labels[indices].to(cams.device)
+                scales=self.scales, flip=self.flip, out_size=out_size,
+                classes=present.to(images[indices[0]].device))
+            group_labels = group_labels.to(cams.device)
             if group_labels.shape[1] != cams.shape[1]:
                 raise ValueError(
                     f'the CAM network gave {cams.shape[1]} class maps but '
