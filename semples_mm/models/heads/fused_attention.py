@@ -62,17 +62,20 @@ def propagate_by_fused_attention(cams: Tensor, queries: Tensor, keys: Tensor,
         Tensor: (B, K, P).
     """
     S = num_class_tokens
-    B, C, _, d = queries.shape
+    B, C, N, d = queries.shape
     K = cams.shape[1]
-    values = F.pad(cams.transpose(1, 2), (0, 0, S, 0))  # (B, N, K)
-    weighted = values.unsqueeze(1) * (weights / C)[:, :, None, None]
+    # each channel's CAMs carry its weight, (B, C, P, K)
+    weighted = cams.transpose(1, 2).unsqueeze(1) * (weights / C)[:, :, None,
+                                                                 None]
     patch_queries = queries[:, :, S:]
     out = []
     for start in range(0, K, d):
-        group = weighted[..., start:start + d]
-        width = group.shape[-1]
-        group = F.pad(group, (0, d - width)).to(patch_queries.dtype)
+        width = min(d, K - start)
+        # values over all N keys: zero for the class-token keys (their
+        # columns are not part of the block) and for the padding
+        values = keys.new_zeros(B, C, N, d)
+        values[:, :, S:, :width] = weighted[..., start:start + width]
         applied = F.scaled_dot_product_attention(
-            patch_queries, keys, group, scale=scale)  # (B, C, P, d)
+            patch_queries, keys, values, scale=scale)  # (B, C, P, d)
         out.append(applied[..., :width].sum(1))
     return torch.cat(out, -1).transpose(1, 2)

@@ -191,8 +191,11 @@ class WeakTrCAMHead(BaseModule):
             head``, the order of the backbone's stacked queries and keys;
             the fusion itself works head-major, as WeakTr's weights expect).
         """
-        weights = self.adaptive_attention_fusion(
-            attention_feature_channels(attn_feats, self.num_heads))
+        fusion = self.adaptive_attention_fusion
+        # pooled before the split into heads, which then moves C values
+        # per block instead of N x C
+        pooled = fusion.pool_tokens(attn_feats, 2).unsqueeze(2)
+        weights = fusion(attention_feature_channels(pooled, self.num_heads))
         return weights.view(-1, self.num_heads, self.num_layers).transpose(
             1, 2).flatten(1)
 
