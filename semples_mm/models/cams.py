@@ -132,16 +132,13 @@ def multi_scale_flip_cams(predict_cams: Callable[[Tensor], Tensor],
                           inputs: Tensor,
                           scales: Sequence[float] = (1.0, ),
                           flip: bool = True,
-                          out_size: Optional[Sequence[int]] = None,
-                          classes: Optional[Tensor] = None) -> Tensor:
+                          out_size: Optional[Sequence[int]] = None) -> Tensor:
     """Sum of ReLU'd CAMs over input scales and horizontal flips.
 
     For each scale the normalised input is resized (bilinear), stacked with
     its horizontal flip into one batch, and passed to ``predict_cams``; the
     CAMs are ReLU'd, upsampled (bilinear) to ``out_size``, the flipped half
-    is flipped back, and everything is summed. With ``classes`` only those
-    maps are upsampled and summed (the others are left zero): at the
-    original size that work is per class, and an image has few.
+    is flipped back, and everything is summed.
 
     Args:
         predict_cams (callable): (N, 3, h_in, w_in) -> (N, K, h, w) raw CAMs.
@@ -150,8 +147,6 @@ def multi_scale_flip_cams(predict_cams: Callable[[Tensor], Tensor],
         flip (bool): add the horizontal flip of every scale.
         out_size (tuple[int, int], optional): (H_out, W_out) of the result;
             defaults to (H, W).
-        classes (Tensor, optional): indices of the class maps to compute;
-            None computes all K.
 
     Returns:
         Tensor: (B, K, H_out, W_out) float32, non-negative.
@@ -161,7 +156,7 @@ def multi_scale_flip_cams(predict_cams: Callable[[Tensor], Tensor],
                          f'{scales!r}')
     batch_size, _, height, width = inputs.shape
     out_size = tuple(out_size) if out_size is not None else (height, width)
-    total, num_classes = None, None
+    total = None
     for scale in scales:
         if scale <= 0:
             raise ValueError(f'scales must be positive, got {scale} in '
@@ -175,21 +170,13 @@ def multi_scale_flip_cams(predict_cams: Callable[[Tensor], Tensor],
                 inputs, size=size, mode='bilinear', align_corners=False)
         if flip:
             scaled = torch.cat([scaled, scaled.flip(-1)], dim=0)
-        cams = predict_cams(scaled)
-        num_classes = cams.shape[1]
-        if classes is not None:
-            cams = cams[:, classes]
         cams = F.interpolate(
-            cams.float().relu(), size=out_size, mode='bilinear',
-            align_corners=False)
+            predict_cams(scaled).float().relu(), size=out_size,
+            mode='bilinear', align_corners=False)
         if flip:
             cams = cams[:batch_size] + cams[batch_size:].flip(-1)
         total = cams if total is None else total + cams
-    if classes is None:
-        return total
-    every = total.new_zeros(batch_size, num_classes, *out_size)
-    every[:, classes] = total
-    return every
+    return total
 
 
 def unpad(inputs: Tensor, metainfo: dict) -> Tensor:
@@ -211,10 +198,11 @@ class CAMInference:
     ReLU'd, upsampled to the original size and summed
     (:func:`multi_scale_flip_cams`), then min-max normalised per class with
     ``eps`` and zeroed for the classes absent from the labels
-    (:func:`normalize_cams`). Images that share their input and original
-    sizes go through the network together; an image's CAMs do not depend
-    on its companions mathematically, but kernels may round differently
-    for another batch shape.
+    (:func:`normalize_cams`); the maps of absent classes, zero in the end,
+    are left out of that full-size work. Images that share their input and
+    original sizes go through the network together; an image's CAMs do not
+    depend on its companions mathematically, but kernels may round
+    differently for another batch shape.
 
     Args:
         scales (Sequence[float]): input scales (the authors: 1.0 and 1.2
@@ -270,22 +258,33 @@ class CAMInference:
             key = (tuple(image.shape[-2:]), tuple(out_size))
             groups.setdefault(key, []).append(index)
         results: List[Optional[Tensor]] = [None] * len(images)
+        num_classes = labels.shape[1]
         for (_, out_size), indices in groups.items():
-            group_labels = labels[indices]
-            # the maps of absent classes are zeroed: none computed for them
+            group_labels = labels[indices].to(images[indices[0]].device)
+            # absent classes' maps are zero in the end: the full-size work
+            # (upsampling, normalising) is done for the present ones only
             present = (group_labels > 0).any(0).nonzero()[:, 0]
+            if not len(present):  # no class at all: zero maps
+                for i in indices:
+                    results[i] = images[i].new_zeros(num_classes, *out_size)
+                continue
+
+            def present_maps(inputs):
+                cams = network(inputs)
+                if cams.shape[1] != num_classes:
+                    raise ValueError(
+                        f'the CAM network gave {cams.shape[1]} class maps '
+                        f'but the labels have {num_classes} classes')
+                return cams[:, present]
+
             cams = multi_scale_flip_cams(
-                network, torch.cat([images[i] for i in indices]),
-                scales=self.scales, flip=self.flip, out_size=out_size,
-                classes=present.to(images[indices[0]].device))
-            group_labels = group_labels.to(cams.device)
-            if group_labels.shape[1] != cams.shape[1]:
-                raise ValueError(
-                    f'the CAM network gave {cams.shape[1]} class maps but '
-                    f'the labels have {group_labels.shape[1]} classes')
-            for i, norm in zip(indices, normalize_cams(
-                    cams, group_labels, eps=self.eps)):
-                results[i] = norm
+                present_maps, torch.cat([images[i] for i in indices]),
+                scales=self.scales, flip=self.flip, out_size=out_size)
+            norms = normalize_cams(cams, group_labels[:, present],
+                                   eps=self.eps)
+            for i, norm in zip(indices, norms):
+                results[i] = norm.new_zeros(num_classes, *out_size)
+                results[i][present] = norm
         return results
 
     def __repr__(self) -> str:
