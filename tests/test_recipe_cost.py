@@ -6,7 +6,7 @@ import pytest
 from mmengine.config import Config
 
 from conftest import REPO_ROOT, load_tool
-from semples_mm.benchmark.recipe_cost import (flops_per_image,
+from semples_mm.benchmark.recipe_cost import (flops_at, flops_points,
                                               format_recipe_cost,
                                               phase_batch_sizes,
                                               recipe_cost)
@@ -35,10 +35,10 @@ def figures(per_image, batch=2):
 
 def test_recipe_cost_by_hand():
     assert phase_batch_sizes(RECIPE) == dict(match=4, prompt=8, refine=4)
-    per_image = flops_per_image([figures(PER_IMAGE)])
-    assert per_image['prompt', 'reference'] == pytest.approx(5e9)
+    points = flops_points([figures(PER_IMAGE)])
+    assert points['prompt', 'reference'] == [(2, pytest.approx(10e9))]
     rows = {r['part']: r for r in recipe_cost(
-        RECIPE, per_image, train_images=10, selection_images=5,
+        RECIPE, points, train_images=10, selection_images=5,
         export_images=7)}
     assert list(rows) == ['match', 'prompt', 'refine', 'match selection',
                           'refine selection', 'export']
@@ -59,6 +59,14 @@ def test_recipe_cost_by_hand():
     assert f'| total | | | {total / 1e15:,.0f} / - |' in table
     hours = total / (0.5e12 * 3600)
     assert f'| half (50.0% of 1 TFLOP/s) | {hours:,.1f} | - |' in table
+
+
+def test_flops_at_fits_fixed_and_per_image_work():
+    # 3 GFLOP a step plus 2 per image, measured at batches 2, 4 and 8
+    points = [(b, (3 + 2 * b) * 1e9) for b in (2, 4, 8)]
+    assert flops_at(points, 64) == pytest.approx((3 + 2 * 64) * 1e9)
+    # one batch size: in proportion
+    assert flops_at(points[:1], 64) == pytest.approx(7e9 / 2 * 64)
 
 
 def test_tool_reads_figures_and_the_authors_inference(tmp_path, capsys):

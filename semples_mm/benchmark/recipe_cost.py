@@ -4,7 +4,7 @@ and the hours they take at a stated rate."""
 import math
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .runner import INFERENCE_PHASES, TRAIN_PHASES
+from .runner import TRAIN_PHASES
 
 #: The columns of the cost table: our program, the authors'.
 COST_IMPLS = ('ours', 'reference')
@@ -28,30 +28,46 @@ def selected_phases(cfg) -> Tuple[str, ...]:
     return ()
 
 
-def flops_per_image(reports: Iterable[dict]) -> Dict[Tuple[str, str], float]:
-    """{(phase, impl): counted FLOPs per image} of benchmark reports
-    (``tools/benchmark.py --out``); later reports win."""
-    per_image = {}
+def flops_points(reports: Iterable[dict]
+                 ) -> Dict[Tuple[str, str], List[Tuple[int, float]]]:
+    """{(phase, impl): [(images per step, counted FLOPs per step), ...]} of
+    benchmark reports (``tools/benchmark.py --out``)."""
+    points: Dict[Tuple[str, str], List[Tuple[int, float]]] = {}
     for report in reports:
         for run in report['runs']:
             if run.get('flops_per_step'):
-                per_image[run['phase'], run['impl']] = (
-                    run['flops_per_step'] / run['batch_size'])
-    return per_image
+                points.setdefault((run['phase'], run['impl']), []).append(
+                    (int(run['batch_size']), float(run['flops_per_step'])))
+    return points
 
 
-def recipe_cost(cfg, per_image: Dict[Tuple[str, str], float],
+def flops_at(points: Sequence[Tuple[int, float]], images: int) -> float:
+    """FLOPs of a step of ``images`` images: from one batch size, in
+    proportion; from several, by the least-squares line ``fixed + per
+    image x images`` (a step also has work that does not grow with its
+    batch, e.g. encoding the class prompts once)."""
+    batches = [b for b, _ in points]
+    if len(set(batches)) < 2:
+        return sum(f / b for b, f in points) / len(points) * images
+    mean_b = sum(batches) / len(batches)
+    mean_f = sum(f for _, f in points) / len(points)
+    slope = sum((b - mean_b) * (f - mean_f) for b, f in points) / sum(
+        (b - mean_b)**2 for b in batches)
+    return mean_f + slope * (images - mean_b)
+
+
+def recipe_cost(cfg, points: Dict[Tuple[str, str], List[Tuple[int, float]]],
                 train_images: int, selection_images: int,
                 export_images: int) -> List[dict]:
     """The FLOPs of every part of a recipe, per implementation.
 
-    Training FLOPs scale with the images of a step (measured at one batch
-    size, applied at the config's); the selection runs every epoch of its
-    phases (``train_images // batch`` steps) and at each phase's end.
+    Training FLOPs are taken at the config's batch sizes (:func:`flops_at`
+    of the measured ones); the selection runs every epoch of its phases
+    (``train_images // batch`` steps) and at each phase's end.
 
     Args:
         cfg (Config): the recipe.
-        per_image (dict): :func:`flops_per_image` of its benchmark runs;
+        points (dict): :func:`flops_points` of its benchmark runs;
             ``(phase, 'reference')`` for the authors' program (for 'select'
             and 'export': figures of their inference formula).
         train_images (int): images of the training split (one epoch).
@@ -70,11 +86,11 @@ def recipe_cost(cfg, per_image: Dict[Tuple[str, str], float],
     def row(part, count, unit_images, note, key_phase, batch=None):
         entry = dict(part=part, count=count, batch=batch, note=note)
         for impl in COST_IMPLS:
-            flops = per_image.get((key_phase, impl))
-            entry[f'flops_{impl}'] = None if flops is None else \
-                flops * unit_images
-            entry[f'total_{impl}'] = None if flops is None else \
-                flops * unit_images * count
+            measured = points.get((key_phase, impl))
+            flops = None if measured is None else flops_at(measured,
+                                                           unit_images)
+            entry[f'flops_{impl}'] = flops
+            entry[f'total_{impl}'] = None if flops is None else flops * count
         rows.append(entry)
 
     for phase in cfg.model.phases:

@@ -12,8 +12,10 @@ on one accelerator of ``--peak-tflops`` (default: an H100/H200's dense
 bf16 peak) at each ``--utilisation``.
 
 Figures: ``tools/benchmark.py CONFIG --out FILE`` runs. The training phases
-(``--impl ours reference``) at any batch (FLOPs are scaled to the config's
-batches per image); ``--phase select export`` for our inference. The
+(``--impl ours reference``) at one batch size (scaled to the config's in
+proportion) or at several (a line through them: a step's fixed work, such
+as encoding the prompts, does not grow with the batch); ``--phase select
+export`` for our inference. The
 authors' selection and export compute the CAMs with the formula our
 WeakTr head used before it stopped forming the fused attention map: give
 figures of that code's select and export runs as ``--authors-inference``
@@ -58,7 +60,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from semples_mm.benchmark.recipe_cost import (flops_per_image,
+    from semples_mm.benchmark.recipe_cost import (flops_points,
                                                   format_recipe_cost,
                                                   recipe_cost)
     from semples_mm.benchmark.runner import INFERENCE_PHASES
@@ -75,7 +77,7 @@ def main(argv=None):
         runs = [dict(run, impl='reference') for run in report['runs']
                 if run['phase'] in INFERENCE_PHASES and run['impl'] == 'ours']
         reports.append(dict(report, runs=runs))
-    rows = recipe_cost(cfg, flops_per_image(reports), args.train_images,
+    rows = recipe_cost(cfg, flops_points(reports), args.train_images,
                        args.selection_images, args.export_images)
     table = format_recipe_cost(
         rows, args.peak_tflops,
