@@ -74,8 +74,9 @@ def tiny_features(batch=2):
         hw_shape=GRID,
         patch_tokens=torch.randn(batch, C, *GRID, generator=gen),
         class_tokens=torch.randn(batch, S, C, generator=gen),
-        attn_weights=torch.randn(batch, L, H, N, N, generator=gen).mul(
-            3).softmax(-1),
+        attn_queries=torch.randn(batch, L, H, N, C // H, generator=gen),
+        attn_keys=torch.randn(batch, L, H, N, C // H, generator=gen),
+        attn_scale=(C // H)**-0.5,
         attn_feats=torch.randn(batch, L, N, C, generator=gen))
 
 
@@ -91,6 +92,7 @@ def hand_fine_cams(head, feats, pool):
         scores = torch.zeros(L * H, dtype=torch.float64)
         fused = torch.zeros(N, N, dtype=torch.float64)
         maps = {}
+        attention = feats.attention_maps()  # (B, L, H, N, N)
         for layer in range(L):
             for h in range(H):
                 c = h * L + layer
@@ -98,7 +100,7 @@ def hand_fine_cams(head, feats, pool):
                 pooled = tokens.mean(0) if pool == 'avg' else tokens.max(0)[0]
                 hidden = f1.weight.double() @ pooled + f1.bias.double()
                 scores[c] = (f2.weight.double() @ hidden + f2.bias.double())[0]
-                maps[c] = feats.attn_weights[b, layer, h].double()
+                maps[c] = attention[b, layer, h].double()
         weights = torch.sigmoid(g2 @ torch.relu(g1 @ scores))
         for c in range(L * H):
             fused += weights[c] * maps[c] / (L * H)

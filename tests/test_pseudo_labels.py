@@ -186,6 +186,43 @@ def test_scales_are_resized_upsampled_and_summed():
 
 
 @pytest.mark.float_compare
+def test_inference_upsamples_only_the_labelled_classes_maps():
+    """The maps of absent classes are zero after normalisation anyway;
+    CAMInference leaves them out of the full-size work and gives the same
+    CAMs as normalising all of them."""
+    torch.manual_seed(0)
+    weights = torch.randn(4, 3, 1, 1)
+    seen = []
+
+    def network(x):  # (N, 3, h, w) -> (N, 4, h / 2, w / 2)
+        return F.conv2d(F.avg_pool2d(x, 2), weights)
+
+    def recording(cams):
+        seen.append(cams.shape[1])
+        return cams
+
+    # two images of one size, and one of another without any class
+    images = [torch.randn(1, 3, 8, 12) for _ in range(2)] + [
+        torch.randn(1, 3, 6, 6)]
+    labels = torch.tensor([[1., 0., 0., 1.], [0., 0., 0., 1.], [0.] * 4])
+    full = multi_scale_flip_cams(network, torch.cat(images[:2]), (1.0, 1.5),
+                                 True, (10, 14))
+    cams = CAMInference(scales=(1.0, 1.5), flip=True)(
+        lambda x: recording(network(x)), images, [(10, 14)] * 2 + [(7, 7)],
+        labels)
+    # the network's maps, before the selection; none for the third image
+    assert seen == [4, 4]
+    expected = normalize_cams(full, labels[:2])
+    for image_cams, want in zip(cams, expected):
+        # the same per-map arithmetic, which a kernel may vectorise
+        # differently for another map count: 4-term sums (the bilinear
+        # upsampling, the 2 scales x flip), 3 in a row with the maximum
+        assert_close_up_to_rounding(image_cams, want, terms=4, depth=3)
+    assert not cams[0][[1, 2]].any() and not cams[1][:3].any()
+    assert cams[2].shape == (4, 7, 7) and not cams[2].any()
+
+
+@pytest.mark.float_compare
 def test_normalize_and_argmax_with_background_threshold():
     cams = torch.tensor([[1., 3., 5.], [2., 9., 2.],
                          [0., 4., 8.]]).reshape(1, 3, 1, 3)

@@ -1,23 +1,28 @@
 """Speed of SemPLeS training steps and pseudo-mask export on random data.
 
-    python tools/benchmark.py CONFIG [--phase cam match prompt refine export]
+    python tools/benchmark.py CONFIG
+        [--phase cam match prompt refine export select]
         [--batch-size N] [--iters N] [--warmup N] [--device cpu|cuda]
         [--export-batch-size N] [--export-image-size H W]
         [--export-end-to-end N [--export-num-workers N] [--export-data DIR]]
         [--ours | --reference | --reference-frozen-clip | --impl NAME ...]
         [--random-init] [--amp] [--prompt-bank]
-        [--num-threads N]
+        [--num-threads N] [--profile]
         [--cfg-options key=value ...] [--out figures.json]
 
 Real ``model.train_step`` calls of each phase (data preprocessor, forward,
 backward, the config's optimizer) on one random batch of the config's image
 size and classes (1-3 classes per image), then the pseudo-mask export path
 on whole images as the export reads them (resized by the config's
-val_dataloader pipeline, CAMs normalised at the image's own size).
+val_dataloader pipeline, CAMs normalised at the image's own size);
+``select`` times the model selection's inference on such images
+(BestCAMSelectionHook's ``model.val_step`` with the model's test_cfg, at
+its loader's batch size). ``--profile`` adds, per run, where one more
+step's time goes by operator and by module, beside the counted FLOPs.
 Printed per phase: images/s and (image, class) pairs/s (batch over the
 median step time), median step time with its p10-p90 spread, peak memory
-and counted FLOPs; on CUDA the model FLOPs utilisation against the GPU's
-bf16 peak (the assumption is printed).
+(and the part the run itself added) and counted FLOPs; on CUDA the model
+FLOPs utilisation against the GPU's bf16 peak (the assumption is printed).
 
 By default every training phase runs three times in one process, from the
 same weights: ours; ``reference``, the same losses computed the way the
@@ -43,7 +48,7 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-PHASE_CHOICES = ('cam', 'match', 'prompt', 'refine', 'export')
+PHASE_CHOICES = ('cam', 'match', 'prompt', 'refine', 'export', 'select')
 IMPL_CHOICES = ('ours', 'reference', 'reference_frozen_clip')
 
 
@@ -123,6 +128,11 @@ def parse_args(argv=None):
                         'looked up from the GPU name)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')
+    parser.add_argument(
+        '--profile', action='store_true',
+        help='after the timed steps of each run, profile one more '
+        '(torch.profiler): time by operator and by module beside the '
+        'counted FLOPs, as markdown tables')
     parser.add_argument('--out', help='write the figures to this JSON file')
     args = parser.parse_args(argv)
     import torch
@@ -172,7 +182,8 @@ def main(argv=None):
                            export_image_size=args.export_image_size,
                            export_end_to_end=args.export_end_to_end,
                            export_num_workers=args.export_num_workers,
-                           export_data_root=args.export_data)
+                           export_data_root=args.export_data,
+                           profile=args.profile)
     report['meta'].update(config=args.config, amp=args.amp,
                           random_init=changed, impls=impls)
     print(format_report(report, title=f'SemPLeS benchmark: {args.config}'))

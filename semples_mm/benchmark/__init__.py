@@ -6,27 +6,30 @@ shapes, and the same losses computed the way the authors' code does
 Registers nothing.
 """
 from .batches import (config_image_size, export_image_sizes, random_batch,
-                      random_labels)
+                      random_labels, selection_batch_size)
 from .building import (build_model, build_optim, check_weight_files,
                        enter_phase, load_config, make_random_init,
                        snapshot_state)
 from .measure import (BF16_PEAK_TFLOPS, PeakMemory, bf16_peak_tflops,
                       count_flops, step_time_stats, time_steps)
+from .profiling import format_profile, profile_step
 from .reference import (clip_weights_trainable, reference_loss,
                         reference_train_step)
 from .report import format_report
-from .runner import (IMPLS, PHASES, REFERENCE_IMPLS, TRAIN_PHASES,
+from .runner import (IMPLS, INFERENCE_PHASES, PHASES, REFERENCE_IMPLS,
+                     TRAIN_PHASES,
                      Benchmark, compare, export_batch, loss_difference,
                      run_benchmark)
 
 __all__ = [
-    'config_image_size', 'export_image_sizes', 'random_batch', 'random_labels', 'build_model',
-    'build_optim', 'check_weight_files', 'enter_phase', 'load_config',
-    'make_random_init',
+    'config_image_size', 'export_image_sizes', 'random_batch',
+    'random_labels', 'selection_batch_size', 'build_model', 'build_optim',
+    'check_weight_files', 'enter_phase', 'load_config', 'make_random_init',
     'snapshot_state', 'BF16_PEAK_TFLOPS', 'PeakMemory', 'bf16_peak_tflops',
-    'count_flops', 'step_time_stats', 'time_steps', 'clip_weights_trainable',
+    'count_flops', 'step_time_stats', 'time_steps', 'format_profile',
+    'profile_step', 'clip_weights_trainable',
     'reference_loss', 'reference_train_step', 'format_report', 'IMPLS',
-    'REFERENCE_IMPLS', 'PHASES',
+    'REFERENCE_IMPLS', 'INFERENCE_PHASES', 'PHASES',
     'TRAIN_PHASES', 'Benchmark', 'compare', 'export_batch',
     'loss_difference', 'run_benchmark'
 ]

@@ -81,6 +81,17 @@ def export_image_sizes(cfg, source_size: Optional[Sequence[int]] = None
     return (height, width), (int(resized[0]), int(resized[1]))
 
 
+def selection_batch_size(cfg) -> int:
+    """Images per batch of the model selection: the ``dataloader`` of the
+    config's ``BestCAMSelectionHook``, else ``val_dataloader`` (the hook's
+    default), else 1."""
+    for hook in cfg.get('custom_hooks') or []:
+        if hook.get('type') == 'BestCAMSelectionHook' and \
+                hook.get('dataloader'):
+            return int(hook['dataloader'].get('batch_size', 1))
+    return int((cfg.get('val_dataloader') or {}).get('batch_size', 1))
+
+
 def random_labels(batch_size: int, num_classes: int,
                   generator: torch.Generator,
                   max_classes: int = 3) -> torch.Tensor:

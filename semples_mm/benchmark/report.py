@@ -1,6 +1,12 @@
 """Readable table of a benchmark report (see :func:`run_benchmark`)."""
 from typing import List, Optional
 
+from .profiling import format_profile
+
+#: Images the model selection scores per evaluation: VOC train, and
+#: WeakTr's COCO train subset (configs/semples/coco_weaktr.py).
+SELECTION_SPLITS = (('VOC train', 1464), ("WeakTr's COCO subset", 1250))
+
 
 def _bytes(value: Optional[int]) -> str:
     if value is None:
@@ -29,7 +35,9 @@ def format_report(report: dict, title: str = '') -> str:
     impl_width = max([9] + [len(run['impl']) for run in report['runs']])
     header = (f"{'phase':<7} {'impl':<{impl_width}} {'img/s':>9} "
               f"{'pairs/s':>9} "
-              f"{'step ms':>9} {'p10-p90 ms':>17} {'peak mem':>10} "
+              f"{'step ms':>9} {'p10-p90 ms':>17} {'cpu s':>7} "
+              f"{'peak mem':>10} "
+              f"{'run mem':>10} "
               f"{'GFLOP/step':>10} {'TFLOP/s':>8} {'MFU':>6}")
     lines += [header, '-' * len(header)]
     for run in report['runs']:
@@ -43,7 +51,9 @@ def format_report(report: dict, title: str = '') -> str:
             f"{run['images_per_s']:>9.1f} "
             f"{_number(run['pairs_per_s'], '.1f'):>9} "
             f"{t['median'] * 1e3:>9.1f} {spread:>17} "
+            f"{_number(run.get('step_cpu_s'), '.1f'):>7} "
             f"{_bytes(run['peak_memory_bytes']):>10} "
+            f"{_bytes(run.get('step_memory_bytes')):>10} "
             f"{_number(gflops, '.2f'):>10} "
             f"{_number(run['achieved_tflops'], '.3f'):>8} "
             f"{_number(mfu, '.1f'):>6}")
@@ -74,7 +84,11 @@ def format_report(report: dict, title: str = '') -> str:
                 'bank (FixedViewBankCropFeatures), built once for the batch at '
                 f"{run['prompt_bank_build_images_per_s']:.1f} img/s "
                 '(not in the step time).')
-    lines.append(f"peak mem: {meta['memory_kind']}.")
+    lines.append('cpu s: median CPU seconds of the process (all threads) '
+                 'per timed step; wall time also counts other work on a '
+                 f"shared CPU. peak mem: {meta['memory_kind']}; run mem: "
+                 'the peak over what was held as the run began (weights, '
+                 'caches).')
     if meta['flops_note']:
         lines.append(meta['flops_note'])
     if meta['device'] == 'cuda':
@@ -88,18 +102,9 @@ def format_report(report: dict, title: str = '') -> str:
             lines.append(
                 f"MFU: no bf16 peak known for {meta['device_name']}; pass "
                 '--peak-tflops.')
-    exports = [r for r in report['runs'] if r['phase'] == 'export']
-    if exports:
-        settings = exports[0]['export_settings']
-        image_h, image_w = settings['image_size']
-        input_h, input_w = settings['input_size']
-        lines.append(
-            f"export: pseudo-mask CAMs of {exports[0]['batch_size']} whole "
-            f'{image_h}x{image_w} images as one dataloader batch, resized '
-            f'by the export pipeline to {input_h}x{input_w} (scales '
-            f"{settings['scales']}, flip {settings['flip']}, bf16 autocast "
-            f"{settings['amp']}), normalised at "
-            f'{image_h}x{image_w}; PNG writing and data loading excluded.')
+    for run in report['runs']:
+        if run['phase'] in ('export', 'select'):
+            lines.append(_inference_note(run))
     whole = report.get('export_end_to_end')
     if whole:
         height, width = whole['image_size']
@@ -115,4 +120,30 @@ def format_report(report: dict, title: str = '') -> str:
             f'10,582 images of this size (as many as VOC trainaug) take '
             f'{10582 / rate:.0f} s, 82,081 (COCO train) {82081 / rate:.0f} '
             's.')
+    for run in report['runs']:
+        if run.get('profile'):
+            lines += ['', format_profile(
+                run['profile'], f"profile of one {run['phase']} step "
+                f"({run['impl']})")]
     return '\n'.join(lines)
+
+
+def _inference_note(run: dict) -> str:
+    """What an export or selection run timed."""
+    settings = run['export_settings']
+    image_h, image_w = settings['image_size']
+    input_h, input_w = settings['input_size']
+    what = (f"{run['batch_size']} whole {image_h}x{image_w} images as one "
+            f'dataloader batch, resized by the export pipeline to '
+            f'{input_h}x{input_w} (scales {settings["scales"]}, flip '
+            f'{settings["flip"]}, bf16 autocast {settings["amp"]}), '
+            f'normalised at {image_h}x{image_w}')
+    if run['phase'] == 'export':
+        return (f'export: pseudo-mask CAMs of {what}; PNG writing and data '
+                'loading excluded.')
+    passes = ', '.join(f'{count:,} images ({split}) {count / rate:.0f} s'
+                       for split, count in SELECTION_SPLITS
+                       for rate in [run['images_per_s']])
+    return (f'select: the model selection\'s CAMs (BestCAMSelectionHook: '
+            f"model.val_step with the model's test_cfg) of {what}; its "
+            f'metric excluded. One selection pass at this rate: {passes}.')

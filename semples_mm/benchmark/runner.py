@@ -4,6 +4,7 @@ path, on random batches of a config's shapes."""
 import copy
 import os
 import platform
+import statistics
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -12,15 +13,20 @@ import torch
 from ..models.cams import CAMInference
 from ..pseudo_labels import (export_settings, infer_batch_cams,
                              inference_settings)
-from .batches import config_image_size, export_image_sizes, random_batch
+from .batches import (config_image_size, export_image_sizes, random_batch,
+                      selection_batch_size)
 from .building import build_model, build_optim, enter_phase, snapshot_state
 from .export_end_to_end import time_export_end_to_end
 from .measure import (PeakMemory, bf16_peak_tflops, count_flops,
                       step_time_stats, synchronize, time_steps)
+from .profiling import profile_step
 from .reference import reference_train_step
 
 TRAIN_PHASES = ('cam', 'match', 'prompt', 'refine')
-PHASES = TRAIN_PHASES + ('export', )
+# 'select': the model selection's CAM inference (BestCAMSelectionHook's
+# model.val_step with the model's test_cfg) on whole images
+INFERENCE_PHASES = ('export', 'select')
+PHASES = TRAIN_PHASES + INFERENCE_PHASES
 # 'reference': the authors' training steps as shipped (CLIP's weights
 # require grad); 'reference_frozen_clip': the same with CLIP frozen.
 REFERENCE_IMPLS = ('reference', 'reference_frozen_clip')
@@ -85,8 +91,12 @@ class Benchmark:
         export_batch_size (int, optional): images per export batch;
             default ``pseudo_label_cfg.batch_size``, else ``batch_size``.
         export_image_size (Sequence[int], optional): (H, W) of the dataset
-            images the export reads; the export pipeline's Resize is applied
-            to it (see :func:`export_image_sizes` for the default).
+            images the export (and the selection) reads; the export
+            pipeline's Resize is applied to it (see
+            :func:`export_image_sizes` for the default).
+        profile (bool): after the timed steps of a run, profile one more
+            (:func:`profile_step`: time by operator and module beside the
+            FLOP counts), into the run's ``profile``.
     """
 
     def __init__(self, cfg, batch_size: int, iters: int = 20,
@@ -94,7 +104,8 @@ class Benchmark:
                  flops: bool = True, peak_tflops: Optional[float] = None,
                  prompt_bank: bool = False,
                  export_batch_size: Optional[int] = None,
-                 export_image_size: Optional[Sequence[int]] = None):
+                 export_image_size: Optional[Sequence[int]] = None,
+                 profile: bool = False):
         if device == 'cuda' and not torch.cuda.is_available():
             raise RuntimeError(
                 'benchmark: device cuda was asked for, but CUDA is not '
@@ -121,6 +132,7 @@ class Benchmark:
         self.seed = seed
         self.flops = flops
         self.prompt_bank = prompt_bank
+        self.profile = profile
         self.bank_build_s = None
         self.export_batch_size = export_batch_size or (
             cfg.get('pseudo_label_cfg') or {}).get('batch_size') or batch_size
@@ -154,11 +166,12 @@ class Benchmark:
         """The export's settings, as every export resolves them."""
         return export_settings(self.cfg)
 
-    def _export_batch(self) -> dict:
+    def _export_batch(self, batch_size: Optional[int] = None) -> dict:
         """Whole images as the export reads them: resized by its pipeline,
-        with their own size as ``ori_shape`` (the CAMs' output size)."""
+        with their own size as ``ori_shape`` (the CAMs' output size);
+        ``export_batch_size`` of them unless ``batch_size`` says."""
         image_size, input_size = self._export_sizes()
-        return random_batch(self.export_batch_size, input_size,
+        return random_batch(batch_size or self.export_batch_size, input_size,
                             self.num_classes, self.seed, self.device,
                             ori_shape=image_size)
 
@@ -196,6 +209,28 @@ class Benchmark:
         settings = self._export_settings()
         return lambda: export_batch(self.model, batch, settings)
 
+    def _select_fn(self, batch: dict):
+        """What BestCAMSelectionHook runs per batch (before its metric)."""
+        self._restart()
+        self.model.eval()
+
+        def step():
+            with torch.no_grad():
+                return self.model.val_step(batch)
+
+        return step
+
+    def _inputs(self, phase: str, impl: str):
+        """The batch of a phase and its step."""
+        if phase == 'export':
+            batch = self._export_batch()
+            return batch, self._export_fn(batch)
+        if phase == 'select':
+            batch = self._export_batch(selection_batch_size(self.cfg))
+            return batch, self._select_fn(batch)
+        batch = self._batch()
+        return batch, self._train_step_fn(phase, impl, batch)
+
     def run_export_end_to_end(self, num_images: int,
                               num_workers: Optional[int] = None,
                               data_root: Optional[str] = None) -> dict:
@@ -227,7 +262,7 @@ class Benchmark:
             impl (str): 'ours' (``model.train_step``), 'reference'
                 (:func:`reference_train_step`: the authors' steps, CLIP
                 trainable) or 'reference_frozen_clip' (the same, CLIP
-                frozen); 'export' has only 'ours'.
+                frozen); 'export' and 'select' have only 'ours'.
 
         Returns:
             dict: the figures of the run (see ``tools/benchmark.py``).
@@ -238,12 +273,10 @@ class Benchmark:
         if impl not in IMPLS:
             raise ValueError(f'benchmark: unknown implementation {impl!r}; '
                              f'use one of {IMPLS}.')
-        if phase == 'export' and impl != 'ours':
-            raise ValueError('benchmark: the export phase has no reference '
+        if phase in INFERENCE_PHASES and impl != 'ours':
+            raise ValueError(f'benchmark: the {phase} phase has no reference '
                              'implementation; time it without --reference.')
-        batch = self._export_batch() if phase == 'export' else self._batch()
-        step = (self._export_fn(batch) if phase == 'export' else
-                self._train_step_fn(phase, impl, batch))
+        batch, step = self._inputs(phase, impl)
         try:
             return self._measure(phase, impl, batch, step)
         finally:
@@ -257,21 +290,24 @@ class Benchmark:
         batch_size = len(batch['inputs'])
         pairs = int(sum(float(s.gt_class_labels.sum())
                         for s in batch['data_samples']))
+        training = phase in TRAIN_PHASES
         self.memory.reset()
-        times, first = time_steps(step, self.iters, self.warmup, self.device)
+        times, first, cpu_times = time_steps(step, self.iters, self.warmup,
+                                             self.device)
         peak = self.memory.peak_bytes()
         stats = step_time_stats(times)
         result = dict(
             phase=phase, impl=impl, batch_size=batch_size,
             images_per_s=batch_size / stats['median'],
-            pairs_per_s=None if phase == 'export' else pairs /
-            stats['median'],
-            pairs_per_batch=None if phase == 'export' else pairs,
+            pairs_per_s=pairs / stats['median'] if training else None,
+            pairs_per_batch=pairs if training else None,
             step_time_s=stats,
+            step_cpu_s=statistics.median(cpu_times),
             peak_memory_bytes=peak,
-            first_step_losses=None if phase == 'export' else {
+            step_memory_bytes=peak - self.memory.start_bytes,
+            first_step_losses={
                 k: float(v.detach() if torch.is_tensor(v) else v)
-                for k, v in first.items()},
+                for k, v in first.items()} if training else None,
             flops_per_step=None, achieved_tflops=None, mfu=None)
         if phase == 'prompt' and impl == 'ours' and self.prompt_bank:
             result['prompt_bank_build_images_per_s'] = (self.batch_size /
@@ -280,12 +316,13 @@ class Benchmark:
         if phase == 'prompt' and impl == 'ours' and hit_rate is not None:
             # The one batch repeats: every view misses once, then hits.
             result['prompt_cache_hit_rate'] = hit_rate
-        if phase == 'export':
-            settings = self._export_settings()
+        if phase in INFERENCE_PHASES:
+            inference = self.model.cam_inference if phase == 'select' else \
+                CAMInference(**inference_settings(self._export_settings()))
             image_size, input_size = self._export_sizes()
             result['export_settings'] = dict(
-                scales=list(settings['scales']), flip=settings['flip'],
-                amp=settings['amp'], image_size=list(image_size),
+                scales=list(inference.scales), flip=inference.flip,
+                amp=inference.amp, image_size=list(image_size),
                 input_size=list(input_size))
         if self.flops:
             flops = count_flops(step)
@@ -293,6 +330,8 @@ class Benchmark:
             result['achieved_tflops'] = flops / stats['median'] / 1e12
             if self.peak_tflops:
                 result['mfu'] = result['achieved_tflops'] / self.peak_tflops
+        if self.profile:
+            result['profile'] = profile_step(self.model, step, self.device)
         self.model.crop_features.reset()
         return result
 
@@ -355,12 +394,14 @@ def run_benchmark(cfg, phases: Sequence[str], impls: Sequence[str],
                   export_end_to_end: Optional[int] = None,
                   export_num_workers: Optional[int] = None,
                   export_data_root: Optional[str] = None,
+                  profile: bool = False,
                   log=print) -> dict:
     """Time ``phases`` with ``impls`` (any of :data:`IMPLS`).
 
-    'export' is timed once, with ours only; with ``export_end_to_end=N``
-    the whole export of N random images is timed after the phases
-    (:meth:`Benchmark.run_export_end_to_end`).
+    'export' and 'select' are timed once, with ours only; with
+    ``export_end_to_end=N`` the whole export of N random images is timed
+    after the phases (:meth:`Benchmark.run_export_end_to_end`); with
+    ``profile`` every run profiles one more step.
 
     Returns:
         dict: ``meta``, ``runs`` (one dict per phase and implementation),
@@ -369,14 +410,14 @@ def run_benchmark(cfg, phases: Sequence[str], impls: Sequence[str],
     """
     bench = Benchmark(cfg, batch_size, iters, warmup, device, seed, flops,
                       peak_tflops, prompt_bank, export_batch_size,
-                      export_image_size)
+                      export_image_size, profile)
     runs = []
     for phase in phases:
         for impl in impls:
-            if phase == 'export' and impl != 'ours':
+            if phase in INFERENCE_PHASES and impl != 'ours':
                 if 'ours' not in impls:
                     raise ValueError(
-                        'benchmark: the export phase has no reference '
+                        f'benchmark: the {phase} phase has no reference '
                         'implementation; leave out --reference.')
                 continue
             log(f'[benchmark] {phase} ({impl}): {warmup} warm-up + '

@@ -214,10 +214,11 @@ class CAMInference:
     ReLU'd, upsampled to the original size and summed
     (:func:`multi_scale_flip_cams`), then min-max normalised per class with
     ``eps`` and zeroed for the classes absent from the labels
-    (:func:`normalize_cams`). Images that share their input and original
-    sizes go through the network together; an image's CAMs do not depend
-    on its companions mathematically, but kernels may round differently
-    for another batch shape.
+    (:func:`normalize_cams`); the maps of absent classes, zero in the end,
+    are left out of that full-size work. Images that share their input and
+    original sizes go through the network together; an image's CAMs do not
+    depend on its companions mathematically, but kernels may round
+    differently for another batch shape.
 
     Args:
         scales (Sequence[float]): input scales (the authors: 1.0 and 1.2
@@ -278,18 +279,33 @@ class CAMInference:
             key = (tuple(image.shape[-2:]), tuple(out_size))
             groups.setdefault(key, []).append(index)
         results: List[Optional[Tensor]] = [None] * len(images)
+        num_classes = labels.shape[1]
         for (_, out_size), indices in groups.items():
+            group_labels = labels[indices].to(images[indices[0]].device)
+            # absent classes' maps are zero in the end: the full-size work
+            # (upsampling, normalising) is done for the present ones only
+            present = (group_labels > 0).any(0).nonzero()[:, 0]
+            if not len(present):  # no class at all: zero maps
+                for i in indices:
+                    results[i] = images[i].new_zeros(num_classes, *out_size)
+                continue
+
+            def present_maps(inputs):
+                cams = network(inputs)
+                if cams.shape[1] != num_classes:
+                    raise ValueError(
+                        f'the CAM network gave {cams.shape[1]} class maps '
+                        f'but the labels have {num_classes} classes')
+                return cams[:, present]
+
             cams = multi_scale_flip_cams(
-                network, torch.cat([images[i] for i in indices]),
+                present_maps, torch.cat([images[i] for i in indices]),
                 scales=self.scales, flip=self.flip, out_size=out_size)
-            group_labels = labels[indices].to(cams.device)
-            if group_labels.shape[1] != cams.shape[1]:
-                raise ValueError(
-                    f'the CAM network gave {cams.shape[1]} class maps but '
-                    f'the labels have {group_labels.shape[1]} classes')
-            for i, norm in zip(indices, normalize_cams(
-                    cams, group_labels, eps=self.eps)):
-                results[i] = norm
+            norms = normalize_cams(cams, group_labels[:, present],
+                                   eps=self.eps)
+            for i, norm in zip(indices, norms):
+                results[i] = norm.new_zeros(num_classes, *out_size)
+                results[i][present] = norm
         return results
 
     def __repr__(self) -> str:

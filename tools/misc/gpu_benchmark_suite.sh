@@ -16,9 +16,17 @@
 #   deits        voc_deits.py (DeiT-S CAM network, the authors' base)
 #   vitb16       voc.py with CLIP ViT-B/16 (CLIP-ES's and WeCLIP's CLIP)
 #   weaktr       voc_weaktr.py (the authors' recipe: WeakTr DeiT-S), match,
-#                refine and the export of whole 375x500 images
+#                refine, the export of whole 375x500 images (2 scales x
+#                flip) and the model selection's inference on them (scale
+#                1.0 x flip, batch 1 as BestCAMSelectionHook reads VOC
+#                train; the report projects one selection pass over 1,464
+#                images)
+#   weaktr_export the same export at EXPORT_BATCH images a batch, and the
+#                selection, each with one step profiled by operator and
+#                module
 # Settings (environment): DEVICE=cuda BATCH=64 BANK_BATCH=128 ITERS=10
-# WARMUP=3 E2E=2000 WORKERS=8 RUN_TIMEOUT=150 PYTHON=python3; small values
+# WARMUP=3 E2E=2000 WORKERS=8 EXPORT_BATCH=32 RUN_TIMEOUT=150
+# PYTHON=python3; small values
 # with DEVICE=cpu make a quick smoke test of the commands.
 # Offline machines: install the wheels of tools/misc/offline_wheels.sh first.
 set -uo pipefail
@@ -31,6 +39,7 @@ ITERS=${ITERS:-10}
 WARMUP=${WARMUP:-3}
 E2E=${E2E:-2000}
 WORKERS=${WORKERS:-8}
+EXPORT_BATCH=${EXPORT_BATCH:-32}
 RUN_TIMEOUT=${RUN_TIMEOUT:-150}
 PYTHON=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
@@ -70,9 +79,12 @@ run deits configs/semples/voc_deits.py --amp --batch-size "$BATCH" \
 run vitb16 configs/semples/voc.py --amp --batch-size "$BATCH" \
   --phase match refine --cfg-options model.clip.model_name=ViT-B-16
 run weaktr configs/semples/voc_weaktr.py --amp --batch-size "$BATCH" \
-  --phase match refine export --export-image-size 375 500
+  --phase match refine export select --export-image-size 375 500
+run weaktr_export configs/semples/voc_weaktr.py --amp --ours \
+  --phase export select --export-image-size 375 500 \
+  --export-batch-size "$EXPORT_BATCH" --profile
 
-grep -E '^(== |cam |match |prompt |refine |export |  [a-z]+ +[0-9.]+x|whole export|MFU)' \
+grep -E '^(== |cam |match |prompt |refine |export |select |  [a-z]+ +[0-9.]+x|whole export|MFU)' \
   "$LOG" || true
 echo "suite: $failed run(s) failed; figures in $OUT_DIR" | tee -a "$LOG"
 [ "$failed" -eq 0 ]

@@ -2,10 +2,11 @@
 
 WeakTr (Zhu et al., hustvl/WeakTr) replaces DeiT's single class token by K
 class tokens and keeps, for its attention fusion, what every block computes
-on the way: the softmax attention maps and the attention branch's output.
-Parameter names follow timm's ``VisionTransformer`` so that ImageNet DeiT
-weights and released WeakTr checkpoints map onto it almost 1:1 (see
-:mod:`semples_mm.models.weaktr_checkpoint`).
+on the way: each block's attention (as its queries and keys, from which the
+fusion recomputes the parts of the softmax maps it reads) and the attention
+branch's output. Parameter names follow timm's ``VisionTransformer`` so that
+ImageNet DeiT weights and released WeakTr checkpoints map onto it almost 1:1
+(see :mod:`semples_mm.models.weaktr_checkpoint`).
 """
 from collections import OrderedDict
 from typing import Tuple, Union
@@ -41,11 +42,13 @@ class PatchEmbed(nn.Module):
         return self.proj(x)
 
 
-class AttentionWithMaps(nn.Module):
-    """Multi-head self-attention that also returns its softmax maps.
+class AttentionWithQueriesKeys(nn.Module):
+    """Multi-head self-attention that also returns its queries and keys.
 
-    The maps are computed explicitly (no fused kernel) because WeakTr's
-    fusion reads them.
+    The block's output comes from a fused attention kernel that never
+    materialises the (N, N) softmax maps; WeakTr's fusion recomputes the
+    parts of the maps it reads from the returned queries and keys (see
+    :meth:`WeakTrFeatures.attention_maps`).
     """
 
     def __init__(self, embed_dims: int, num_heads: int,
@@ -56,16 +59,16 @@ class AttentionWithMaps(nn.Module):
         self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
         self.proj = nn.Linear(embed_dims, embed_dims)
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        """(B, N, C) -> output (B, N, C) and attention (B, heads, N, N)."""
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """(B, N, C) -> output (B, N, C), queries and keys (B, heads, N,
+        C / heads); the maps are ``softmax(q k^T * scale)``."""
         B, N, C = x.shape
         # qkv channels are (3, heads, C / heads), the timm layout.
         q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads,
                                       C // self.num_heads).permute(
                                           2, 0, 3, 1, 4).unbind(0)
-        attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
-        out = (attn @ v).transpose(1, 2).reshape(B, N, C)
-        return self.proj(out), attn
+        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        return self.proj(out.transpose(1, 2).reshape(B, N, C)), q, k
 
 
 class WeakTrBlock(nn.Module):
@@ -79,7 +82,7 @@ class WeakTrBlock(nn.Module):
         super().__init__()
         hidden = int(embed_dims * mlp_ratio)
         self.norm1 = nn.LayerNorm(embed_dims, eps=norm_eps)
-        self.attn = AttentionWithMaps(embed_dims, num_heads, qkv_bias)
+        self.attn = AttentionWithQueriesKeys(embed_dims, num_heads, qkv_bias)
         self.drop_path = DropPath(drop_path) if drop_path > 0 \
             else nn.Identity()
         self.norm2 = nn.LayerNorm(embed_dims, eps=norm_eps)
@@ -89,13 +92,15 @@ class WeakTrBlock(nn.Module):
                 act=nn.GELU(),
                 fc2=nn.Linear(hidden, embed_dims)))
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """(B, N, C) -> output (B, N, C), attention (B, heads, N, N) and the
-        attention branch before the residual add (B, N, C)."""
-        branch, attn = self.attn(self.norm1(x))
+    def forward(self, x: Tensor
+                ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(B, N, C) -> output (B, N, C), the attention's queries and keys
+        (B, heads, N, C / heads) and the attention branch before the
+        residual add (B, N, C)."""
+        branch, queries, keys = self.attn(self.norm1(x))
         x = x + self.drop_path(branch)
         x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return x, attn, branch
+        return x, queries, keys, branch
 
 
 @MODELS.register_module()
@@ -278,16 +283,19 @@ class WeakTrViT(BaseModule):
         x = x.flatten(2).transpose(1, 2)
         x = torch.cat([self.cls_token.expand(B, -1, -1), x], dim=1)
         x = x + self.interpolate_pos_embed(h, w)
-        attn_weights, attn_feats = [], []
+        queries, keys, attn_feats = [], [], []
         for block in self.blocks:
-            x, attn, branch = block(x)
-            attn_weights.append(attn)
+            x, block_queries, block_keys, branch = block(x)
+            queries.append(block_queries)
+            keys.append(block_keys)
             attn_feats.append(branch)
         K = self.num_class_tokens
         patch_tokens = x[:, K:].transpose(1, 2).reshape(B, -1, h, w)
         return WeakTrFeatures(
             patch_tokens=patch_tokens,
             class_tokens=x[:, :K],
-            attn_weights=torch.stack(attn_weights, dim=1),
+            attn_queries=torch.stack(queries, dim=1),
+            attn_keys=torch.stack(keys, dim=1),
+            attn_scale=self.blocks[0].attn.scale,
             attn_feats=torch.stack(attn_feats, dim=1),
             hw_shape=(h, w))

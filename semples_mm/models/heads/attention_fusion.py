@@ -14,19 +14,6 @@ from torch import Tensor
 POOLS = ('max', 'avg')
 
 
-def attention_channels(attn_weights: Tensor) -> Tensor:
-    """Stack per-block, per-head attention maps head-major.
-
-    Args:
-        attn_weights (Tensor): (B, L, heads, N, N).
-
-    Returns:
-        Tensor: (B, heads * L, N, N), channel ``head * L + layer``.
-    """
-    B, L, H, N, M = attn_weights.shape
-    return attn_weights.transpose(1, 2).reshape(B, H * L, N, M)
-
-
 def attention_feature_channels(attn_feats: Tensor, num_heads: int) -> Tensor:
     """Split attention-branch outputs per head, WeakTr's way.
 
@@ -92,8 +79,15 @@ class AdaptiveAttentionFusion(nn.Module):
             nn.Linear(num_channels, hidden, bias=False), nn.ReLU(inplace=True),
             nn.Linear(hidden, num_channels, bias=False), nn.Sigmoid())
 
+    def pool_tokens(self, feats: Tensor, dim: int) -> Tensor:
+        """The fusion's pooling ('max' or 'avg') over the tokens, ``dim``."""
+        return feats.amax(dim) if self.pool == 'max' else feats.mean(dim)
+
     def forward(self, feats: Tensor) -> Tensor:
-        """(B, channels, N, d) per-head features -> (B, channels) weights."""
-        pooled = feats.amax(dim=2) if self.pool == 'max' else feats.mean(2)
-        scores = self.attn_feat_ffn(pooled).squeeze(-1)
+        """(B, channels, N, d) per-head features -> (B, channels) weights.
+
+        The pooling commutes with :func:`attention_feature_channels`: a
+        caller may pool first (:meth:`pool_tokens`) and pass N = 1.
+        """
+        scores = self.attn_feat_ffn(self.pool_tokens(feats, 2)).squeeze(-1)
         return self.attn_head_ffn(scores)

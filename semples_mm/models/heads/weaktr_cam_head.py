@@ -11,7 +11,9 @@ from mmseg.registry import MODELS
 from ..weaktr_checkpoint import load_converted_part
 from ..weaktr_features import WeakTrFeatures
 from .attention_fusion import (POOLS, AdaptiveAttentionFusion,
-                               attention_channels, attention_feature_channels)
+                               attention_feature_channels)
+from .fused_attention import (fused_class_attention,
+                              propagate_by_fused_attention)
 
 
 @MODELS.register_module()
@@ -157,7 +159,7 @@ class WeakTrCAMHead(BaseModule):
             raise TypeError(
                 'WeakTrCAMHead needs the WeakTrFeatures of a WeakTrViT '
                 f'backbone (and no neck), got {type(features).__name__}.')
-        B, L, H, N, _ = features.attn_weights.shape
+        B, L, H, N, _ = features.attn_queries.shape
         C = features.patch_tokens.shape[1]
         K = features.class_tokens.shape[1]
         got = dict(num_layers=L, num_heads=H, in_channels=C,
@@ -178,42 +180,32 @@ class WeakTrCAMHead(BaseModule):
             raise ValueError(f'WeakTrCAMHead: attention over {N} tokens, but '
                              f'{K} class tokens + a {features.hw_shape} grid.')
 
-    def fuse_attention(self, attn_weights: Tensor,
-                       attn_feats: Tensor) -> Tensor:
-        """Fusion-weighted mean of all attention maps.
+    def fusion_weights(self, attn_feats: Tensor) -> Tensor:
+        """The fusion's weight of every attention map.
 
         Args:
-            attn_weights (Tensor): (B, L, heads, N, N).
             attn_feats (Tensor): (B, L, N, C).
 
         Returns:
-            Tensor: (B, N, N), the mean over the heads * L weighted maps.
+            Tensor: (B, L * heads), layer-major (channel ``layer * heads +
+            head``, the order of the backbone's stacked queries and keys;
+            the fusion itself works head-major, as WeakTr's weights expect).
         """
-        maps = attention_channels(attn_weights)
-        weights = self.adaptive_attention_fusion(
-            attention_feature_channels(attn_feats, self.num_heads))
-        # sum_c w_c * map_c / channels, as one batched matmul.
-        fused = weights.unsqueeze(1) @ maps.flatten(2)
-        return fused.view_as(maps[:, 0]) / maps.shape[1]
-
-    @staticmethod
-    def refine(cams: Tensor, patch_attn: Tensor) -> Tensor:
-        """Propagate CAMs along patch-to-patch attention.
-
-        ``fine[b, k, i] = sum_j patch_attn[b, i, j] * cams[b, k, j]``.
-
-        Args:
-            cams (Tensor): (B, K, h, w).
-            patch_attn (Tensor): (B, P, P), P = h * w, rows are queries.
-
-        Returns:
-            Tensor: (B, K, h, w).
-        """
-        return (cams.flatten(2) @ patch_attn.transpose(1, 2)).view_as(cams)
+        fusion = self.adaptive_attention_fusion
+        # pooled before the split into heads, which then moves C values
+        # per block instead of N x C
+        pooled = fusion.pool_tokens(attn_feats, 2).unsqueeze(2)
+        weights = fusion(attention_feature_channels(pooled, self.num_heads))
+        return weights.view(-1, self.num_heads, self.num_layers).transpose(
+            1, 2).flatten(1)
 
     def forward(self, features: WeakTrFeatures
                 ) -> Tuple[Tensor, Dict[str, Tensor]]:
         """Fine CAMs and WeakTr's three image-level logits.
+
+        The fused attention A is never formed: its class rows and its
+        patch-to-patch block applied to the fused CAM come from the
+        detached queries and keys (:mod:`.fused_attention`).
 
         Args:
             features (WeakTrFeatures): from :class:`WeakTrViT`.
@@ -229,10 +221,12 @@ class WeakTrCAMHead(BaseModule):
         S, index = self.num_class_slots, self.class_index
         B, _, h, w = features.patch_tokens.shape
         scores = self.head(features.patch_tokens)
-        attn = self.fuse_attention(features.attn_weights.detach(),
-                                   features.attn_feats.detach())
-        class_attn = attn[:, :S, S:].reshape(B, S, h, w)
-        patch_attn = attn[:, S:, S:]
+        # the fusion only decides how to mix the maps: detached attention
+        queries = features.attn_queries.detach().flatten(1, 2)
+        keys = features.attn_keys.detach().flatten(1, 2)
+        weights = self.fusion_weights(features.attn_feats.detach())
+        class_attn = fused_class_attention(
+            queries, keys, features.attn_scale, weights, S).view(B, S, h, w)
         if S != self.num_classes or self.class_indices != tuple(range(S)):
             # every slot attends; only the selected ones are read out
             scores, class_attn = scores[:, index], class_attn[:, index]
@@ -240,12 +234,17 @@ class WeakTrCAMHead(BaseModule):
         else:
             class_tokens = features.class_tokens
         coarse = F.relu(scores)
-        cams = self.refine(class_attn * coarse, patch_attn)
+        fused = class_attn * coarse
         if coarse.requires_grad:
-            fine_for_loss = self.refine(class_attn * coarse.detach(),
-                                        patch_attn)
-        else:  # same values, no second pass needed
-            fine_for_loss = cams
+            # the loss's fine CAM from the detached coarse CAM: the same
+            # values, propagated in the same pass as extra columns
+            fused = torch.cat([fused, class_attn * coarse.detach()], dim=1)
+        fine = propagate_by_fused_attention(
+            fused.flatten(2), queries, keys, features.attn_scale, weights,
+            S).view_as(fused)
+        # (without gradients both are the one propagated CAM)
+        K = self.num_classes
+        cams, fine_for_loss = fine[:, :K], fine[:, -K:]
         logits = dict(
             cls_token=class_tokens.mean(-1),
             coarse=scores.mean((2, 3)),
