@@ -1,7 +1,9 @@
-"""Installs the ``semples_mm`` package (distribution ``semples-mm``)."""
+"""Installs the ``semples_mm`` components and the ``semples_experiments``
+runner and benchmark beside them (distribution ``semples-mm``)."""
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
 
@@ -19,6 +21,21 @@ def read_version():
     return namespace['__version__']
 
 
+class BuildWithConfigs(build_py):
+    """Also copies ``configs/`` into the built ``semples_experiments``
+    package: a non-editable install then finds the configs the experiment
+    runner uses by default (as mmseg installs its configs with its
+    package). An editable install reads them from the checkout."""
+
+    def run(self):
+        super().run()
+        target = Path(self.build_lib) / 'semples_experiments' / 'configs'
+        for path in sorted((HERE / 'configs').rglob('*.py')):
+            out = target / path.relative_to(HERE / 'configs')
+            self.mkpath(str(out.parent))
+            self.copy_file(str(path), str(out))
+
+
 setup(
     name='semples-mm',
     version=read_version(),
@@ -27,7 +44,9 @@ setup(
     long_description=(HERE / 'README.md').read_text(),
     long_description_content_type='text/markdown',
     python_requires='>=3.9',
-    packages=find_packages(include=['semples_mm', 'semples_mm.*']),
+    packages=find_packages(include=['semples_mm', 'semples_mm.*',
+                                    'semples_experiments',
+                                    'semples_experiments.*']),
     package_data={'semples_mm': ['models/clip/model_configs/*.json',
                                  'assets/*']},
     include_package_data=True,
@@ -37,4 +56,5 @@ setup(
         'optional': read_requirements('optional'),
     },
     zip_safe=False,
+    cmdclass={'build_py': BuildWithConfigs},
 )

@@ -1,9 +1,9 @@
-"""tools/benchmark.py and semples_mm.benchmark: the authors'-way reference
-computes the same losses (and gradients) as SemPLeS.loss while doing the
-authors' extra work (CLIP's weights get gradients, per-pair texts, stage 3's
-extra encodings, the detached backbone under autograd), the random batches
-and config handling do what they say, and the tool runs end to end (no
-timing is asserted)."""
+"""tools/benchmark.py and semples_experiments.benchmark: the authors'-way
+reference computes the same losses (and gradients) as SemPLeS.loss while
+doing the authors' extra work (CLIP's weights get gradients, per-pair
+texts, stage 3's extra encodings, the detached backbone under autograd),
+the random batches and config handling do what they say, and the tool runs
+end to end (no timing is asserted)."""
 import json
 import math
 
@@ -14,16 +14,12 @@ import torch
 from conftest import (TEST_CONFIGS, TINY_GRAD_SUMS, TINY_LOSS_SUMS,
                       load_tool, REPO_ROOT)
 from float_compare import assert_close_up_to_rounding, rounding_tolerance
-from semples_mm.benchmark import (Benchmark, bf16_peak_tflops, build_model,
-                                  build_optim, check_weight_files,
-                                  clip_weights_trainable, compare,
-                                  enter_phase,
-                                  export_image_sizes, format_report,
-                                  load_config,
-                                  make_random_init, random_batch,
-                                  random_labels, reference_loss,
-                                  reference_train_step, snapshot_state,
-                                  step_time_stats)
+from semples_experiments.benchmark import (
+    Benchmark, bf16_peak_tflops, build_model, build_optim, check_weight_files,
+    clip_weights_trainable, compare, enter_phase, export_image_sizes,
+    format_report, load_config, make_random_init, random_batch,
+    random_labels, reference_loss, reference_train_step, snapshot_state,
+    step_time_stats)
 
 TINY = str(TEST_CONFIGS / 'tiny_semples.py')
 NUM_CLASSES = 5  # tiny_semples.py
@@ -390,7 +386,7 @@ def test_random_labels_have_one_to_three_classes_and_repeat():
 
 
 def test_random_batch_runs_through_train_step(tiny_model):
-    from semples_mm.benchmark import build_optim
+    from semples_experiments.benchmark import build_optim
     cfg, _ = load_config(TINY)
     model = tiny_model
     model.train()

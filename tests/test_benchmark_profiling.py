@@ -13,10 +13,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from conftest import REPO_ROOT, TEST_CONFIGS, load_tool
-from semples_mm.benchmark import (Benchmark, PeakMemory, count_flops,
-                                  load_config, profile_step,
-                                  selection_batch_size)
-from semples_mm.benchmark.profiling import module_pattern
+from semples_experiments.benchmark import (Benchmark, PeakMemory, count_flops,
+                                           load_config, profile_step,
+                                           selection_batch_size)
+from semples_experiments.benchmark.profiling import module_pattern
 
 TINY = str(TEST_CONFIGS / 'tiny_semples.py')
 
@@ -122,7 +122,7 @@ def test_run_memory_is_the_peak_over_what_was_held():
     tests)."""
     script = textwrap.dedent('''
         import torch
-        from semples_mm.benchmark import PeakMemory
+        from semples_experiments.benchmark import PeakMemory
         memory = PeakMemory('cpu')
         if 'VmHWM, reset' not in memory.kind:
             print('cannot reset')

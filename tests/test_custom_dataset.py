@@ -96,7 +96,7 @@ def test_a_new_dataset_and_clip_run_through_the_pipeline(tmp_path):
     config = user_config(tmp_path, data_root,
                          save_clip(tmp_path / 'my_clip'))
     work_dir = tmp_path / 'run'
-    summary = load_tool('pipeline').main(
+    summary = load_tool('run_experiment').main(
         [str(config), '--work-dir', str(work_dir), '--quick',
          '--num-threads', '1'])
     for label in ('cam', 'match', 'semples'):
@@ -105,7 +105,7 @@ def test_a_new_dataset_and_clip_run_through_the_pipeline(tmp_path):
         assert 0 <= masks['mIoU'] <= 100
         assert masks['best_at_sweep_edge'] in (True, False)
     written = np.array(Image.open(next(
-        (work_dir / 'semples' / 'pseudo_masks' / 'semples').glob('*.png'))))
+        (work_dir / 'pseudo_masks' / 'semples').glob('*.png'))))
     assert written.shape == (72, 72) and written.max() <= 3
     # DeepLabV2 took the data settings and the classes from the one config
     deeplab = summary['deeplabv2']

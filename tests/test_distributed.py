@@ -1,6 +1,6 @@
 """SemPLeS in two processes (gloo on CPU), launched as users launch it:
 tools/dist_train.sh (torchrun), tools/slurm_train.sh (srun, simulated) and
-tools/pipeline.py under torchrun. Every phase, the prompt feature bank, a
+tools/run_experiment.py under torchrun. Every phase, the prompt feature bank, a
 real kill and resume inside prompt and refine, model selection and exports
 that agree with one process on the same weights.
 
@@ -222,12 +222,12 @@ def test_two_processes_with_the_bank_and_a_pixel_free_prompt_phase(
 
 
 def test_the_pipeline_under_torchrun(world, tmp_path):
-    """tools/pipeline.py --quick in two processes: every step runs in both
-    (rank 0 writes), the summary holds every result; a second launch skips
+    """tools/run_experiment.py --quick in two processes: every step runs in
+    both (rank 0 writes), the summary holds every result; a second launch skips
     every step."""
     command = [sys.executable, '-m', 'torch.distributed.run',
                '--nproc_per_node', '2', '--master_port', str(free_port()),
-               'tools/pipeline.py', '--quick', '--work-dir',
+               'tools/run_experiment.py', '--quick', '--work-dir',
                str(tmp_path / 'run'), '--launcher', 'pytorch']
     for _ in range(2):
         out = subprocess.run(command, cwd=REPO_ROOT, env=launch_env(),

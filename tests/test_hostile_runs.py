@@ -29,7 +29,7 @@ import semples_mm  # noqa: F401  (registers)
 from conftest import REPO_ROOT, TEST_CONFIGS, load_tool
 from semples_mm.apis import train
 from semples_mm.datasets.synthetic import generate_synthetic_world
-from semples_mm.pipeline.record import InputsChanged, PipelineRecord
+from semples_experiments.runner.record import InputsChanged, ExperimentRecord
 from semples_mm.pseudo_labels import export_settings
 from semples_mm.pseudo_labels.manifest import read_manifest
 from semples_mm.utils.checkpoints import (AtomicLocalBackend,
@@ -69,7 +69,7 @@ def _pipeline(work_dir, config, *extra):
     # a logger of its own: the pipeline's lines before its first runner go
     # to the newest logger, whose stream would be another test's capture
     MMLogger.get_instance(f'hostile_{time.time_ns()}', log_level='INFO')
-    return load_tool('pipeline').main(
+    return load_tool('run_experiment').main(
         [str(config), '--work-dir', str(work_dir), *QUICK, *extra])
 
 
@@ -120,7 +120,7 @@ def test_a_killed_training_whose_config_was_edited_starts_afresh(
         [str(REPO_ROOT), str(TEST_MODULES), os.environ.get('PYTHONPATH',
                                                            '')]))
     killed = subprocess.run(
-        [sys.executable, 'tools/pipeline.py', str(config), '--work-dir',
+        [sys.executable, 'tools/run_experiment.py', str(config), '--work-dir',
          str(work_dir), *QUICK], cwd=REPO_ROOT, env=env,
         capture_output=True, text=True, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
@@ -181,7 +181,7 @@ def test_a_typo_in_a_settings_dict_fails_at_build_naming_it(tmp_path):
 # ----------------------------------- 3. a damaged mask of a finished export
 def test_a_damaged_mask_of_a_finished_export_is_written_again(
         finished_run, capfd):
-    masks = finished_run['work_dir'] / 'semples' / 'pseudo_masks' / 'semples'
+    masks = finished_run['work_dir'] / 'pseudo_masks' / 'semples'
     target = masks / 'train_00003.png'
     original = read_mask(str(target))
     os.truncate(target, 100)
@@ -240,7 +240,7 @@ def test_a_damaged_phase_end_checkpoint_sends_training_back_before_it(
 # ------------------------------------------ 6. an empty export manifest
 def test_an_empty_export_manifest_is_named_and_the_export_runs_again(
         finished_run):
-    folder = finished_run['work_dir'] / 'semples' / 'pseudo_masks' / 'cam'
+    folder = finished_run['work_dir'] / 'pseudo_masks' / 'cam'
     (folder / '.export.json').write_bytes(b'')
     with pytest.raises(DamagedFile, match=re.escape(
             f'{folder}/.export.json cannot be read back: it is empty (0 '
@@ -295,8 +295,8 @@ def test_outputs_are_as_readable_as_the_umask_allows(pristine):
                work_dir / 'semples' / 'iter_13.pth',
                work_dir / 'semples' / 'cam_network_after_cam.pth',
                work_dir / 'semples' / 'summary.json',
-               work_dir / 'semples' / 'pseudo_masks' / 'cam' / '.export.json',
-               work_dir / 'semples' / 'pseudo_masks' / 'cam' /
+               work_dir / 'pseudo_masks' / 'cam' / '.export.json',
+               work_dir / 'pseudo_masks' / 'cam' /
                'train_00000.png',
                work_dir / 'deeplabv2' / 'iter_6.pth']
     modes = {path.name: oct(os.stat(path).st_mode & 0o777)
@@ -330,7 +330,7 @@ def test_what_killed_writers_left_is_removed_at_the_next_start(
     _killed_inside(lambda: AtomicLocalBackend().put(
         b'x' * 1000, str(work_dir / 'semples' / 'iter_14.pth')),
         (os, 'fsync'))
-    record = PipelineRecord(str(work_dir / 'summary.json'))
+    record = ExperimentRecord(str(work_dir / 'summary.json'))
     _killed_inside(record.save, (os, 'replace'))
     _killed_inside(lambda: generate_synthetic_world(
         world, seed=2, num_train=2, num_val=1, image_size=16,

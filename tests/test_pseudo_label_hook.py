@@ -22,7 +22,7 @@ from semples_mm.datasets import (SyntheticWSSSDataset,
 from semples_mm.engine.hooks.cam_visualization_hook import \
     CAMVisualizationHook
 from semples_mm.engine.hooks.pseudo_label_hook import (PseudoLabelHook,
-                                                      build_export_dataloader)
+                                                       build_export_dataloader)
 
 from conftest import changed_pixel_fraction, read_masks
 

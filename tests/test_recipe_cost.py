@@ -6,10 +6,10 @@ import pytest
 from mmengine.config import Config
 
 from conftest import REPO_ROOT, load_tool
-from semples_mm.benchmark.recipe_cost import (flops_at, flops_points,
-                                              format_recipe_cost,
-                                              phase_batch_sizes,
-                                              recipe_cost)
+from semples_experiments.benchmark.recipe_cost import (flops_at, flops_points,
+                                                       format_recipe_cost,
+                                                       phase_batch_sizes,
+                                                       recipe_cost)
 
 RECIPE = Config(dict(
     model=dict(phases=[dict(name='match', iters=120),

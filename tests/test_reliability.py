@@ -21,7 +21,7 @@ from conftest import (REPO_ROOT, TEST_CONFIGS, changed_pixel_fraction,
                       make_tiny_world,
                       load_tool, read_masks)
 from semples_mm.apis import make_pseudo_labels, train
-from semples_mm.pipeline.record import InputsChanged
+from semples_experiments.runner.record import InputsChanged
 from semples_mm.utils.checkpoints import (AtomicLocalBackend,
                                           checkpoint_problem,
                                           resume_checkpoint)
@@ -300,7 +300,7 @@ def test_missing_pseudo_masks_fail_when_the_dataset_is_built(world,
 
 # -------------------------- 3 and 6. the pipeline: kills and edited configs
 def _pipeline(work_dir, config, *extra):
-    return load_tool('pipeline').main(
+    return load_tool('run_experiment').main(
         [config, '--work-dir', str(work_dir), '--quick', '--seed', '1',
          '--num-threads', '1', *extra])
 
@@ -329,7 +329,7 @@ def test_pipeline_continues_a_killed_export_and_reruns_what_an_edit_changed(
     semples_dir = work_dir / 'semples'
     checkpoints = {p: os.stat(semples_dir / p).st_mtime_ns
                    for p in os.listdir(semples_dir) if p.endswith('.pth')}
-    assert len(read_masks(semples_dir / 'pseudo_masks' / 'match')) == 5
+    assert len(read_masks(work_dir / 'pseudo_masks' / 'match')) == 5
     capfd.readouterr()
     summary = _pipeline(work_dir, str(config))
     log = capfd.readouterr().out
@@ -346,7 +346,7 @@ def test_pipeline_continues_a_killed_export_and_reruns_what_an_edit_changed(
         progress=False, evaluate=False)
     assert fresh['weights'] == match['weights']
     assert changed_pixel_fraction(
-        read_masks(semples_dir / 'pseudo_masks' / 'match'),
+        read_masks(work_dir / 'pseudo_masks' / 'match'),
         read_masks(tmp_path / 'fresh')) <= 1e-3
 
     # an edited written threshold: training stays, the exports and what
@@ -366,7 +366,7 @@ def test_pipeline_continues_a_killed_export_and_reruns_what_an_edit_changed(
             f'step {step}: running' in log, step
     assert edited['pseudo_masks']['semples']['bg_threshold_written'] == 0.6
     written_ids = np.unique(np.concatenate([m.ravel() for m in read_masks(
-        semples_dir / 'pseudo_masks' / 'semples').values()]))
+        work_dir / 'pseudo_masks' / 'semples').values()]))
     assert written_ids.max() <= 5
     # changed phase lengths retrain from scratch (old outputs kept aside)
     config.write_text(f"_base_ = ['{SYNTHETIC}']\n"

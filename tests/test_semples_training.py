@@ -18,8 +18,8 @@ from mmseg.registry import HOOKS, MODELS
 
 import semples_mm  # noqa: F401  (registers)
 from conftest import (REPO_ROOT, TEST_CONFIGS, TINY_GRAD_SUMS,
-                       TINY_LOSS_SUMS, load_tool, make_tiny_world,
-                       start_next_second)
+                      TINY_LOSS_SUMS, load_tool, make_tiny_world,
+                      start_next_second)
 from float_compare import assert_close_up_to_rounding
 
 TINY = str(TEST_CONFIGS / 'tiny_semples.py')

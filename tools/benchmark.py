@@ -156,8 +156,9 @@ def main(argv=None):
     args = parse_args(argv)
     import torch
 
-    from semples_mm.benchmark import (PHASES, TRAIN_PHASES, format_report,
-                                      load_config, run_benchmark)
+    from semples_experiments.benchmark import (PHASES, TRAIN_PHASES,
+                                               format_report, load_config,
+                                               run_benchmark)
     if args.num_threads is not None:
         torch.set_num_threads(args.num_threads)
     device = args.device

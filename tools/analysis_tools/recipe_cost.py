@@ -60,10 +60,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from semples_mm.benchmark.recipe_cost import (flops_points,
-                                                  format_recipe_cost,
-                                                  recipe_cost)
-    from semples_mm.benchmark.runner import INFERENCE_PHASES
+    from semples_experiments.benchmark.recipe_cost import (flops_points,
+                                                           format_recipe_cost,
+                                                           recipe_cost)
+    from semples_experiments.benchmark.runner import INFERENCE_PHASES
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

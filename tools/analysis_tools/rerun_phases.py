@@ -7,8 +7,9 @@ Scores the pseudo masks as the pipeline does.
         [--prompt-iters 200] [--prompt-length 16] [--seed S] \
         [--num-threads 1] [--cfg-options key=value ...]
 
-RUN_DIR is one seed's folder of ``tools/pipeline.py`` (``configs/semples.py``,
-``semples/iter_<last>.pth``, ``semples/cam_network_after_{cam,match}.pth``).
+RUN_DIR is one seed's folder of ``tools/run_experiment.py``
+(``configs/semples.py``, ``semples/iter_<last>.pth``,
+``semples/cam_network_after_{cam,match}.pth``).
 The rerun trains ``W/semples.py``: that run's config with only the phases
 named (each as long as there unless changed), starting from that run's
 state at the phase start, everything else equal:
@@ -44,7 +45,8 @@ def parse_args(argv=None):
         description=__doc__.split('\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split('\n', 2)[2])
-    parser.add_argument('run_dir', help="a seed's folder of tools/pipeline.py")
+    parser.add_argument('run_dir',
+                        help="a seed's folder of tools/run_experiment.py")
     parser.add_argument('--work-dir', required=True)
     parser.add_argument('--phases', nargs='+', default=['refine'],
                         choices=['prompt', 'refine'])
@@ -64,7 +66,7 @@ def parse_args(argv=None):
 def run_files(run_dir):
     """The config, final checkpoint and phase-end CAM networks of a run."""
     from semples_mm.models.segmentors import PhaseSchedule
-    from semples_mm.pipeline.run import final_checkpoint
+    from semples_experiments.runner.run import final_checkpoint
     cfg_path = osp.join(run_dir, 'configs', 'semples.py')
     cfg = Config.fromfile(cfg_path)
     semples_dir = osp.join(run_dir, 'semples')
@@ -163,7 +165,7 @@ def main(argv=None):
         raise ValueError('--phases: refine, or prompt refine')
     import semples_mm  # noqa: F401  (registers)
     from semples_mm.apis import make_pseudo_labels, train
-    from semples_mm.pipeline.derived_configs import export_dataloader
+    from semples_experiments.runner.derived_configs import export_dataloader
     from semples_mm.pseudo_labels import pseudo_mask_metric
 
     work_dir = osp.abspath(args.work_dir)

@@ -26,7 +26,7 @@ import torch
 from mmengine.runner import CheckpointLoader
 
 from semples_mm.models.weaktr_checkpoint import (POOLING_NOT_RECORDED,
-                                                convert_weaktr_checkpoint)
+                                                 convert_weaktr_checkpoint)
 
 
 def parse_args(argv=None):

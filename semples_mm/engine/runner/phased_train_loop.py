@@ -6,7 +6,6 @@ from typing import Dict, Optional, Sequence
 
 from mmengine.logging import print_log
 from mmengine.runner import IterBasedTrainLoop
-from mmengine.runner.loops import _InfiniteDataloaderIterator
 from mmseg.registry import LOOPS
 
 from ...utils.models import phase_schedule, unwrap_model
@@ -124,7 +123,7 @@ class PhasedTrainLoop(IterBasedTrainLoop):
             iteration).name
         return name if name in self.phase_dataloader_cfgs else None
 
-    def _iterator(self, key: Optional[str]) -> _InfiniteDataloaderIterator:
+    def _iterator(self, key: Optional[str]):
         if key not in self._iterators:
             cfg = merge_dataloader_cfg(self._train_loader_cfg,
                                        self.phase_dataloader_cfgs[key])
@@ -132,7 +131,10 @@ class PhasedTrainLoop(IterBasedTrainLoop):
             loader = self.runner.build_dataloader(
                 cfg, seed=self.runner.seed,
                 diff_rank_seed=randomness.get('diff_rank_seed', False))
-            self._iterators[key] = _InfiniteDataloaderIterator(loader)
+            # the endless iterator IterBasedTrainLoop made for the train
+            # dataloader, of the same class (mmengine keeps it private): a
+            # resume skips batches in every phase's loader the same way
+            self._iterators[key] = type(self.dataloader_iterator)(loader)
         return self._iterators[key]
 
     def run(self):

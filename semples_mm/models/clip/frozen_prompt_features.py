@@ -5,6 +5,13 @@ import torch
 from torch import Tensor
 
 
+def write_count(tensor: Tensor) -> int:
+    """How many times ``tensor`` was written in place: torch's version
+    counter (``_version``, the one attribute autograd uses to detect
+    in-place changes; torch has no public call for it)."""
+    return tensor._version
+
+
 class FrozenPromptFeatures:
     """CLIP features of prompts that a phase keeps frozen (SemPLeS's refine
     phase), encoded once and again only when the prompt tensor is written
@@ -26,7 +33,7 @@ class FrozenPromptFeatures:
         Returns:
             Tensor: (K, D) prompt features.
         """
-        key = (ctx.data_ptr(), ctx._version, ctx.device, ctx.dtype,
+        key = (ctx.data_ptr(), write_count(ctx), ctx.device, ctx.dtype,
                torch.is_autocast_enabled(ctx.device.type))
         if self._memo is None or self._memo[0] != key:
             with torch.no_grad():

@@ -9,11 +9,12 @@ from typing import Dict, Iterable
 
 from mmengine.logging import print_log
 
-from ..engine.hooks.phase_checkpoint_hook import phase_checkpoint_path
-from ..models.segmentors.phase_schedule import PhaseSchedule
-from ..utils.checkpoints import (checkpoint_iteration, checkpoint_problem,
-                                 iteration_checkpoints,
-                                 latest_loadable_checkpoint)
+from semples_mm.engine.hooks.phase_checkpoint_hook import phase_checkpoint_path
+from semples_mm.models.segmentors.phase_schedule import PhaseSchedule
+from semples_mm.utils.checkpoints import (checkpoint_iteration,
+                                          checkpoint_problem,
+                                          iteration_checkpoints,
+                                          latest_loadable_checkpoint)
 
 
 def move_aside(path: str, why: str) -> None:
@@ -22,7 +23,7 @@ def move_aside(path: str, why: str) -> None:
     if osp.exists(path):
         stale = f"{path}.stale-{time.strftime('%Y%m%d-%H%M%S')}"
         shutil.move(path, stale)
-        print_log(f'[pipeline] {why}: moved {path} to {stale}',
+        print_log(f'[experiment] {why}: moved {path} to {stale}',
                   logger='current')
 
 

@@ -1,4 +1,4 @@
-"""The pipeline's summary file: results, started and finished steps and
+"""The runner's summary file: results, started and finished steps and
 their inputs."""
 import json
 import os.path as osp
@@ -8,9 +8,9 @@ from typing import Callable, Optional
 from mmengine.dist import barrier, is_main_process
 from mmengine.logging import print_log
 
-from ..utils.atomic_file import atomic_write
-from ..utils.fingerprint import changed_keys, flatten
-from ..utils.read_back import read_json
+from semples_mm.utils.atomic_file import atomic_write
+from semples_mm.utils.fingerprint import changed_keys, flatten
+from semples_mm.utils.read_back import read_json
 
 
 class InputsChanged(RuntimeError):
@@ -18,7 +18,7 @@ class InputsChanged(RuntimeError):
     refused."""
 
 
-class PipelineRecord:
+class ExperimentRecord:
     """``<work_dir>/summary.json``, rewritten atomically after every change.
 
     ``steps[name]`` holds ``status`` ('running' from the moment the step
@@ -47,7 +47,7 @@ class PipelineRecord:
         self.path = path
         self.no_rerun = no_rerun
         self.data = read_json(
-            path, 'Delete it to let the pipeline check its steps afresh '
+            path, 'Delete it to let the runner check its steps afresh '
             'from their outputs.') if osp.exists(path) else {}
         self.data.setdefault('steps', {})
 
@@ -101,13 +101,13 @@ class PipelineRecord:
             if finished is None or finished():
                 reason = f'marked done in {self.path}'
             else:
-                print_log(f'[pipeline] step {step}: marked done, but its '
+                print_log(f'[experiment] step {step}: marked done, but its '
                           'outputs are missing or broken; running it again',
                           logger='current')
         else:  # never started, or killed with these inputs: continue it
             reason = finished() if finished is not None else None
         if reason:
-            print_log(f'[pipeline] step {step}: skipped ({reason})',
+            print_log(f'[experiment] step {step}: skipped ({reason})',
                       logger='current')
             self.data['steps'][step] = dict(
                 entry, status='done', skipped_in_last_run=True,
@@ -115,7 +115,7 @@ class PipelineRecord:
             self.save()
             barrier()
             return False
-        print_log(f'[pipeline] step {step}: ' + (
+        print_log(f'[experiment] step {step}: ' + (
             'continuing it (killed before it finished)'
             if status == 'running' and stored == flat else 'running'),
             logger='current')
@@ -133,7 +133,7 @@ class PipelineRecord:
         self.data['steps'][step] = entry
         self.save()
         barrier()
-        print_log(f'[pipeline] step {step}: done in {wall} s',
+        print_log(f'[experiment] step {step}: done in {wall} s',
                   logger='current')
         return True
 
@@ -143,10 +143,10 @@ class PipelineRecord:
             'since it started (it was killed before it finished)'
         if self.no_rerun:
             raise InputsChanged(
-                f'[pipeline] step {step}: its inputs changed ({changes}) '
+                f'[experiment] step {step}: its inputs changed ({changes}) '
                 f'{when}; rerun without --no-rerun to redo it and the steps '
                 'after it, or restore the settings.')
-        print_log(f'[pipeline] step {step}: inputs changed ({changes}) '
+        print_log(f'[experiment] step {step}: inputs changed ({changes}) '
                   f'{when}; running it again', logger='current')
         if on_changed is not None and is_main_process():
             on_changed()

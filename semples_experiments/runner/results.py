@@ -1,4 +1,4 @@
-"""Results of a pipeline run: reading them back and printing tables."""
+"""Results of an experiment run: reading them back and printing tables."""
 import glob
 import json
 import math

@@ -1,6 +1,6 @@
-"""Configs the pipeline derives from the user's SemPLeS and DeepLabV2 configs.
+"""Configs the runner derives from the user's SemPLeS and DeepLabV2 configs.
 
-The user's config files stay untouched: the pipeline loads them, applies
+The user's config files stay untouched: the runner loads them, applies
 its settings (world seed and folder, the phase-end checkpoints its export
 steps read in place of the config's pseudo-label hooks, the DeepLabV2 data
 taken from the SemPLeS config, ``--quick`` sizes) and dumps the result into
@@ -11,8 +11,8 @@ import os.path as osp
 
 from mmengine.config import Config
 
-from ..models.segmentors.phase_schedule import PhaseSchedule
-from ..pseudo_labels.settings import export_settings
+from semples_mm.models.segmentors.phase_schedule import PhaseSchedule
+from semples_mm.pseudo_labels.settings import export_settings
 
 LOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 # (label in summary.json, phase at whose end the masks are written)
@@ -112,7 +112,7 @@ def split_name(ann_file):
 
 
 def derive_semples_config(config, seed, data_root=None, quick=False):
-    """The SemPLeS config the pipeline trains.
+    """The SemPLeS config the runner trains.
 
     Args:
         config (str): SemPLeS config file (e.g. configs/semples/synthetic.py).
@@ -128,7 +128,7 @@ def derive_semples_config(config, seed, data_root=None, quick=False):
     world = None
     if synthetic_world_of(cfg) is not None:
         if data_root is None:
-            raise ValueError(f'{config} has a synthetic world: the pipeline '
+            raise ValueError(f'{config} has a synthetic world: the runner '
                              'needs a data_root to generate it in')
         world = _set_world(cfg, osp.abspath(data_root), seed, quick)
     cfg.randomness = dict(cfg.get('randomness') or {}, seed=seed)
@@ -137,7 +137,7 @@ def derive_semples_config(config, seed, data_root=None, quick=False):
     missing = [p for _, p in EXPORTS if p not in names]
     if missing:
         raise ValueError(f'{config}: model.phases {list(names)} lack '
-                         f'{missing}; the pipeline exports pseudo masks at '
+                         f'{missing}; the runner exports pseudo masks at '
                          'the end of cam, match and refine')
     if quick:
         for phase in cfg.model.phases:
@@ -147,7 +147,7 @@ def derive_semples_config(config, seed, data_root=None, quick=False):
         cfg.default_hooks.logger['interval'] = 1
     total = PhaseSchedule(cfg.model.phases).total_iters
     # checkpoints at least at the end (and on the way for long runs), so
-    # that a killed run resumes and the pipeline sees the final one
+    # that a killed run resumes and the runner sees the final one
     checkpoint = cfg.default_hooks.get('checkpoint')
     if checkpoint is None:
         raise KeyError(f'{config}: default_hooks.checkpoint is needed to '
@@ -156,14 +156,19 @@ def derive_semples_config(config, seed, data_root=None, quick=False):
     if quick:  # the config's interval, unless it is longer than the run
         checkpoint['interval'] = min(checkpoint.get('interval', total), total)
 
-    # No exports during training: the CAM network of each phase end is
-    # kept, and the pipeline exports from those files afterwards, each
-    # export a step of its own that a rerun continues with the same weights.
-    hooks = [hook for hook in cfg.get('custom_hooks', [])
-             if hook.get('type') not in ('PseudoLabelHook',
-                                         'PhaseCheckpointHook')]
-    hooks.append(dict(type='PhaseCheckpointHook',
-                      phases=[phase for _, phase in EXPORTS]))
+    # The runner exports from the CAM network of each phase end, each export
+    # a step of its own that a rerun continues with the same weights: it
+    # adds the phases it exports to the config's PhaseCheckpointHook (or
+    # adds one). The user's hooks stay as they are (a PseudoLabelHook
+    # writes into the folder of the runner's export of the same weights,
+    # which then finds its masks written).
+    hooks = list(cfg.get('custom_hooks', []))
+    saving = [h for h in hooks if h.get('type') == 'PhaseCheckpointHook']
+    if not saving:
+        saving = [dict(type='PhaseCheckpointHook', phases=[])]
+        hooks.append(saving[0])
+    saving[0]['phases'] = list(dict.fromkeys(
+        [*saving[0].get('phases', []), *(phase for _, phase in EXPORTS)]))
     cfg.custom_hooks = hooks
     # the exports' settings are checked now: a typo must not wait until
     # the training is done
@@ -212,7 +217,7 @@ def derive_deeplab_config(config, seed, mask_dir, data_root=None,
 
     Training on the pseudo masks (``seg_map_path``); image labels and the
     validation masks stay the ground truth. The end-of-training validation
-    is switched off: the pipeline evaluates the final checkpoint itself.
+    is switched off: the runner evaluates the final checkpoint itself.
 
     Args:
         semples_cfg (Config, optional): take the data settings (dataset
@@ -228,7 +233,7 @@ def derive_deeplab_config(config, seed, mask_dir, data_root=None,
         _take_data_settings(cfg, semples_cfg)
     if synthetic_world_of(cfg) is not None:
         if data_root is None:
-            raise ValueError(f'{config} has a synthetic world: the pipeline '
+            raise ValueError(f'{config} has a synthetic world: the runner '
                              'needs the data_root SemPLeS trained on')
         _set_world(cfg, osp.abspath(data_root), seed, quick)
     cfg.randomness = dict(cfg.get('randomness') or {}, seed=seed)

@@ -10,9 +10,9 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from ..models.cams import CAMInference
-from ..pseudo_labels import (export_settings, infer_batch_cams,
-                             inference_settings)
+from semples_mm.models.cams import CAMInference
+from semples_mm.pseudo_labels import (export_settings, infer_batch_cams,
+                                      inference_settings)
 from .batches import (config_image_size, export_image_sizes, random_batch,
                       selection_batch_size)
 from .building import build_model, build_optim, enter_phase, snapshot_state

@@ -1,4 +1,4 @@
-"""The pipeline's steps: world -> SemPLeS -> pseudo masks after cam, match
+"""The runner's steps: world -> SemPLeS -> pseudo masks after cam, match
 and refine -> DeepLabV2 on the SemPLeS masks -> its val mIoU.
 
 A step records its inputs (configs, settings, digests of the weights or
@@ -7,7 +7,7 @@ skipped while its outputs exist and load and its inputs are those it ran
 with; when they changed, even for a step that was killed, it runs again
 from scratch, and so does every step that reads its outputs. A killed run
 with unchanged inputs continues: training resumes from its last loadable
-checkpoint, an export from its phase-end weights. One pipeline per work dir
+checkpoint, an export from its phase-end weights. One runner per work dir
 at a time (a lock file).
 """
 import gc
@@ -24,31 +24,28 @@ from mmengine.config import Config
 from mmengine.dist import barrier, broadcast_object_list, is_main_process
 from mmengine.logging import print_log
 
-from ..apis import make_pseudo_labels, test_checkpoint, train
-from ..engine.hooks.phase_checkpoint_hook import phase_checkpoint_path
-from ..models.segmentors.phase_schedule import PhaseSchedule
-from ..pseudo_labels import export_settings, pseudo_mask_metric
-from ..pseudo_labels.manifest import damaged_masks, read_manifest
-from ..utils.atomic_file import remove_stale_temp_files
-from ..utils.checkpoints import checkpoint_problem, read_state_dict
-from ..utils.fingerprint import files_fingerprint, state_fingerprint
-from ..utils.launch import start_process_group
-from ..utils.read_back import DamagedFile
-from ..utils.paths import PACKAGE_ROOT
-from ..utils.work_dir_lock import WorkDirLock
+from semples_mm.apis import make_pseudo_labels, test_checkpoint, train
+from semples_mm.engine.hooks.phase_checkpoint_hook import phase_checkpoint_path
+from semples_mm.models.segmentors.phase_schedule import PhaseSchedule
+from semples_mm.pseudo_labels import export_settings, pseudo_mask_metric
+from semples_mm.pseudo_labels.manifest import damaged_masks, read_manifest
+from semples_mm.utils.atomic_file import remove_stale_temp_files
+from semples_mm.utils.checkpoints import checkpoint_problem, read_state_dict
+from semples_mm.utils.fingerprint import files_fingerprint, state_fingerprint
+from semples_mm.utils.launch import start_process_group
+from semples_mm.utils.read_back import DamagedFile
+from semples_mm.utils.work_dir_lock import WorkDirLock
+from ..shipped_configs import shipped_config
 from .derived_configs import (EXPORTS, data_paths, derive_deeplab_config,
                               derive_semples_config, export_dataloader,
                               split_name)
-from .record import PipelineRecord
+from .record import ExperimentRecord
 from .set_aside import (move_aside, phase_end_problems,
                         rewind_before_broken_phase_ends)
 from .results import (collect_val_per_phase, format_seed_table,
                       format_table, mean_over_seeds)
 
-# the checkout's configs/ folder, beside the package
-SMALL_DEEPLAB_CONFIG = str(
-    PACKAGE_ROOT.parent / 'configs' / 'deeplabv2' /
-    'deeplabv2_tiny_synthetic_pseudo.py')
+SMALL_DEEPLAB_CONFIG = 'deeplabv2/deeplabv2_tiny_synthetic_pseudo.py'
 # Config keys that do not change trained weights (validation, logging,
 # exports): left out of a training step's inputs.
 NOT_TRAINING_INPUTS = ('pseudo_label_cfg', 'val_dataloader',
@@ -87,8 +84,8 @@ def training_inputs(cfg: Config) -> dict:
 
 def _weights_digest(path):
     return state_fingerprint(read_state_dict(
-        path, remedy='Rerun the pipeline: it checks the step that wrote '
-        'the file, and runs it again.'))
+        path, remedy='Rerun the experiment runner: it checks the step that '
+        'wrote the file, and runs it again.'))
 
 
 def data_fingerprint(cfg, exclude=()):
@@ -112,7 +109,7 @@ def _export_finished(record, step, out_dir):
     try:
         manifest = read_manifest(out_dir) or {}
     except DamagedFile as error:  # the export starts afresh
-        print_log(f'[pipeline] {error}', logger='current')
+        print_log(f'[experiment] {error}', logger='current')
         return None
     recorded = (record.result(step) or {}).get('fingerprint')
     if not (manifest.get('complete') and recorded and
@@ -120,7 +117,7 @@ def _export_finished(record, step, out_dir):
         return None
     damaged = damaged_masks(out_dir, manifest)
     if damaged:
-        print_log(f'[pipeline] {out_dir}: {len(damaged)} mask(s) differ '
+        print_log(f'[experiment] {out_dir}: {len(damaged)} mask(s) differ '
                   f'from the export as it was completed: {damaged}',
                   logger='current')
         return None
@@ -142,11 +139,11 @@ def _remove_leftovers(work_dir, data_root):
                 shutil.rmtree(folder)
                 removed += 1
             else:
-                print_log(f'[pipeline] {folder} looks like what a killed '
+                print_log(f'[experiment] {folder} looks like what a killed '
                           'world generation left; delete it if no other '
                           'run is generating this world', logger='current')
     if removed:
-        print_log(f'[pipeline] removed {removed} temporary file(s) or '
+        print_log(f'[experiment] removed {removed} temporary file(s) or '
                   f'folder(s) that a killed run left in {work_dir}',
                   logger='current')
 
@@ -184,15 +181,16 @@ def _on_rank_zero(function):
     return result[0]
 
 
-def run_pipeline(config, work_dir, seed=0, deeplab_config=None,
+def run_experiment(config, work_dir, seed=0, deeplab_config=None,
                  quick=False, data_root=None, score_split=None, tta=False,
                  no_rerun=False, launcher='none'):
-    """Run (or finish) the whole pipeline in ``work_dir``.
+    """Run (or finish) the whole experiment in ``work_dir``.
 
     Layout: ``configs/`` (the derived configs), ``data/`` (the synthetic
     world), ``semples/`` (SemPLeS work dir: checkpoints, the CAM network of
-    each phase end, ``pseudo_masks/<label>``), ``deeplabv2/`` (DeepLabV2
-    work dir), ``summary.json``.
+    each phase end, whatever the config's hooks write),
+    ``pseudo_masks/<label>`` (the runner's exports), ``deeplabv2/``
+    (DeepLabV2 work dir), ``summary.json``.
 
     Args:
         config (str): SemPLeS config.
@@ -221,17 +219,17 @@ def run_pipeline(config, work_dir, seed=0, deeplab_config=None,
     """
     work_dir = osp.abspath(work_dir)
     start_process_group(launcher)
-    with WorkDirLock(work_dir, 'pipeline') if is_main_process() else \
+    with WorkDirLock(work_dir, 'run_experiment') if is_main_process() else \
             nullcontext():
-        return _run_pipeline(config, work_dir, seed, deeplab_config, quick,
+        return _run_experiment(config, work_dir, seed, deeplab_config, quick,
                              data_root, score_split, tta, no_rerun, launcher)
 
 
-def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
+def _run_experiment(config, work_dir, seed, deeplab_config, quick, data_root,
                   score_split, tta, no_rerun, launcher):
     start = time.perf_counter()
     os.makedirs(osp.join(work_dir, 'configs'), exist_ok=True)
-    record = PipelineRecord(osp.join(work_dir, 'summary.json'), no_rerun)
+    record = ExperimentRecord(osp.join(work_dir, 'summary.json'), no_rerun)
     if data_root is None:
         data_root = osp.join(work_dir, 'data', f'synthetic_world_seed{seed}')
     score_ann_file = None if score_split is None else (
@@ -243,7 +241,7 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
     # Without a DeepLabV2 config, the tiny one on the SemPLeS config's data:
     # a new dataset needs one config only.
     derive_deeplab_data = deeplab_config is None
-    deeplab_config = deeplab_config or SMALL_DEEPLAB_CONFIG
+    deeplab_config = deeplab_config or shipped_config(SMALL_DEEPLAB_CONFIG)
     _check_record(record, config=osp.abspath(config), seed=seed,
                   quick=bool(quick),
                   deeplab_config=osp.abspath(deeplab_config),
@@ -275,8 +273,9 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
             return None
         problems = phase_end_problems(semples_dir, exported_phases)
         for phase, why in problems.items():
-            print_log(f'[pipeline] {phase_checkpoint_path(semples_dir, phase)}'
-                      f': {why}', logger='current')
+            print_log(f'[experiment] '
+                      f'{phase_checkpoint_path(semples_dir, phase)}: {why}',
+                      logger='current')
         return None if problems else \
             'the final and the phase-end checkpoints load'
 
@@ -313,7 +312,7 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
     rows = {}
     for label, phase in EXPORTS:
         checkpoint = phase_checkpoint_path(semples_dir, phase)
-        out_dir = osp.join(semples_dir, 'pseudo_masks', label)
+        out_dir = osp.join(work_dir, 'pseudo_masks', label)
         record.run_step(
             f'export_{label}',
             lambda c=checkpoint, o=out_dir, lb=label: export(
@@ -334,7 +333,7 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
     if score_split is not None:
         train_list = semples_cfg.train_dataloader.dataset.ann_file
         label = f'semples_{split_name(train_list)}'
-        mask_dir = osp.join(semples_dir, 'pseudo_masks', label)
+        mask_dir = osp.join(work_dir, 'pseudo_masks', label)
         checkpoint = phase_checkpoint_path(semples_dir, 'refine')
         train_loader = export_dataloader(semples_cfg)
         record.run_step(
@@ -390,20 +389,20 @@ def _run_pipeline(config, work_dir, seed, deeplab_config, quick, data_root,
                                for entry in record.data['steps'].values()),
                            1),
         this_invocation_wall_s=round(time.perf_counter() - start, 1))
-    print_log(f'[pipeline] results of {work_dir} (seed {seed}):\n' +
+    print_log(f'[experiment] results of {work_dir} (seed {seed}):\n' +
               format_table(record.data), logger='current')
     return record.data
 
 
 def run_seeds(config, work_dir, seeds: Sequence[int], **kwargs):
-    """:func:`run_pipeline` once per seed in ``<work_dir>/seed<s>``, then
+    """:func:`run_experiment` once per seed in ``<work_dir>/seed<s>``, then
     the mean table in ``<work_dir>/seeds_summary.json``.
 
     Returns:
         dict: row -> per-seed values, mean and std.
     """
     summaries = [
-        run_pipeline(config, osp.join(work_dir, f'seed{seed}'), seed=seed,
+        run_experiment(config, osp.join(work_dir, f'seed{seed}'), seed=seed,
                      **kwargs) for seed in seeds
     ]
     rows = mean_over_seeds(summaries)
@@ -411,6 +410,6 @@ def run_seeds(config, work_dir, seeds: Sequence[int], **kwargs):
     if is_main_process():
         with open(path, 'w') as file:
             json.dump(dict(seeds=list(seeds), rows=rows), file, indent=2)
-    print_log(f'[pipeline] mean over seeds {list(seeds)} ({path}):\n' +
+    print_log(f'[experiment] mean over seeds {list(seeds)} ({path}):\n' +
               format_seed_table(rows), logger='current')
     return rows

@@ -104,7 +104,7 @@ def load_config(path: str,
     changed = make_random_init(cfg) if random_init else []
     check_weight_files(cfg)
     if amp:
-        from ..utils.launch import enable_amp
+        from semples_mm.utils.launch import enable_amp
         enable_amp(cfg, cuda=device == 'cuda')
         cfg.pseudo_label_cfg = dict(cfg.get('pseudo_label_cfg') or {},
                                     amp=True)

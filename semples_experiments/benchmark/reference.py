@@ -59,7 +59,7 @@ from typing import Dict, List, Tuple
 import torch
 from torch import Tensor
 
-from ..models.cams import normalize_cams
+from semples_mm.models.cams import normalize_cams
 
 
 @contextmanager

@@ -4,18 +4,18 @@
 DeepLabV2 on the SemPLeS masks -> val mIoU, with a results table and
 ``<work-dir>/summary.json``.
 
-    python tools/pipeline.py [CONFIG] --work-dir W [--seed S]
+    python tools/run_experiment.py [CONFIG] --work-dir W [--seed S]
         [--deeplab-config C] [--quick] [--score-split train] [--tta]
-    python tools/pipeline.py [CONFIG] --work-dir W --seeds 0 1 2
-    torchrun --nproc_per_node N tools/pipeline.py [CONFIG] --work-dir W \
+    python tools/run_experiment.py [CONFIG] --work-dir W --seeds 0 1 2
+    torchrun --nproc_per_node N tools/run_experiment.py [CONFIG] --work-dir W \
         --launcher pytorch
 
 CONFIG defaults to configs/semples/synthetic.py. Rerunning the command
-skips finished steps whose inputs did not change (log lines '[pipeline]
+skips finished steps whose inputs did not change (log lines '[experiment]
 step X: skipped'), reruns those whose inputs changed (and the steps after
 them; --no-rerun stops instead), and continues a killed run: training from
 its last loadable checkpoint, an export from its phase-end weights. One
-pipeline per work dir at a time. With ``--seeds`` every seed runs
+runner per work dir at a time. With ``--seeds`` every seed runs
 in ``W/seed<S>`` and the mean table goes to ``W/seeds_summary.json``.
 """
 import argparse
@@ -83,7 +83,7 @@ def main(argv=None):
     if args.num_threads is not None:
         import torch
         torch.set_num_threads(args.num_threads)
-    from semples_mm.pipeline import run_pipeline, run_seeds
+    from semples_experiments.runner import run_experiment, run_seeds
     from semples_mm.utils.launch import finish_distributed
     kwargs = dict(deeplab_config=args.deeplab_config, quick=args.quick,
                   score_split=args.score_split, tta=args.tta,
@@ -91,7 +91,7 @@ def main(argv=None):
     if args.seeds is not None:
         result = run_seeds(args.config, args.work_dir, args.seeds, **kwargs)
     else:
-        result = run_pipeline(args.config, args.work_dir, seed=args.seed,
+        result = run_experiment(args.config, args.work_dir, seed=args.seed,
                               data_root=args.data_root, **kwargs)
     finish_distributed()
     return result

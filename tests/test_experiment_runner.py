@@ -1,5 +1,5 @@
-"""tools/pipeline.py: the whole pipeline end to end at --quick size, reruns
-that skip finished steps, the derived configs and the seed table."""
+"""tools/run_experiment.py: the whole experiment end to end at --quick size,
+reruns that skip finished steps, the derived configs and the seed table."""
 import glob
 import importlib.util
 import json
@@ -10,11 +10,13 @@ import shutil
 import pytest
 from mmengine.config import Config
 
+from semples_experiments.runner import (QUICK_SETTINGS,
+                                        derive_deeplab_config,
+                                        derive_semples_config,
+                                        format_seed_table, format_table,
+                                        mean_over_seeds)
+from semples_experiments.runner.derived_configs import export_dataloader
 from semples_mm.pseudo_labels import export_settings
-from semples_mm.pipeline.derived_configs import export_dataloader
-from semples_mm.pipeline import (QUICK_SETTINGS, derive_deeplab_config,
-                                 derive_semples_config, format_seed_table,
-                                 format_table, mean_over_seeds)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SYNTHETIC = osp.join(ROOT, 'configs', 'semples', 'synthetic.py')
@@ -26,9 +28,9 @@ STEPS = ('world', 'semples', 'export_cam', 'export_match', 'export_semples',
          'deeplabv2_train', 'deeplabv2_test')
 
 
-def load_pipeline_tool():
+def load_runner_tool():
     spec = importlib.util.spec_from_file_location(
-        'pipeline_tool', osp.join(ROOT, 'tools', 'pipeline.py'))
+        'pipeline_tool', osp.join(ROOT, 'tools', 'run_experiment.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -46,9 +48,13 @@ def test_derived_semples_config(tmp_path):
         assert dataset.synthetic_world['seed'] == 3
     assert cfg.randomness.seed == 3
     assert 'max_iters' not in cfg.train_cfg  # the phases' sum
-    # no exports while training: the CAM network of each exported phase's
-    # end is kept for the export steps
-    assert not [h for h in cfg.custom_hooks if h.type == 'PseudoLabelHook']
+    # the user's hooks kept as they are; the CAM network of each exported
+    # phase's end kept for the export steps
+    user = Config.fromfile(SYNTHETIC).custom_hooks
+    assert [h for h in cfg.custom_hooks if h.type != 'PhaseCheckpointHook'
+            ] == [h for h in user if h.type != 'PhaseCheckpointHook']
+    assert [h.label for h in cfg.custom_hooks
+            if h.type == 'PseudoLabelHook'] == ['cam', 'semples']
     kept = [h for h in cfg.custom_hooks if h.type == 'PhaseCheckpointHook']
     assert len(kept) == 1 and kept[0].phases == ['cam', 'match', 'refine']
     # the exports read the training list with the validation pipeline (no
@@ -101,7 +107,7 @@ def test_derived_deeplab_data_of_voc_trains_on_trainaug_and_tests_on_val():
 def test_training_inputs_keep_what_a_model_selection_reads():
     """Validation settings do not change trained weights, unless a
     BestCAMSelectionHook picks the weights by them."""
-    from semples_mm.pipeline.run import training_inputs
+    from semples_experiments.runner.run import training_inputs
     cfg = Config.fromfile(SYNTHETIC)
     plain = training_inputs(cfg)
     assert 'val_evaluator' not in plain and 'val_dataloader' not in plain
@@ -152,8 +158,8 @@ def _mtimes(work_dir):
         glob.glob(osp.join(work_dir, '*', '*.pth')))}
 
 
-def test_quick_pipeline_end_to_end_and_rerun(tmp_path, capfd):
-    tool = load_pipeline_tool()
+def test_quick_experiment_end_to_end_and_rerun(tmp_path, capfd):
+    tool = load_runner_tool()
     work_dir = str(tmp_path / 'run')
     summary = tool.main(['--work-dir', work_dir] + QUICK_ARGS)
 

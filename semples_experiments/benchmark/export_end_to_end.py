@@ -9,8 +9,8 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from ..pseudo_labels import export_pseudo_masks, in_order_loader_cfg
-from ..utils.mask_png import save_mask_png
+from semples_mm.pseudo_labels import export_pseudo_masks, in_order_loader_cfg
+from semples_mm.utils.mask_png import save_mask_png
 
 def write_random_voc(root: str, num_images: int, num_classes: int,
                      image_size: Sequence[int], seed: int = 0) -> str:
