@@ -362,13 +362,8 @@ def test_shipped_synthetic_clip_knows_the_world():
 # -------------------------------------------------------------- model names
 # An architecture registered nowhere (context length 12, QuickGELU), so a
 # model built from it can only have read its config from the saved files.
-SAVED_CFG = dict(
-    embed_dim=24,
-    quick_gelu=True,
-    vision_cfg=dict(image_size=32, layers=1, width=32, head_width=16,
-                    patch_size=16),
-    text_cfg=dict(context_length=12, vocab_size=49408, width=32, heads=2,
-                  layers=1))
+SAVED_CFG = dict(MICRO_CFG, embed_dim=24, quick_gelu=True,
+                 text_cfg=dict(MICRO_CFG['text_cfg'], context_length=12))
 SAVED_MEAN = (0.5, 0.4, 0.3)
 SAVED_STD = (0.2, 0.25, 0.3)
 

@@ -43,6 +43,15 @@ def build_model(seed=0, **overrides):
         return MODELS.build(cfg)
 
 
+def model_in_phase(phase, training=True):
+    """:func:`build_model` in train (or eval) mode, computing ``phase``'s
+    loss."""
+    model = build_model()
+    model.train(training)
+    model.set_phase(phase)
+    return model
+
+
 def make_batch(labels, seed=0, size=32):
     """Normalised inputs (B, 3, size, size) and SegDataSamples holding the
     multi-hot ``labels`` (B, K) as ``gt_class_labels``."""
@@ -113,12 +122,7 @@ def _grad_norms(model, names):
     ('refine', {'loss_match', 'loss_refine'}),
 ])
 def test_gradients_reach_only_the_phase_parameters(phase, loss_keys):
-    model = build_model()
-    model.train()
-    for earlier in ('cam', 'match', 'prompt', 'refine'):
-        model.set_phase(earlier)
-        if earlier == phase:
-            break
+    model = model_in_phase(phase)
     inputs, samples = make_batch(LABELS)
     running_mean = model.backbone.stem[1].running_mean.clone()
 
@@ -152,9 +156,7 @@ def test_gradients_reach_only_the_phase_parameters(phase, loss_keys):
 
 @pytest.mark.float_compare
 def test_cam_phase_is_the_classification_loss():
-    model = build_model()
-    model.train()
-    model.set_phase('cam')
+    model = model_in_phase('cam')
     inputs, samples = make_batch(LABELS)
     losses = model.loss(inputs, samples)
     _, logits = model.cam_head(model.extract_feat(inputs))
@@ -218,9 +220,7 @@ def test_match_loss_is_the_formula():
 
 @pytest.mark.float_compare
 def test_prompt_and_refine_losses_are_the_formulas():
-    model = build_model()
-    model.eval()
-    model.set_phase('prompt')
+    model = model_in_phase('prompt', training=False)
     inputs, samples = make_batch(LABELS)
     with torch.no_grad():
         got = model.loss(inputs, samples)['loss_prompt']
@@ -254,9 +254,7 @@ def test_refine_encodes_the_frozen_prompts_once_per_prompt_value(
     """The refine phase reuses its prompt features until the prompts are
     written (in place, or by loading a checkpoint), and its loss stays the
     formula with the current prompts."""
-    model = build_model()
-    model.eval()
-    model.set_phase('refine')
+    model = model_in_phase('refine', training=False)
     inputs, samples = make_batch(LABELS)
     calls = []
     encode = model.clip.encode_prompts
@@ -296,9 +294,7 @@ def test_refine_encodes_the_frozen_prompts_once_per_prompt_value(
 def test_unlabelled_images_add_no_pair():
     """An image without labels changes nothing: the loss over the batch
     equals the loss over the labelled images alone."""
-    model = build_model()
-    model.eval()
-    model.set_phase('match')
+    model = model_in_phase('match', training=False)
     inputs, samples = make_batch(LABELS)
     keep = [0, 1, 3]
     with torch.no_grad():
@@ -315,12 +311,7 @@ def test_unlabelled_images_add_no_pair():
 def test_batch_without_any_label_gives_a_trainable_zero(phase):
     """design.md: P = 0 -> differentiable 0. The step must not crash (a
     backward through a loss that needs no grad raises)."""
-    model = build_model()
-    model.train()
-    for name in ('cam', 'match', 'prompt', 'refine'):
-        model.set_phase(name)
-        if name == phase:
-            break
+    model = model_in_phase(phase)
     inputs, samples = make_batch([[0] * 5, [0] * 5])
     losses = model.loss(inputs, samples)
     total = sum(losses.values())

@@ -13,6 +13,7 @@ from mmengine.config import Config
 
 from semples_mm.models.segmentors.phase_schedule import PhaseSchedule
 from semples_mm.pseudo_labels.settings import export_settings
+from semples_mm.utils.config_dicts import dicts_with_keys
 
 LOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 # (label in summary.json, phase at whose end the masks are written)
@@ -280,21 +281,10 @@ def data_paths(cfg, exclude=()) -> list:
     """
     excluded = {osp.abspath(path) for path in exclude}
     paths = set()
-
-    def visit(node):
-        if isinstance(node, dict):
-            if 'data_prefix' in node or 'ann_file' in node:
-                root = node.get('data_root') or ''
-                values = list((node.get('data_prefix') or {}).values()) + [
-                    node.get(key) for key in DATA_PATH_KEYS]
-                paths.update(osp.abspath(osp.join(root, value))
-                             for value in values
-                             if isinstance(value, str) and value)
-            for value in node.values():
-                visit(value)
-        elif isinstance(node, (list, tuple)):
-            for item in node:
-                visit(item)
-
-    visit(dict(cfg))
+    for dataset in dicts_with_keys(dict(cfg), ('data_prefix', 'ann_file')):
+        root = dataset.get('data_root') or ''
+        values = list((dataset.get('data_prefix') or {}).values()) + [
+            dataset.get(key) for key in DATA_PATH_KEYS]
+        paths.update(osp.abspath(osp.join(root, value)) for value in values
+                     if isinstance(value, str) and value)
     return sorted(paths - excluded)

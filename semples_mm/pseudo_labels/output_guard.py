@@ -1,6 +1,8 @@
 """Refusal to write pseudo masks over ground-truth annotations."""
 import os.path as osp
 
+from ..utils.config_dicts import dicts_with_keys
+
 #: Folder names that hold VOC ground truth; pseudo masks never go there.
 ANNOTATION_FOLDER_NAMES = ('SegmentationClass', 'SegmentationClassAug',
                            'SegmentationObject')
@@ -84,20 +86,11 @@ def config_annotation_dirs(cfg) -> set:
         set[str]: absolute, real paths.
     """
     folders = set()
-
-    def visit(node):
-        if isinstance(node, dict):
-            if 'data_prefix' in node or 'label_seg_map_path' in node:
-                root = node.get('data_root') or ''
-                for folder in ((node.get('data_prefix') or {}).get(
-                        'seg_map_path'), node.get('label_seg_map_path')):
-                    if folder:
-                        folders.add(osp.realpath(osp.join(root, folder)))
-            for value in node.values():
-                visit(value)
-        elif isinstance(node, (list, tuple)):
-            for item in node:
-                visit(item)
-
-    visit(dict(cfg))
+    for dataset in dicts_with_keys(dict(cfg),
+                                   ('data_prefix', 'label_seg_map_path')):
+        root = dataset.get('data_root') or ''
+        for folder in ((dataset.get('data_prefix') or {}).get('seg_map_path'),
+                       dataset.get('label_seg_map_path')):
+            if folder:
+                folders.add(osp.realpath(osp.join(root, folder)))
     return folders
