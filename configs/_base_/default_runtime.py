@@ -6,7 +6,7 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'))
 vis_backends = [dict(type='LocalVisBackend')]
 # No fixed name: mmengine keeps one visualizer per name for the whole
-# process, so runs in one process (tools/pipeline.py, --seeds) would all
+# process, so runs in one process (tools/run_experiment.py, --seeds) would all
 # write to the first run's folder; unnamed, each run's is named after it.
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends)
 log_processor = dict(by_epoch=False)

@@ -7,7 +7,7 @@
 # synthetic.py, except that match and refine train only the head and fusion
 # (the backbone detached, as the authors' WeakTr runs). Phase lengths,
 # learning rates, CLIP and losses are synthetic.py's (not tuned for the
-# ViT). Runs through tools/pipeline.py.
+# ViT). Runs through tools/run_experiment.py.
 _base_ = ['./synthetic.py']
 tiny_width = 96
 tiny_layers = 4
