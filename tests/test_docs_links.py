@@ -114,8 +114,9 @@ def test_the_parser_finds_paths_and_links(tmp_path):
 
 
 def test_every_link_and_path_exists():
-    missing = [problem for name, text in documents().items()
-               for problem in missing_targets(name, text)]
+    missing = list(dict.fromkeys(  # each problem once, in document order
+        problem for name, text in documents().items()
+        for problem in missing_targets(name, text)))
     assert not missing, 'documents name what the repository lacks:\n' + \
         '\n'.join(missing)
 
@@ -128,11 +129,10 @@ def test_no_document_points_outside_the_repository():
 
 
 def readme_setup_commands():
-    """The commands of the README's first code block."""
+    """The commands of the README's first bash block."""
     readme = (REPO_ROOT / 'README.md').read_text()
-    start = readme.index(FENCE)
-    block = readme[readme.index('\n', start) + 1:readme.index(FENCE,
-                                                              start + 3)]
+    start = readme.index(FENCE + 'bash\n') + len(FENCE + 'bash\n')
+    block = readme[start:readme.index(FENCE, start)]
     commands = []
     for line in block.splitlines():
         line = line.split('#')[0].strip()
