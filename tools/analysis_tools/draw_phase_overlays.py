@@ -115,6 +115,12 @@ def draw_overlays(run_dir, phases=('cam', 'match', 'refine'),
                                    palette=dataset.metainfo['palette'])
     images = [mmcv.imread(s['data_samples'].img_path, channel_order='rgb')
               for s in samples]
+    sizes = sorted({image.shape[:2] for image in images})
+    if len(sizes) > 1:
+        raise ValueError(
+            f'the first {len(images)} images of {split} have the sizes '
+            f'{sizes}; the grid needs images of one size (as the synthetic '
+            'world has): choose a --split list of such images')
     columns = [images, [draw_mask(visualizer, image, s['data_samples']
                                   .gt_sem_seg.data[0].numpy())
                         for image, s in zip(images, samples)]]
