@@ -57,8 +57,9 @@ val_evaluator = [
     dict(type='PseudoMaskMetric', bg_thresholds=(0.30, 0.98, 0.02)),
 ]
 test_evaluator = val_evaluator
-# Pseudo masks (hooks, tools/make_pseudo_labels.py, the pipeline): the
-# authors' VOC scales with flips; the threshold is the model's test_cfg.
+# Pseudo masks (hooks, tools/make_pseudo_labels.py, the experiment
+# runner): the authors' VOC scales with flips; the threshold is the model's
+# test_cfg.
 pseudo_label_cfg = dict(scales=(1.0, 1.2), flip=True, crf=False,
                         batch_size=16)
 randomness = dict(seed=0)

@@ -34,8 +34,8 @@ train_dataloader = dict(
     dataset=dict(pipeline={{_base_.semples_train_pipeline}}))
 # CAM validation and the pseudo-mask hooks on VOC train (1,464 images), as
 # WSSS papers report seeds. test_dataloader stays the base's VOC val: the
-# benchmark (tools/test.py, and the pipeline's DeepLabV2 when it derives
-# its data from this config).
+# benchmark (tools/test.py, and the experiment runner's DeepLabV2 when it
+# derives its data from this config).
 val_dataloader = dict(dataset=dict(ann_file='ImageSets/Segmentation/train.txt'))
 optim_wrapper = dict(
     cam=dict(optimizer=dict(lr=6.4e-4, weight_decay=0.03)),
