@@ -184,7 +184,7 @@ def tiny_features(batch=2, seed=0, requires_grad=False):
 
 def expected_fine_cams(head, feats, head_major=True, interleaved=True,
                        pool='max'):
-    """The fine CAM by explicit loops over WEAKTR.md's layout.
+    """The fine CAM by explicit loops over WeakTr's layout.
 
     head_major: channel = head * L + layer (else layer * H + head).
     interleaved: head h's features are channels d * H + h (else h * D + d).

@@ -1,5 +1,6 @@
-# The embedded synthetic world (VOC layout), generated on first use under
-# data_root (relative to the working directory) by the dataset itself.
+# The embedded synthetic world (VOC layout) under data_root (relative to the
+# working directory): tools/train.py and tools/run_experiment.py generate it
+# when it is missing, tools/misc/generate_synthetic_world.py alone.
 custom_imports = dict(imports=['semples_mm'], allow_failed_imports=False)
 
 dataset_type = 'SyntheticWSSSDataset'
