@@ -38,6 +38,7 @@ def run_dir(tmp_path_factory):
     return root
 
 
+@pytest.mark.float_compare
 def test_overlays_show_the_exported_masks(run_dir, tmp_path):
     tool = load_tool('analysis_tools/draw_phase_overlays')
     out = tmp_path / 'figure.png'
