@@ -2,8 +2,8 @@
 
 The user's config files stay untouched: the runner loads them, applies
 its settings (world seed and folder, the phase-end checkpoints its export
-steps read in place of the config's pseudo-label hooks, the DeepLabV2 data
-taken from the SemPLeS config, ``--quick`` sizes) and dumps the result into
+steps read, added to the config's own hooks, the DeepLabV2 data taken from
+the SemPLeS config, ``--quick`` sizes) and dumps the result into
 the work dir, where ``tools/train.py`` reads it like any other config.
 """
 import copy
@@ -38,7 +38,7 @@ def _dataset(cfg, loader_key):
     if not isinstance(loader, dict) or not isinstance(
             loader.get('dataset'), dict):
         raise KeyError(f'{cfg.filename}: {loader_key}.dataset must be a '
-                       'dataset config dict for the pipeline')
+                       'dataset config dict for the experiment runner')
     return loader['dataset']
 
 

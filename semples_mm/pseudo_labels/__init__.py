@@ -3,7 +3,7 @@ dataloader, written as class-id PNGs by :class:`MaskWriter`.
 
 One export (:func:`export_pseudo_masks`) and one settings rule
 (:func:`export_settings`) serve ``PseudoLabelHook``,
-``tools/make_pseudo_labels.py``, the pipeline and the benchmark.
+``tools/make_pseudo_labels.py``, the experiment runner and the benchmark.
 """
 from .crf import DEFAULT_CRF_CFG, dense_crf_labels, require_pydensecrf
 from .export import (export_pseudo_masks, infer_batch_cams, sample_image_id,

@@ -45,7 +45,7 @@ def read_manifest(out_dir: str) -> Optional[dict]:
     return read_json(path, (
         'Without it the masks of the folder cannot be told apart from '
         "another export's: export again with overwrite (--overwrite; the "
-        'pipeline does so itself) or into another folder.'))
+        'experiment runner does so itself) or into another folder.'))
 
 
 def write_manifest(out_dir: str, manifest: dict) -> None:

@@ -16,8 +16,8 @@ def export_settings(cfg, **overrides) -> dict:
     model's ``test_cfg`` (the CAM inference that validation uses), then by
     the config's ``pseudo_label_cfg``, then by ``overrides`` (command-line
     or hook arguments; None means "not given"). The PseudoLabelHook,
-    ``tools/make_pseudo_labels.py``, the pipeline and the benchmark all
-    resolve their settings here.
+    ``tools/make_pseudo_labels.py``, the experiment runner and the
+    benchmark all resolve their settings here.
 
     Args:
         cfg (Config | dict): the experiment config (``model.test_cfg``,

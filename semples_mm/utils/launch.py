@@ -1,5 +1,5 @@
 """Start-up helpers shared by ``tools/train.py``, ``tools/test.py``,
-``tools/make_pseudo_labels.py`` and the pipeline."""
+``tools/make_pseudo_labels.py`` and the experiment runner."""
 import os
 import os.path as osp
 import re

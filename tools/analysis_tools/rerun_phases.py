@@ -1,6 +1,6 @@
-"""Rerun a pipeline run's refine (or prompt + refine) phase with one change.
+"""Rerun an experiment run's refine (or prompt + refine) phase with one change.
 
-Scores the pseudo masks as the pipeline does.
+Scores the pseudo masks as the experiment runner does.
 
     python tools/analysis_tools/rerun_phases.py RUN_DIR --work-dir W \
         [--phases refine | prompt refine] [--refine-weight 0.2] \

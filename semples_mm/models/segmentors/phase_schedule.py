@@ -35,7 +35,7 @@ class PhaseSchedule:
     (which optimizer to step, with which learning rate, when to start it
     afresh), :class:`PhasedTrainLoop` (run length, per-phase dataloaders,
     validation at phase ends), the pseudo-label, selection and
-    visualisation hooks (phase ends) and the pipeline all read it.
+    visualisation hooks (phase ends) and the experiment runner all read it.
 
     Within a phase the learning rate is ``lr * lr_mult * f(t)``, computed
     from the iteration alone so that a resumed run is exact. ``t`` counts
