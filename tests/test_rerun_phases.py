@@ -42,7 +42,7 @@ def test_help_says_what_it_does():
     tool = load_tool('analysis_tools/rerun_phases')
     with pytest.raises(SystemExit):
         tool.parse_args(['--help'])
-    assert tool.__doc__.split('\n')[0].startswith('Rerun a pipeline run')
+    assert tool.__doc__.split('\n')[0].startswith('Rerun an experiment run')
 
 
 def test_a_refine_rerun_starts_at_the_end_of_cam_with_the_runs_prompts(
