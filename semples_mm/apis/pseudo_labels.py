@@ -176,7 +176,6 @@ def make_pseudo_labels(config: Union[str, Config], checkpoint: str,
     return summary
 
 
-
 def _val_threshold(cfg, model, settings, metric):
     """``bg_threshold='val'``: the best threshold of ``metric``'s sweep on
     the config's ``val_dataloader`` (its own image list)."""

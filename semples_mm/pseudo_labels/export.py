@@ -195,8 +195,11 @@ def export_pseudo_masks(model, dataloader, out_dir, settings=None,
         the settings, ``world_size``, and with an evaluator ``metrics``,
         ``mIoU`` and ``best_threshold`` (the best of the threshold sweep),
         ``written_mIoU`` (:func:`written_masks_miou`) and ``scores_note``
-        (:data:`SCORES_NOTE`), with ``cams_dir`` ``cams_dir``,
-        ``cams_format`` and ``num_cams_written``. Counts are over all ranks.
+        (:data:`SCORES_NOTE`); with ``cams_dir``: ``cams_dir``,
+        ``cams_format`` and ``num_cams_written`` (files written, a
+        duplicate the sampler pads a shard with included); with
+        ``threshold_choice``: ``bg_threshold_choice``. Counts are over all
+        ranks.
     """
     model = model.module if is_model_wrapper(model) else model
     if not hasattr(model, 'predict_cams'):
