@@ -353,6 +353,24 @@ def test_bg_threshold_val_writes_train_masks_at_the_val_sweeps_best(
                    'train', '--no-progress'])
 
 
+def test_hook_with_bg_threshold_val_writes_at_the_val_sweeps_best(
+        world, tmp_path):
+    work_dir = str(tmp_path / 'work')
+    cfg = runner_cfg(world, work_dir, [
+        dict(type='PseudoLabelHook', label='chosen', bg_threshold='val',
+             ann_file='ImageSets/Segmentation/train.txt'),
+        dict(type='PseudoLabelHook', label='val_scored', bg_threshold=0.5),
+    ], val_sweep=(0.05, 0.95, 0.05))
+    Runner.from_cfg(cfg).train()
+    summary = json.load(open(osp.join(work_dir, 'summary.json')))
+    # the second hook scored val's CAMs with the same weights and sweep
+    best = summary['val_scored']['best_threshold']
+    assert summary['chosen']['bg_threshold'] == best
+    assert summary['chosen']['bg_threshold_choice']['mIoU'] == \
+        summary['val_scored']['mIoU']
+    assert summary['chosen']['split'] == 'train'
+
+
 @pytest.mark.float_compare
 def test_saved_cams_read_by_weaktrs_loader_give_the_written_masks(
         world, tmp_path):
