@@ -297,6 +297,131 @@ def test_make_pseudo_labels_tool(world, tmp_path):
                    osp.join(world, 'SegmentationClass'), '--no-progress'])
 
 
+def _tool_config(world, tmp_path, sweep, **pseudo_label_cfg):
+    """The tiny hook model's config with a val split that has masks and a
+    PseudoMaskMetric sweep; returns (config path, checkpoint)."""
+    cfg = runner_cfg(world, str(tmp_path / 'work'), [], val_sweep=sweep)
+    cfg.pseudo_label_cfg = dict(scales=(1.0, ), **pseudo_label_cfg)
+    config_path = str(tmp_path / 'cfg.py')
+    cfg.dump(config_path)
+    checkpoint = str(tmp_path / 'model.pth')
+    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()),
+               checkpoint)
+    return config_path, checkpoint
+
+
+@pytest.mark.float_compare
+def test_bg_threshold_val_writes_train_masks_at_the_val_sweeps_best(
+        world, tmp_path):
+    sweep = (0.05, 0.95, 0.05)
+    config_path, checkpoint = _tool_config(world, tmp_path, sweep,
+                                           bg_threshold='val')
+    tool = _load_tool('make_pseudo_labels')
+    # the val sweep on its own: an export of val scored by the same metric
+    val = tool.main([config_path, checkpoint, '--out', str(
+        tmp_path / 'val'), '--split', 'val', '--bg-threshold', '0.5',
+        '--no-progress'])
+    out = str(tmp_path / 'train')
+    summary = tool.main([config_path, checkpoint, '--out', out, '--split',
+                         'train', '--no-progress'])
+    assert summary['bg_threshold'] == val['best_threshold']
+    choice = summary['bg_threshold_choice']
+    assert choice['rule'] == 'val' and choice['split'] == 'val'
+    assert choice['mIoU'] == val['mIoU'] and choice['num_images'] == 4
+    assert choice['ann_file'].endswith('ImageSets/Segmentation/val.txt')
+    manifest = json.load(open(osp.join(out, '.export.json')))
+    assert manifest['settings']['bg_threshold'] == val['best_threshold']
+    assert manifest['bg_threshold_choice'] == choice
+    saved = json.load(open(tmp_path / 'work' / 'summary.json'))['train']
+    assert saved['bg_threshold'] == val['best_threshold']
+    # the train masks are those of a plain export at that number
+    plain = tool.main([config_path, checkpoint, '--out', str(
+        tmp_path / 'plain'), '--split', 'train', '--bg-threshold',
+        str(val['best_threshold']), '--no-progress'])
+    assert plain['fingerprint'] == summary['fingerprint']
+    # Same process, same kernels and batches: identical masks expected;
+    # the 1e-3 allows a score tied with the threshold to round otherwise.
+    assert changed_pixel_fraction(read_masks(out),
+                                  read_masks(tmp_path / 'plain')) <= 1e-3
+    # masks written at another threshold are not taken for these
+    other = str(tmp_path / 'other')
+    tool.main([config_path, checkpoint, '--out', other, '--split', 'train',
+               '--bg-threshold', str(round(val['best_threshold'] + 0.05, 2)),
+               '--no-progress'])
+    with pytest.raises(RuntimeError, match='another export'):
+        tool.main([config_path, checkpoint, '--out', other, '--split',
+                   'train', '--no-progress'])
+
+
+def test_hook_with_bg_threshold_val_writes_at_the_val_sweeps_best(
+        world, tmp_path):
+    work_dir = str(tmp_path / 'work')
+    cfg = runner_cfg(world, work_dir, [
+        dict(type='PseudoLabelHook', label='chosen', bg_threshold='val',
+             ann_file='ImageSets/Segmentation/train.txt'),
+        dict(type='PseudoLabelHook', label='val_scored', bg_threshold=0.5),
+    ], val_sweep=(0.05, 0.95, 0.05))
+    Runner.from_cfg(cfg).train()
+    summary = json.load(open(osp.join(work_dir, 'summary.json')))
+    # the second hook scored val's CAMs with the same weights and sweep
+    best = summary['val_scored']['best_threshold']
+    assert summary['chosen']['bg_threshold'] == best
+    assert summary['chosen']['bg_threshold_choice']['mIoU'] == \
+        summary['val_scored']['mIoU']
+    assert summary['chosen']['split'] == 'train'
+
+
+@pytest.mark.float_compare
+def test_saved_cams_read_by_weaktrs_loader_give_the_written_masks(
+        world, tmp_path):
+    from weaktr_cam_reader import near_tie_pixels, weaktr_masks
+    config_path, checkpoint = _tool_config(world, tmp_path,
+                                           (0.05, 0.95, 0.05),
+                                           bg_threshold=0.3)
+    tool = _load_tool('make_pseudo_labels')
+    out, cams = str(tmp_path / 'masks'), str(tmp_path / 'cams')
+    summary = tool.main([config_path, checkpoint, '--out', out, '--split',
+                         'train', '--save-cams', cams, '--no-progress'])
+    train_ids = open(osp.join(world, 'ImageSets/Segmentation/train.txt')
+                     ).read().split()
+    assert summary['num_cams_written'] == len(train_ids)
+    assert summary['cams_format'] == 'weaktr'
+    written = read_masks(out)
+    rebuilt = weaktr_masks(cams, summary['bg_threshold'])
+    assert sorted(rebuilt) == sorted(train_ids)
+    for img_id in train_ids:
+        cam_dict = np.load(osp.join(cams, f'{img_id}.npy'),
+                           allow_pickle=True).item()
+        gt = np.array(Image.open(osp.join(world, 'SegmentationClass',
+                                          f'{img_id}.png')))
+        # the image's labelled classes, 0-based, no background entry
+        assert sorted(cam_dict) == sorted(
+            int(c) - 1 for c in set(np.unique(gt)) - {0, 255})
+        for cam in cam_dict.values():
+            assert cam.dtype == np.float32 and cam.shape == gt.shape
+            assert 0 <= cam.min() and cam.max() < 1
+        # Their loader softmaxes before the argmax (float32 exp), which may
+        # turn two scores 1 ulp apart into a tie: only pixels whose top two
+        # scores lie within 1e-6 may differ.
+        differing = int((rebuilt[img_id] != written[f'{img_id}.png']).sum())
+        assert differing <= near_tie_pixels(
+            osp.join(cams, f'{img_id}.npy'), summary['bg_threshold'])
+    # FMA-WSSS's layout holds the same maps
+    fma = tool.main([config_path, checkpoint, '--out', out, '--split',
+                     'train', '--save-cams', str(tmp_path / 'fma'),
+                     '--cams-format', 'fma-wsss', '--no-progress'])
+    assert fma['num_skipped'] == len(train_ids)  # the PNGs were kept
+    for img_id in train_ids:
+        loaded = np.load(osp.join(tmp_path, 'fma', f'{img_id}.npz'))
+        cam_dict = np.load(osp.join(cams, f'{img_id}.npy'),
+                           allow_pickle=True).item()
+        assert loaded['fg_cls'].tolist() == list(cam_dict)
+        # the same inference twice in one process: the same float32 maps
+        # up to a rounding of the kernels
+        np.testing.assert_allclose(
+            loaded['cam'], np.stack(list(cam_dict.values())), atol=1e-6)
+
+
 def test_visualize_prompts_lists_words_and_texts():
     tool = _load_tool('visualize_prompts')
     model = nn.Module()

@@ -401,7 +401,7 @@ def test_restart_after_kill_is_byte_identical(tmp_path):
 
 # ------------------------------------------------------------- distributed
 def _export_in_process_group(rank, world_size, port, image_root, out_dir,
-                             result_file):
+                             result_file, cams_dir=None):
     torch.distributed.init_process_group(
         'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
         world_size=world_size)
@@ -410,7 +410,8 @@ def _export_in_process_group(rank, world_size, port, image_root, out_dir,
         summary = export_pseudo_masks(
             build_test_model(), build_loader(dataset), out_dir,
             dict(scales=(1.0, 1.2), flip=True), progress=False,
-            evaluator=[dict(type='PseudoLabelTestMetric')])
+            evaluator=[dict(type='PseudoLabelTestMetric')],
+            cams_dir=cams_dir)
         if rank == 0:
             torch.save(summary, result_file)
     finally:
@@ -448,6 +449,45 @@ def test_two_process_gloo_export_equals_single_process(tmp_path):
     assert dist_summary['metrics']['count'] == 5
     assert dist_summary['num_images'] == 5
     assert dist_summary['world_size'] == 2
+
+
+def test_two_process_export_writes_every_images_cams_once(tmp_path):
+    from weaktr_cam_reader import near_tie_pixels, weaktr_masks
+    image_root, out = str(tmp_path / 'images'), str(tmp_path / 'dist')
+    cams = str(tmp_path / 'cams')
+    ToyWSSSDataset(image_root, num_images=5)
+    torch.multiprocessing.spawn(
+        _export_in_process_group,
+        args=(2, _free_port(), image_root, out, str(tmp_path / 's.pt'),
+              cams), nprocs=2, join=True)
+    summary = torch.load(str(tmp_path / 's.pt'), weights_only=False)
+    # each rank wrote its shard's files (5 images on 2 ranks: the sampler
+    # pads one duplicate, written twice, atomically)
+    assert summary['num_cams_written'] == 6
+    assert sorted(os.listdir(cams)) == [f'img_{i:03d}.npy' for i in range(5)]
+    written, rebuilt = read_masks(out), weaktr_masks(cams, 0.45)
+    for img_id, mask in rebuilt.items():
+        # only scores within 1e-6 of each other may come out otherwise
+        # through their loader's float32 softmax
+        assert int((mask != written[f'{img_id}.png']).sum()) <= \
+            near_tie_pixels(osp.join(cams, f'{img_id}.npy'), 0.45)
+
+
+def test_val_threshold_needs_ground_truth_and_a_resolved_export(tmp_path):
+    from semples_mm.pseudo_labels import choose_val_threshold
+    dataset = ToyWSSSDataset(str(tmp_path / 'images'), num_images=2)
+    # a plain Dataset lists no mask files: its masks cannot be confirmed
+    with pytest.raises(ValueError, match='val_dataloader.dataset'):
+        choose_val_threshold(build_test_model(), build_loader(dataset),
+                             export_settings({}),
+                             dict(type='PseudoMaskMetric'))
+    with pytest.raises(ValueError, match="bg_threshold='val' must be"):
+        export_pseudo_masks(build_test_model(), build_loader(dataset),
+                            str(tmp_path / 'out'), dict(bg_threshold='val'))
+    with pytest.raises(ValueError, match="or 'val'"):
+        export_settings({}, bg_threshold='best')
+    assert export_settings(dict(pseudo_label_cfg=dict(
+        bg_threshold='val')))['bg_threshold'] == 'val'
 
 
 # ------------------------------------------------------------------- metric

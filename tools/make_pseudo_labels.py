@@ -2,7 +2,8 @@
 
     python tools/make_pseudo_labels.py CONFIG CHECKPOINT --out DIR \
         [--split train|val|trainaug|<ann_file>] [--scales 1.0 1.2] \
-        [--bg-threshold 0.43] [--batch-size N] [--crf] [--amp] \
+        [--bg-threshold 0.43|val] [--batch-size N] [--crf] [--amp] \
+        [--save-cams DIR [--cams-format weaktr|fma-wsss]] \
         [--launcher none|pytorch|slurm] [--cfg-options key=value ...]
 
 Settings resolve as for every export: the model's ``test_cfg``, then the
@@ -17,6 +18,22 @@ pseudo-mask mIoU over the config's background-threshold sweep is computed
 in the same pass. The summary is stored under ``--label`` in
 ``<work-dir>/summary.json``.
 
+``--bg-threshold val`` (or ``pseudo_label_cfg.bg_threshold='val'``): one
+pass over the config's ``val_dataloader`` scores its CAMs over the sweep
+(no files written), and the masks are written at its best threshold; the
+summary and the folder's ``.export.json`` record it (``bg_threshold``) and
+where it came from (``bg_threshold_choice``: the val split, its sweep's best
+mIoU). The validation split needs ground truth for every image.
+
+``--save-cams DIR`` also writes each image's CAM score maps before
+thresholding (its labelled classes, at the original size, in [0, 1]):
+``--cams-format weaktr`` (default), ``DIR/<img_id>.npy`` as WeakTr's and
+the SemPLeS authors' CAM generation writes it (a dict {0-based class index:
+(H, W) float32 map}; their ``evaluation.py --type npy`` reads it), or
+``fma-wsss``, ``DIR/<img_id>.npz`` with ``cam`` (P, H, W) and ``fg_cls``
+(P,) as FMA-WSSS's SAM-seed step reads it. Every image is inferred and its
+CAM file rewritten on each run.
+
 Multi-process: ``torchrun --nproc_per_node N tools/make_pseudo_labels.py ...
 --launcher pytorch`` (gloo on CPU, nccl on GPUs); every rank writes its
 shard.
@@ -24,6 +41,17 @@ shard.
 import argparse
 
 from mmengine.config import DictAction
+
+
+def _threshold(text):
+    """A number, or 'val' (chosen on the validation split)."""
+    if text == 'val':
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: need a number in [0, 1] or 'val'") from None
 
 
 def parse_args(argv=None):
@@ -43,8 +71,9 @@ def parse_args(argv=None):
                         help='CAM input scales, e.g. 1.0 1.2')
     parser.add_argument('--no-flip', action='store_true',
                         help='no horizontal-flip CAMs')
-    parser.add_argument('--bg-threshold', type=float,
-                        help='background score of the written masks')
+    parser.add_argument('--bg-threshold', type=_threshold,
+                        help="background score of the written masks, or "
+                        "'val': the best of the validation split's sweep")
     parser.add_argument('--crf', action='store_true',
                         help='refine with a dense CRF (pip install '
                         'pydensecrf2)')
@@ -57,6 +86,13 @@ def parse_args(argv=None):
                         help='dataloader workers')
     parser.add_argument('--crf-workers', type=int,
                         help='CRF processes (default: CPU count)')
+    parser.add_argument('--save-cams', metavar='DIR',
+                        help='also write each image\'s CAM score maps '
+                        '(before thresholding) into DIR')
+    parser.add_argument('--cams-format', choices=['weaktr', 'fma-wsss'],
+                        default='weaktr', help='layout of --save-cams: '
+                        "weaktr (<id>.npy, WeakTr's and the SemPLeS "
+                        "authors') or fma-wsss (<id>.npz, FMA-WSSS's)")
     parser.add_argument('--overwrite', action='store_true',
                         help='replace the masks of another export found in '
                         '--out (default: refuse, saying what it holds)')
@@ -89,6 +125,7 @@ def main(argv=None):
         evaluate=not args.no_eval, device=args.device,
         launcher=args.launcher, progress=not args.no_progress,
         cfg_options=args.cfg_options, overwrite=args.overwrite,
+        cams_dir=args.save_cams, cams_format=args.cams_format,
         scales=args.scales,
         flip=False if args.no_flip else None,
         bg_threshold=args.bg_threshold, crf=True if args.crf else None,

@@ -67,9 +67,10 @@ semples_crop_flip_pipeline = [
     dict(type='PackWSSSInputs'),
 ]
 # CAM mIoU at the config's threshold and pseudo-mask mIoU over a sweep
+# (from 0.10: CAMs that spread little peak below the authors' 0.40)
 semples_evaluator = [
     dict(type='IoUMetric', iou_metrics=['mIoU']),
-    dict(type='PseudoMaskMetric', bg_thresholds=(0.30, 0.70, 0.01)),
+    dict(type='PseudoMaskMetric', bg_thresholds=(0.10, 0.70, 0.01)),
 ]
 # The authors' (and WeakTr's) model selection: CAM mIoU over background
 # thresholds 0.40..0.59.

@@ -51,10 +51,12 @@ optim_wrapper = dict(
 # CAM mIoU at the phase ends, and pseudo-mask mIoU over a threshold sweep
 # wide enough for the plain CAM (best near 0.7) and for masks that spread
 # onto the context (with the web-caption CLIP, matching peaked at the old
-# sweep's top, 0.90, so the sweep now reaches 0.98).
+# sweep's top, 0.90, so the sweep now reaches 0.98; with a dataset and CLIP
+# of a user's own, match and refine peaked at its old bottom, 0.30, so it
+# now starts at 0.10).
 val_evaluator = [
     dict(type='IoUMetric', iou_metrics=['mIoU']),
-    dict(type='PseudoMaskMetric', bg_thresholds=(0.30, 0.98, 0.02)),
+    dict(type='PseudoMaskMetric', bg_thresholds=(0.10, 0.98, 0.02)),
 ]
 test_evaluator = val_evaluator
 # Pseudo masks (hooks, tools/make_pseudo_labels.py, the experiment

@@ -14,7 +14,8 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmseg.registry import DATASETS, MODELS
 
-from ..pseudo_labels import (config_annotation_dirs, dataset_has_masks,
+from ..pseudo_labels import (VAL_THRESHOLD, choose_val_threshold,
+                             config_annotation_dirs, dataset_has_masks,
                              export_pseudo_masks, export_settings,
                              in_order_loader_cfg, pseudo_mask_metric,
                              score_words, update_summary_file)
@@ -64,6 +65,8 @@ def make_pseudo_labels(config: Union[str, Config], checkpoint: str,
                        dataloader_cfg: Optional[dict] = None,
                        metric: Optional[dict] = None,
                        overwrite: bool = False,
+                       cams_dir: Optional[str] = None,
+                       cams_format: str = 'weaktr',
                        **overrides) -> dict:
     """Export the pseudo masks of ``split`` and record them.
 
@@ -71,7 +74,12 @@ def make_pseudo_labels(config: Union[str, Config], checkpoint: str,
     config's ``pseudo_label_cfg``, then ``overrides``. Images come from the
     config's ``<dataloader>_dataloader`` with the split's image list. With
     ground truth for every image (and ``evaluate``), the pseudo-mask mIoU
-    over the threshold sweep is computed in the same pass. The summary goes
+    over the threshold sweep is computed in the same pass. With
+    ``bg_threshold='val'`` (``pseudo_label_cfg`` or ``overrides``), a pass
+    over the config's ``val_dataloader`` (its own image list, ground truth
+    for every image) scores the CAMs over the metric's sweep first, and the
+    masks are written at its best threshold (:func:`choose_val_threshold`;
+    recorded as ``bg_threshold_choice``). The summary goes
     under ``label`` (default: the out folder's name) into
     ``<work_dir>/summary.json``.
 
@@ -91,6 +99,10 @@ def make_pseudo_labels(config: Union[str, Config], checkpoint: str,
         metric (dict, optional): instead of the config's PseudoMaskMetric.
         overwrite (bool): replace the masks of another export in
             ``out_dir`` instead of refusing.
+        cams_dir (str, optional): also write each image's CAM score maps
+            there (``export_pseudo_masks``).
+        cams_format (str): 'weaktr' (.npy, WeakTr / SemPLeS authors) or
+            'fma-wsss' (.npz).
         **overrides: export settings (``pseudo_labels.EXPORT_KEYS``).
 
     The checkpoint must hold every key of the CAM network (backbone, neck,
@@ -132,13 +144,22 @@ def make_pseudo_labels(config: Union[str, Config], checkpoint: str,
         model = MODELS.build(cfg.model)
         load_model_weights(model, checkpoint, required=CAM_NETWORK_PREFIXES)
         model.to(device)
-        evaluator = [metric or pseudo_mask_metric(cfg)] \
-            if evaluate and has_masks else None
+        metric = metric or pseudo_mask_metric(cfg)
+        threshold_choice = None
+        if settings['bg_threshold'] == VAL_THRESHOLD:
+            settings['bg_threshold'], threshold_choice = _val_threshold(
+                cfg, model, settings, metric)
+            print_log(f"bg_threshold='val': {settings['bg_threshold']} "
+                      f"(validation sweep best mIoU "
+                      f"{threshold_choice['mIoU']} on "
+                      f"{threshold_choice['ann_file']})", logger='current')
+        evaluator = [metric] if evaluate and has_masks else None
         summary = export_pseudo_masks(
             model, loader, out_dir, settings, evaluator=evaluator,
             split=split, progress=progress, overwrite=overwrite,
             checkpoint=osp.abspath(checkpoint),
-            protected_dirs=config_annotation_dirs(cfg))
+            protected_dirs=config_annotation_dirs(cfg), cams_dir=cams_dir,
+            cams_format=cams_format, threshold_choice=threshold_choice)
         summary['checkpoint'] = osp.abspath(checkpoint)
         if is_main_process():
             label = label or osp.basename(osp.normpath(out_dir))
@@ -154,3 +175,21 @@ def make_pseudo_labels(config: Union[str, Config], checkpoint: str,
                 logger='current')
     return summary
 
+
+def _val_threshold(cfg, model, settings, metric):
+    """``bg_threshold='val'``: the best threshold of ``metric``'s sweep on
+    the config's ``val_dataloader`` (its own image list)."""
+    loader_cfg = cfg.get('val_dataloader')
+    if not isinstance(loader_cfg, dict):
+        raise KeyError(
+            f"pseudo_label_cfg.bg_threshold='{VAL_THRESHOLD}' scores the "
+            f'validation split, but {cfg.filename} has no val_dataloader; '
+            'add one whose images have ground-truth masks, or give a number '
+            '(--bg-threshold 0.45).')
+    loader_cfg = in_order_loader_cfg(
+        loader_cfg.to_dict() if hasattr(loader_cfg, 'to_dict')
+        else loader_cfg, batch_size=settings['batch_size'],
+        num_workers=settings['num_workers'])
+    # built as configured: choose_val_threshold names missing masks
+    loader = Runner.build_dataloader(loader_cfg, seed=0)
+    return choose_val_threshold(model, loader, settings, metric)

@@ -15,10 +15,12 @@ from tqdm import tqdm
 
 from ..models.cams import CAMInference, unpad
 from ..utils.atomic_file import remove_stale_temp_files
+from .cam_writer import CamWriter, check_cams_format
 from .crf import require_pydensecrf
 from .manifest import claim_out_dir, export_producer, finish_manifest
 from .output_guard import check_output_dir, dataset_annotation_dirs
-from .settings import describe, export_settings, inference_settings
+from .settings import (VAL_THRESHOLD, describe, export_settings,
+                       inference_settings)
 from .writer import MaskWriter
 
 
@@ -67,7 +69,7 @@ def infer_batch_cams(model, inference: CAMInference, inputs, data_samples):
                      labels)
 
 
-def _metric_sample(data_sample, norm_cams):
+def metric_sample(data_sample, norm_cams):
     """A CPU data sample with ``cam`` and ``gt_sem_seg`` for the metric."""
     img_id = sample_image_id(data_sample)
     if 'gt_sem_seg' not in data_sample:
@@ -88,7 +90,8 @@ def _metric_sample(data_sample, norm_cams):
     return sample
 
 
-def _build_evaluator(evaluator, dataset):
+def build_evaluator(evaluator, dataset):
+    """An Evaluator from metric config(s), given the dataset's classes."""
     if isinstance(evaluator, (dict, list, tuple)):
         cfgs = [evaluator] if isinstance(evaluator, dict) else evaluator
         # mmseg's registry: the metrics are mmseg / semples_mm components
@@ -99,7 +102,7 @@ def _build_evaluator(evaluator, dataset):
     return evaluator
 
 
-def _metric_value(metrics, name):
+def metric_value(metrics, name):
     """``metrics[name]`` or ``metrics['<prefix>/<name>']``; None if absent."""
     for key, value in metrics.items():
         if key == name or key.endswith('/' + name):
@@ -141,7 +144,8 @@ def score_words(summary) -> str:
 def export_pseudo_masks(model, dataloader, out_dir, settings=None,
                         evaluator=None, split=None, protected_dirs=(),
                         progress=True, on_written=None, overwrite=False,
-                        checkpoint=None):
+                        checkpoint=None, cams_dir=None, cams_format='weaktr',
+                        threshold_choice=None):
     """Write ``<out_dir>/<img_id>.png`` pseudo masks for every sample.
 
     Per image: the model's CAMs by :class:`CAMInference` (multi-scale +
@@ -175,6 +179,15 @@ def export_pseudo_masks(model, dataloader, out_dir, settings=None,
         overwrite (bool): replace the masks of another export in
             ``out_dir`` instead of refusing.
         checkpoint (str, optional): the weights' file, for the record.
+        cams_dir (str, optional): also write every image's CAM score maps
+            (before thresholding) there, in ``cams_format``
+            (:mod:`.cam_writer`: 'weaktr', the WeakTr / SemPLeS authors'
+            ``.npy``, or 'fma-wsss', FMA-WSSS's ``.npz``). Every image is
+            then inferred and its CAM file (re)written, so a CAM folder
+            never keeps files of another export; PNGs that exist are kept.
+        threshold_choice (dict, optional): how ``bg_threshold`` was chosen
+            (:func:`choose_val_threshold`), recorded in the summary and the
+            folder's ``.export.json`` as ``bg_threshold_choice``.
 
     Returns:
         dict: ``split``, ``out_dir``, ``num_images``, ``num_written``,
@@ -182,16 +195,28 @@ def export_pseudo_masks(model, dataloader, out_dir, settings=None,
         the settings, ``world_size``, and with an evaluator ``metrics``,
         ``mIoU`` and ``best_threshold`` (the best of the threshold sweep),
         ``written_mIoU`` (:func:`written_masks_miou`) and ``scores_note``
-        (:data:`SCORES_NOTE`). Counts are over all ranks.
+        (:data:`SCORES_NOTE`); with ``cams_dir``: ``cams_dir``,
+        ``cams_format`` and ``num_cams_written`` (files written, a
+        duplicate the sampler pads a shard with included); with
+        ``threshold_choice``: ``bg_threshold_choice``. Counts are over all
+        ranks.
     """
     model = model.module if is_model_wrapper(model) else model
     if not hasattr(model, 'predict_cams'):
         raise TypeError(f'{type(model).__name__} has no predict_cams(inputs);'
                         ' the exporter needs a CAM model (see docs/design.md)')
     settings = export_settings({}, **(settings or {}))
+    if settings['bg_threshold'] == VAL_THRESHOLD:
+        raise ValueError(
+            "bg_threshold='val' must be resolved before the export: "
+            'make_pseudo_labels (tools/make_pseudo_labels.py) and '
+            "PseudoLabelHook do so on the config's val_dataloader "
+            '(choose_val_threshold); here, pass the chosen number.')
+    if cams_dir is not None:
+        check_cams_format(cams_format)
     inference = CAMInference(**inference_settings(settings))
     dataset = getattr(dataloader, 'dataset', None)
-    evaluator = _build_evaluator(evaluator, dataset)
+    evaluator = build_evaluator(evaluator, dataset)
     rank, world_size = get_dist_info()
     counts = dict(skipped=0, inferred=0)
     sampler = getattr(dataloader, 'sampler', None)
@@ -201,18 +226,28 @@ def export_pseudo_masks(model, dataloader, out_dir, settings=None,
                disable=not progress or rank != 0)
     protected = set(protected_dirs) | dataset_annotation_dirs(dataset)
     check_output_dir(out_dir, protected)  # before touching the folder
+    if cams_dir is not None:
+        check_output_dir(cams_dir, protected)
     if settings['crf']:
         require_pydensecrf()
     producer = export_producer(model, dataset, settings, split)
+    if threshold_choice is not None:
+        # a record, not an input: the chosen bg_threshold is in settings
+        producer['bg_threshold_choice'] = threshold_choice
     if rank == 0:
         claim_out_dir(out_dir, producer, overwrite, checkpoint)
-        # a killed export's temporary PNGs; before the barrier, so that no
-        # other rank has begun writing its own
+        # a killed export's temporary files; before the barrier, so that
+        # no other rank has begun writing its own
         remove_stale_temp_files(out_dir)
+        if cams_dir is not None and osp.isdir(cams_dir):
+            remove_stale_temp_files(cams_dir)
     barrier()
     writer = MaskWriter(
         out_dir, settings['bg_threshold'], settings['crf'],
         settings['crf_cfg'], settings['crf_workers'], protected, on_written)
+    cam_writer = None if cams_dir is None else CamWriter(cams_dir,
+                                                         cams_format)
+    infer_all = evaluator is not None or cam_writer is not None
     was_training = model.training
     model.eval()
     start = time.perf_counter()
@@ -220,8 +255,8 @@ def export_pseudo_masks(model, dataloader, out_dir, settings=None,
         with writer, torch.no_grad():
             for batch in dataloader:
                 samples = batch['data_samples']
-                todo = [i for i, s in enumerate(samples) if evaluator
-                        is not None or not writer.exists(sample_image_id(s))]
+                todo = [i for i, s in enumerate(samples) if infer_all
+                        or not writer.exists(sample_image_id(s))]
                 counts['skipped'] += len(samples) - len(todo)
                 bar.update(len(samples) - len(todo))
                 cams = infer_batch_cams(model, inference,
@@ -232,8 +267,11 @@ def export_pseudo_masks(model, dataloader, out_dir, settings=None,
                     sample, img_id = samples[i], sample_image_id(samples[i])
                     counts['inferred'] += 1
                     if evaluator is not None:
-                        evaluated.append(_metric_sample(sample, norm))
-                    if evaluator is not None and writer.exists(img_id):
+                        evaluated.append(metric_sample(sample, norm))
+                    if cam_writer is not None:
+                        cam_writer.write(img_id, norm,
+                                         sample.gt_class_labels)
+                    if writer.exists(img_id):  # inferred for metric/CAMs
                         counts['skipped'] += 1
                     else:
                         writer.write(img_id, norm, sample.gt_class_labels,
@@ -250,10 +288,13 @@ def export_pseudo_masks(model, dataloader, out_dir, settings=None,
     seconds = time.perf_counter() - start
 
     totals = torch.tensor([writer.num_written, counts['skipped'],
-                           counts['inferred'], seconds], dtype=torch.float64)
+                           counts['inferred'],
+                           cam_writer.num_written if cam_writer else 0,
+                           seconds], dtype=torch.float64)
     all_reduce(totals, op='sum')
-    written, skipped, inferred = (int(value) for value in totals[:3])
-    seconds = float(totals[3]) / world_size  # mean wall time of the ranks
+    written, skipped, inferred, cams_written = (int(value)
+                                                for value in totals[:4])
+    seconds = float(totals[4]) / world_size  # mean wall time of the ranks
     num_images = len(dataset) if hasattr(dataset, '__len__') else \
         written + skipped
     summary = dict(
@@ -263,18 +304,23 @@ def export_pseudo_masks(model, dataloader, out_dir, settings=None,
         images_per_s=round(inferred / seconds, 3) if seconds > 0 else None,
         world_size=world_size, weights=producer['weights'],
         fingerprint=producer['fingerprint'], **describe(settings))
+    if threshold_choice is not None:
+        summary['bg_threshold_choice'] = threshold_choice
+    if cam_writer is not None:
+        summary.update(cams_dir=osp.abspath(cams_dir),
+                       cams_format=cams_format, num_cams_written=cams_written)
     if evaluator is not None:
         metrics = evaluator.evaluate(num_images)
-        best = _metric_value(metrics, 'best_threshold')
+        best = metric_value(metrics, 'best_threshold')
         summary.update(
-            metrics=_to_builtin(metrics),
-            mIoU=_to_builtin(_metric_value(metrics, 'mIoU')),
+            metrics=to_builtin(metrics),
+            mIoU=to_builtin(metric_value(metrics, 'mIoU')),
             # PseudoMaskMetric names it bg_threshold; others best_threshold
-            best_threshold=_to_builtin(
+            best_threshold=to_builtin(
                 best if best is not None else
-                _metric_value(metrics, 'bg_threshold')),
-            written_mIoU=_to_builtin(written_masks_miou(
-                _metric_value(metrics, 'mIoU_curve'), settings)),
+                metric_value(metrics, 'bg_threshold')),
+            written_mIoU=to_builtin(written_masks_miou(
+                metric_value(metrics, 'mIoU_curve'), settings)),
             scores_note=SCORES_NOTE)
     if rank == 0:
         finish_manifest(out_dir, written + skipped)
@@ -282,12 +328,12 @@ def export_pseudo_masks(model, dataloader, out_dir, settings=None,
     return summary
 
 
-def _to_builtin(value):
+def to_builtin(value):
     """Numbers and arrays as plain Python values for JSON."""
     if isinstance(value, dict):
-        return {key: _to_builtin(item) for key, item in value.items()}
+        return {key: to_builtin(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_to_builtin(item) for item in value]
+        return [to_builtin(item) for item in value]
     if isinstance(value, (torch.Tensor, np.ndarray)):
         return value.tolist()
     if isinstance(value, np.generic):

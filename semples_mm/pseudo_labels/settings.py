@@ -9,6 +9,9 @@ EXPORT_DEFAULTS = dict(crf=False, crf_cfg=None, crf_workers=None,
                        batch_size=None, num_workers=None)
 #: Every key ``pseudo_label_cfg`` may hold.
 EXPORT_KEYS = tuple(CAM_TEST_DEFAULTS) + tuple(EXPORT_DEFAULTS)
+#: ``bg_threshold`` value meaning: the best of the validation split's
+#: threshold sweep (``val_threshold.choose_val_threshold``).
+VAL_THRESHOLD = 'val'
 
 
 def export_settings(cfg, **overrides) -> dict:
@@ -22,7 +25,9 @@ def export_settings(cfg, **overrides) -> dict:
     Args:
         cfg (Config | dict): the experiment config (``model.test_cfg``,
             ``pseudo_label_cfg``; both optional).
-        **overrides: any of :data:`EXPORT_KEYS`.
+        **overrides: any of :data:`EXPORT_KEYS`. ``bg_threshold`` may be
+            :data:`VAL_THRESHOLD` ('val': chosen on the validation split's
+            sweep before the export; see :func:`choose_val_threshold`).
 
     Returns:
         dict: every key of :data:`EXPORT_KEYS`, checked.
@@ -38,7 +43,20 @@ def export_settings(cfg, **overrides) -> dict:
         check_known_keys(values, EXPORT_KEYS, where)
         settings.update({k: copy.deepcopy(v) for k, v in values.items()
                          if v is not None})
-    settings = check_cam_settings(settings, 'pseudo_label_cfg')
+    # 'val' is resolved by the export's caller (make_pseudo_labels,
+    # PseudoLabelHook) once the validation sweep has run
+    threshold = settings['bg_threshold']
+    if isinstance(threshold, str) and threshold != VAL_THRESHOLD:
+        raise ValueError(
+            f'pseudo_label_cfg.bg_threshold={threshold!r}: need a number in '
+            f"[0, 1] or {VAL_THRESHOLD!r} (the best of the validation "
+            "split's threshold sweep).")
+    if threshold == VAL_THRESHOLD:
+        settings = dict(check_cam_settings(
+            {k: v for k, v in settings.items() if k != 'bg_threshold'},
+            'pseudo_label_cfg'), bg_threshold=VAL_THRESHOLD)
+    else:
+        settings = check_cam_settings(settings, 'pseudo_label_cfg')
     if not isinstance(settings['crf'], bool):
         raise ValueError(f"pseudo_label_cfg.crf={settings['crf']!r}: need "
                          'True or False.')

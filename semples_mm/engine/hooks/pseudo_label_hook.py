@@ -6,7 +6,8 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from ...pseudo_labels import (config_annotation_dirs, dataset_has_masks,
+from ...pseudo_labels import (VAL_THRESHOLD, choose_val_threshold,
+                              config_annotation_dirs, dataset_has_masks,
                               export_pseudo_masks, export_settings,
                               in_order_loader_cfg, pseudo_mask_metric,
                               score_words, update_summary_file)
@@ -79,6 +80,10 @@ class PseudoLabelHook(Hook):
         **settings: export settings that override the config's
             (``scales``, ``flip``, ``bg_threshold``, ``crf``, ``amp``,
             ``batch_size``, ...; see ``pseudo_labels.EXPORT_KEYS``).
+            ``bg_threshold='val'``: first a pass over the config's
+            ``val_dataloader`` with ``metric`` (a dict) or the config's
+            ``PseudoMaskMetric``; the masks are written at its best
+            threshold (``choose_val_threshold``).
     """
 
     priority = 'LOW'
@@ -145,6 +150,16 @@ class PseudoLabelHook(Hook):
         ``finished_iters`` (default ``runner.iter``) is recorded as ``iter``.
         """
         settings = export_settings(runner.cfg, **self.settings)
+        threshold_choice = None
+        if settings['bg_threshold'] == VAL_THRESHOLD:
+            settings['bg_threshold'], threshold_choice = \
+                choose_val_threshold(
+                    runner.model, build_export_dataloader(
+                        runner, None, None, settings['batch_size'],
+                        settings['num_workers']), settings,
+                    copy.deepcopy(self.metric) if isinstance(
+                        self.metric, dict) else pseudo_mask_metric(
+                            runner.cfg))
         dataloader = build_export_dataloader(
             runner, self.dataloader, self.ann_file, settings['batch_size'],
             settings['num_workers'])
@@ -169,7 +184,8 @@ class PseudoLabelHook(Hook):
         summary = export_pseudo_masks(
             runner.model, dataloader, out_dir, settings, evaluator=evaluator,
             split=split, overwrite=self.overwrite,
-            protected_dirs=config_annotation_dirs(runner.cfg))
+            protected_dirs=config_annotation_dirs(runner.cfg),
+            threshold_choice=threshold_choice)
         summary['iter'] = runner.iter if finished_iters is None \
             else finished_iters
         if is_main_process():
