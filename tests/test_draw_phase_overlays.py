@@ -93,3 +93,19 @@ def test_missing_phase_checkpoint_is_named(run_dir, tmp_path):
     with pytest.raises(SystemExit):
         tool.main([str(run_dir), str(tmp_path / 'x.png'),
                    '--num-images', '0'])
+
+
+def test_val_threshold_is_the_one_each_export_recorded(tmp_path):
+    """With bg_threshold='val' each phase's masks were written at the
+    threshold its export chose; the overlays draw at that one."""
+    from semples_mm.pseudo_labels.manifest import write_manifest
+    tool = load_tool('analysis_tools/draw_phase_overlays')
+    assert tool.mask_threshold(str(tmp_path), 'match',
+                               dict(bg_threshold=0.45)) == 0.45
+    folder = tmp_path / 'pseudo_masks' / 'semples'  # refine's export label
+    folder.mkdir(parents=True)
+    write_manifest(str(folder), dict(settings=dict(bg_threshold=0.37)))
+    assert tool.mask_threshold(str(tmp_path), 'refine',
+                               dict(bg_threshold='val')) == 0.37
+    with pytest.raises(FileNotFoundError, match="'match'"):
+        tool.mask_threshold(str(tmp_path), 'match', dict(bg_threshold='val'))

@@ -8,8 +8,8 @@ RUN_DIR is one seed's folder of ``tools/run_experiment.py``: its config
 phase-end CAM networks ``semples/cam_network_after_<phase>.pth``. One PNG
 grid: a row per image of the training list (in list order), columns the
 image, its ground truth, then for each phase the CAM (pixel-wise maximum
-over the image's classes) and the pseudo mask at the config's background
-threshold, both drawn by mmseg's ``SegLocalVisualizer``. CAMs come from
+over the image's classes) and the pseudo mask at the export's background
+threshold (the config's, or the one ``bg_threshold='val'`` chose), both drawn by mmseg's ``SegLocalVisualizer``. CAMs come from
 the same inference as the exports (``model.test_cfg`` then
 ``pseudo_label_cfg``: scales, flip), so the masks drawn are the exported
 ones. The PNG is written in 256 colours.
@@ -35,7 +35,10 @@ from semples_mm.apis.pseudo_labels import (CAM_NETWORK_PREFIXES,
 from semples_mm.models.cams import CAMInference, with_background
 from semples_mm.pseudo_labels import export_settings, in_order_loader_cfg
 from semples_mm.pseudo_labels.export import infer_batch_cams
-from semples_mm.pseudo_labels.settings import inference_settings
+from semples_mm.pseudo_labels.manifest import read_manifest
+from semples_mm.pseudo_labels.settings import (VAL_THRESHOLD,
+                                               inference_settings)
+from semples_experiments.runner.derived_configs import EXPORTS
 from semples_mm.utils.checkpoints import load_model_weights
 
 
@@ -79,6 +82,25 @@ def phase_cams(model, checkpoint, inference, samples):
         return [infer_batch_cams(model, inference, [s['inputs']],
                                  [s['data_samples']])[0].cpu()
                 for s in samples]
+
+
+def mask_threshold(run_dir, phase, settings):
+    """The background threshold of the phase's exported masks: the
+    config's, or with ``bg_threshold='val'`` the one its export chose and
+    recorded in ``pseudo_masks/<label>/.export.json``."""
+    if settings['bg_threshold'] != VAL_THRESHOLD:
+        return settings['bg_threshold']
+    label = {p: lb for lb, p in EXPORTS}.get(phase)
+    folder = osp.join(run_dir, 'pseudo_masks', str(label))
+    recorded = ((read_manifest(folder) or {}).get('settings') or {}).get(
+        'bg_threshold')
+    if not isinstance(recorded, (int, float)):
+        raise FileNotFoundError(
+            f"bg_threshold='{VAL_THRESHOLD}': {folder}/.export.json records "
+            f'no threshold of phase {phase!r}; run tools/run_experiment.py '
+            'on RUN_DIR to finish its exports (only cam, match and refine '
+            'are exported)')
+    return recorded
 
 
 def draw_mask(visualizer, image, mask):
@@ -126,13 +148,14 @@ def draw_overlays(run_dir, phases=('cam', 'match', 'refine'),
                         for image, s in zip(images, samples)]]
     for phase in phases:
         cams = phase_cams(model, checkpoints[phase], inference, samples)
+        threshold = mask_threshold(run_dir, phase, settings)
         columns.append([visualizer.draw_featmap(
             cam.max(0, keepdim=True)[0], image, channel_reduction=None,
             topk=0)
             for cam, image in zip(cams, images)])
         columns.append([draw_mask(
             visualizer, image, with_background(
-                cam[None], settings['bg_threshold'])[0].argmax(0).numpy())
+                cam[None], threshold)[0].argmax(0).numpy())
             for cam, image in zip(cams, images)])
     return np.concatenate([np.concatenate(row, axis=1)
                            for row in zip(*columns)], axis=0)
