@@ -282,6 +282,7 @@ def test_quick_experiment_end_to_end_and_rerun(tmp_path, capfd):
     with open(osp.join(work_dir, 'summary.json')) as file:
         assert json.load(file) == summary
     assert summary['seed'] == 1 and summary['quick'] is True
+    assert summary['current_steps'] == list(STEPS)
     for step in STEPS:
         assert summary['steps'][step]['status'] == 'done'
         assert summary['steps'][step]['skipped_in_last_run'] is False
@@ -403,6 +404,8 @@ def test_two_segmentors_and_the_ground_truth_bound_in_a_finished_run(
     summary_path = work_dir / 'summary.json'
     record = json.loads(summary_path.read_text())
     record['deeplab_config'] = DEEPLAB  # as runs before --seg-config wrote
+    record['steps']['deeplabv2_train'] = dict(status='done', wall_s=1e4,
+                                              inputs={})
     summary_path.write_text(json.dumps(record))
     # a second segmentor config: the tiny DeepLabV2 under another name
     second = tmp_path / 'second_segmentor.py'
@@ -422,6 +425,13 @@ def test_two_segmentors_and_the_ground_truth_bound_in_a_finished_run(
         assert f'step {name}_train: running' in log, name
         assert osp.isfile(work_dir / name / 'iter_6.pth'), name
     assert 'deeplab_config' not in summary and 'deeplabv2' not in summary
+    # an old step keeps its entry but is no part of this run
+    assert 'deeplabv2_train' in summary['steps']
+    assert summary['current_steps'] == list(SEMPLES_STEPS) + [
+        f'{name}_{kind}' for name in names for kind in ('train', 'test')]
+    assert summary['total_wall_s'] == pytest.approx(sum(
+        summary['steps'][step]['wall_s'] for step in
+        summary['current_steps']), abs=0.05 * len(summary['current_steps']))
     assert summary['seg_configs'] == [DEEPLAB, str(second)]
     assert list(summary['segmentors']) == [DEEPLAB_STEM, 'second_segmentor']
     masks = summary['pseudo_masks']['semples']['out_dir']
@@ -449,6 +459,7 @@ def test_two_segmentors_and_the_ground_truth_bound_in_a_finished_run(
                 f'{DEEPLAB_STEM} on ground truth (upper bound)',
                 'second_segmentor on ground truth (upper bound)'):
         assert f'| {row} |' in table, row
+    assert '| deeplabv2_train |' not in table
     mtimes = _mtimes(work_dir)
 
     capfd.readouterr()

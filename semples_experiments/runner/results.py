@@ -12,7 +12,8 @@ VAL_KEYS = ('mIoU', 'pseudo/mIoU', 'pseudo/bg_threshold')
 # (key in summary['segmentors'][stem], what the segmentor trained on)
 SEGMENTOR_ROWS = (('semples_masks', 'SemPLeS masks'),
                   ('ground_truth', 'ground truth (upper bound)'))
-# the segmentors' steps follow, in the order they ran
+# steps of a summary without 'current_steps' (older runners): the
+# segmentors' follow
 STEP_ORDER = ('world', 'semples', 'export_cam', 'export_match',
               'export_semples', 'export_train_list')
 
@@ -106,7 +107,8 @@ def format_table(summary):
     if steps:
         lines += ['', '| step | wall time (s) | this run |',
                   '| --- | --- | --- |']
-        order = [s for s in STEP_ORDER if s in steps] + [
+        order = summary.get('current_steps') or [
+            s for s in STEP_ORDER if s in steps] + [
             s for s in steps if s not in STEP_ORDER]
         for name in order:
             entry = steps[name]

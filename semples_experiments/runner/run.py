@@ -466,10 +466,14 @@ def _run_experiment(config, work_dir, seed, seg_configs, ground_truth_bound,
             'semples_masks']
     record.update(segmentors=segmentors)
 
+    # The steps of this invocation count: those of a segmentor left out of
+    # it (or of an older runner's step names) keep their entries, which a
+    # later run of theirs checks, but are no part of this run.
+    steps = record.data['steps']
     record.update(
-        total_wall_s=round(sum(entry.get('wall_s') or 0.0
-                               for entry in record.data['steps'].values()),
-                           1),
+        current_steps=record.visited,
+        total_wall_s=round(sum(steps[step].get('wall_s') or 0.0
+                               for step in record.visited), 1),
         this_invocation_wall_s=round(time.perf_counter() - start, 1))
     print_log(f'[experiment] results of {work_dir} (seed {seed}):\n' +
               format_table(record.data), logger='current')
