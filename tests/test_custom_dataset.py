@@ -110,11 +110,13 @@ def test_a_new_dataset_and_clip_run_through_the_pipeline(tmp_path):
     # DeepLabV2 took the data settings and the classes from the one config
     deeplab = summary['deeplabv2']
     assert deeplab['num_images'] == 6 and 0 <= deeplab['mIoU'] <= 100
-    derived = (work_dir / 'configs' / 'deeplabv2.py').read_text()
+    derived = (work_dir / 'configs' /
+               'deeplabv2_tiny_synthetic_pseudo.py').read_text()
     assert str(data_root) in derived and "'ring'" in derived
     assert re.search(r"num_classes=4\b", derived)
     record = json.loads((work_dir / 'summary.json').read_text())
-    assert record['steps']['deeplabv2_test']['status'] == 'done'
+    assert record['steps'][
+        'deeplabv2_tiny_synthetic_pseudo_test']['status'] == 'done'
 
 
 def test_the_example_names_every_edit_line():

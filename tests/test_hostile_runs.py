@@ -197,7 +197,7 @@ def test_a_damaged_mask_of_a_finished_export_is_written_again(
     # the same weights, batches and threads: the same mask
     np.testing.assert_array_equal(read_mask(str(target)), original)
     # the masks' digest is unchanged: DeepLabV2 stays
-    assert _skipped(summary, 'deeplabv2_train')
+    assert _skipped(summary, 'deeplabv2_tiny_synthetic_pseudo_train')
     assert summary['pseudo_masks'] == finished_run['summary']['pseudo_masks']
 
 
@@ -250,7 +250,7 @@ def test_an_empty_export_manifest_is_named_and_the_export_runs_again(
     assert summary['steps']['export_cam']['result']['num_written'] == 16
     assert read_manifest(str(folder))['complete'] is True
     assert summary['pseudo_masks'] == finished_run['summary']['pseudo_masks']
-    assert _skipped(summary, 'deeplabv2_train')
+    assert _skipped(summary, 'deeplabv2_tiny_synthetic_pseudo_train')
 
 
 # ------------------- 7. a truncated ground-truth mask while labels derive
@@ -298,7 +298,7 @@ def test_outputs_are_as_readable_as_the_umask_allows(pristine):
                work_dir / 'pseudo_masks' / 'cam' / '.export.json',
                work_dir / 'pseudo_masks' / 'cam' /
                'train_00000.png',
-               work_dir / 'deeplabv2' / 'iter_6.pth']
+               work_dir / 'deeplabv2_tiny_synthetic_pseudo' / 'iter_6.pth']
     modes = {path.name: oct(os.stat(path).st_mode & 0o777)
              for path in outputs}
     assert modes == {path.name: oct(0o666 & ~UMASK) for path in outputs}

@@ -361,7 +361,8 @@ def test_pipeline_continues_a_killed_export_and_reruns_what_an_edit_changed(
     log = capfd.readouterr().out
     assert 'step semples: skipped' in log
     for step in ('export_cam', 'export_match', 'export_semples',
-                 'deeplabv2_train', 'deeplabv2_test'):
+                 'deeplabv2_tiny_synthetic_pseudo_train',
+                 'deeplabv2_tiny_synthetic_pseudo_test'):
         assert f'step {step}: inputs changed' in log or \
             f'step {step}: running' in log, step
     assert edited['pseudo_masks']['semples']['bg_threshold_written'] == 0.6

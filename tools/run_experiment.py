@@ -1,11 +1,13 @@
-"""Run SemPLeS end to end: training, pseudo masks, DeepLabV2 and its mIoU.
+"""Run SemPLeS end to end: training, pseudo masks, segmentors and their mIoU.
 
 (synthetic world ->) SemPLeS -> pseudo masks after cam, match and refine ->
-DeepLabV2 on the SemPLeS masks -> val mIoU, with a results table and
-``<work-dir>/summary.json``.
+each segmentor config (DeepLabV2 by default) on the SemPLeS masks (and,
+with --ground-truth-bound, on the ground truth) -> val mIoU, with a results
+table and ``<work-dir>/summary.json``.
 
     python tools/run_experiment.py [CONFIG] --work-dir W [--seed S]
-        [--deeplab-config C] [--quick] [--score-split train] [--tta]
+        [--seg-config C [C ...]] [--ground-truth-bound] [--quick]
+        [--score-split train] [--tta]
     python tools/run_experiment.py [CONFIG] --work-dir W --seeds 0 1 2
     torchrun --nproc_per_node N tools/run_experiment.py [CONFIG] --work-dir W \
         --launcher pytorch
@@ -17,6 +19,12 @@ them; --no-rerun stops instead), and continues a killed run: training from
 its last loadable checkpoint, an export from its phase-end weights. One
 runner per work dir at a time. With ``--seeds`` every seed runs
 in ``W/seed<S>`` and the mean table goes to ``W/seeds_summary.json``.
+
+Each segmentor config ``<stem>.py`` trains in ``W/<stem>`` (on the ground
+truth: ``W/<stem>_gt``). One on the synthetic world (its train dataset has
+``synthetic_world``, e.g. configs/deeplabv2/deeplabv2_tiny_synthetic_pseudo.py)
+takes the SemPLeS config's data and classes, whatever the dataset; one on
+a real dataset is used as it is, except for the masks it trains on.
 """
 import argparse
 import os.path as osp
@@ -42,11 +50,19 @@ def parse_args(argv=None):
     seeds.add_argument('--seeds', type=int, nargs='+',
                        help='run these seeds in <work-dir>/seed<S> and '
                        'print their mean')
-    parser.add_argument('--deeplab-config',
-                        help='DeepLabV2 config trained on the pseudo masks, '
-                        'used as it is (default: configs/deeplabv2/'
-                        'deeplabv2_tiny_synthetic_pseudo.py on the SemPLeS '
-                        "config's data and classes)")
+    parser.add_argument('--seg-config', '--deeplab-config', nargs='+',
+                        dest='seg_config', metavar='SEG_CONFIG',
+                        help='mmseg segmentor config(s) trained on the '
+                        'pseudo masks and tested in turn, each in '
+                        '<work-dir>/<config file stem>; one on the synthetic '
+                        "world takes the SemPLeS config's data and classes, "
+                        'one on a real dataset is used as it is (default: '
+                        'configs/deeplabv2/deeplabv2_tiny_synthetic_pseudo.'
+                        'py; --deeplab-config is the old name)')
+    parser.add_argument('--ground-truth-bound', action='store_true',
+                        help='also train each segmentor on the training '
+                        "list's ground-truth masks (the fully supervised "
+                        'upper bound), in <work-dir>/<stem>_gt')
     parser.add_argument('--data-root',
                         help='synthetic-world folder (default: <work-dir>/'
                         'data/synthetic_world_seed<S>)')
@@ -56,7 +72,8 @@ def parse_args(argv=None):
                         "'train' for VOC's 1,464 images); the training list's "
                         'masks are then written in an extra step')
     parser.add_argument('--tta', action='store_true',
-                        help='multi-scale + flip DeepLabV2 test')
+                        help='multi-scale + flip test of the segmentors '
+                        "(their config's tta_pipeline)")
     parser.add_argument('--num-threads', type=int,
                         help='torch CPU threads (torch.set_num_threads); 1 '
                         'is much faster when other jobs share the cores')
@@ -85,7 +102,8 @@ def main(argv=None):
         torch.set_num_threads(args.num_threads)
     from semples_experiments.runner import run_experiment, run_seeds
     from semples_mm.utils.launch import finish_distributed
-    kwargs = dict(deeplab_config=args.deeplab_config, quick=args.quick,
+    kwargs = dict(seg_configs=args.seg_config,
+                  ground_truth_bound=args.ground_truth_bound, quick=args.quick,
                   score_split=args.score_split, tta=args.tta,
                   no_rerun=args.no_rerun, launcher=args.launcher)
     if args.seeds is not None:

@@ -1,10 +1,11 @@
-"""Configs the runner derives from the user's SemPLeS and DeepLabV2 configs.
+"""Configs the runner derives from the user's SemPLeS and segmentor configs.
 
 The user's config files stay untouched: the runner loads them, applies
 its settings (world seed and folder, the phase-end checkpoints its export
-steps read, added to the config's own hooks, the DeepLabV2 data taken from
-the SemPLeS config, ``--quick`` sizes) and dumps the result into
-the work dir, where ``tools/train.py`` reads it like any other config.
+steps read, added to the config's own hooks, the masks a segmentor trains
+on, a synthetic-world segmentor's data taken from the SemPLeS config,
+``--quick`` sizes) and dumps the result into the work dir, where
+``tools/train.py`` reads it like any other config.
 """
 import copy
 import os.path as osp
@@ -23,8 +24,8 @@ QUICK_SETTINGS = dict(
     world=dict(num_train=16, num_val=8),
     phase_iters=dict(cam=4, match=3, prompt=3, refine=3),
     semples_batch_size=8,
-    deeplab_iters=6,
-    deeplab_batch_size=8,
+    segmentor_iters=6,
+    segmentor_batch_size=8,
 )
 # Dataset keys that name the training list and its masks; the export
 # dataloader takes them from train_dataloader (val pipeline otherwise).
@@ -177,11 +178,25 @@ def derive_semples_config(config, seed, data_root=None, quick=False):
     return cfg, world
 
 
-# Dataset keys a DeepLabV2 config derived from a SemPLeS config takes from
+# Dataset keys a segmentor config derived from a SemPLeS config takes from
 # it: where the images, the labels and the ground truth are.
 DATA_KEYS = ('type', 'data_root', 'ann_file', 'data_prefix', 'img_suffix',
              'seg_map_suffix', 'metainfo', 'label_file', 'label_seg_map_path',
              'xml_dir', 'synthetic_world', 'instances_file')
+
+
+def follows_semples_data(cfg) -> bool:
+    """Whether a segmentor config takes its data from the SemPLeS config.
+
+    The rule: a segmentor config on the synthetic world (its train dataset
+    has ``synthetic_world``, as the tiny DeepLabV2 and SegFormer configs)
+    names no data of its own: the pseudo masks are of the SemPLeS config's
+    training images, so it takes that config's data (dataset type, folders,
+    lists, classes, world and seed), whatever the dataset. A config on a
+    real dataset (VOC, COCO, one of the user's) is used as it is, except
+    for the masks it trains on.
+    """
+    return synthetic_world_of(cfg) is not None
 
 
 def _dataset_classes(dataset_cfg):
@@ -193,12 +208,20 @@ def _dataset_classes(dataset_cfg):
     return tuple(classes)
 
 
+def _heads(model):
+    """The decode head and the auxiliary head(s) of a segmentor config."""
+    heads = [model.get('decode_head')]
+    auxiliary = model.get('auxiliary_head')
+    heads += auxiliary if isinstance(auxiliary, list) else [auxiliary]
+    return [head for head in heads if isinstance(head, dict)]
+
+
 def _take_data_settings(cfg, semples_cfg):
-    """Point the DeepLabV2 config's datasets at the SemPLeS config's data:
+    """Point the segmentor config's datasets at the SemPLeS config's data:
     its training list (trained on pseudo masks) and its test list (the
     benchmark, as mmseg configs name it: VOC val for voc.py, whose
-    val_dataloader is VOC train), with the DeepLabV2 pipelines, and a head
-    of its classes."""
+    val_dataloader is VOC train), with the segmentor's pipelines, and
+    heads of its classes."""
     for key, source in (('train_dataloader', 'train_dataloader'),
                         ('val_dataloader', 'test_dataloader'),
                         ('test_dataloader', 'test_dataloader')):
@@ -209,28 +232,51 @@ def _take_data_settings(cfg, semples_cfg):
             if name in semples_dataset:
                 dataset[name] = copy.deepcopy(semples_dataset[name])
     classes = _dataset_classes(_dataset(semples_cfg, 'train_dataloader'))
-    cfg.model.decode_head['num_classes'] = len(classes)
+    for head in _heads(cfg.model):
+        head['num_classes'] = len(classes)
 
 
-def derive_deeplab_config(config, seed, mask_dir, data_root=None,
-                          quick=False, semples_cfg=None):
-    """The DeepLabV2 config trained on the pseudo masks in ``mask_dir``.
+def ground_truth_dir(cfg, config):
+    """The training list's ground-truth masks: the folder its image labels
+    are read from (``label_seg_map_path``; relative to ``data_root``)."""
+    folder = _dataset(cfg, 'train_dataloader').get('label_seg_map_path')
+    if not folder:
+        raise KeyError(
+            f'{config}: train_dataloader.dataset.label_seg_map_path is not '
+            'set; training on the ground truth needs it: set it to the '
+            "folder of the training list's ground-truth masks")
+    return folder
 
-    Training on the pseudo masks (``seg_map_path``); image labels and the
+
+def derive_segmentor_config(config, seed, mask_dir, data_root=None,
+                            quick=False, semples_cfg=None):
+    """A segmentor config (any mmseg one) trained on the masks in
+    ``mask_dir``, or on the ground truth.
+
+    Training on those masks (``seg_map_path``); image labels and the
     validation masks stay the ground truth. The end-of-training validation
     is switched off: the runner evaluates the final checkpoint itself.
 
     Args:
-        semples_cfg (Config, optional): take the data settings (dataset
-            type, root, lists, folders, classes) from this SemPLeS config,
-            so one config describes a dataset; None keeps the DeepLabV2
-            config's own.
+        config (str): mmseg segmentor config file.
+        seed (int): training seed, and the world seed of a synthetic world.
+        mask_dir (str | None): folder of the masks to train on (the pseudo
+            masks); None: the training list's ground truth (the fully
+            supervised upper bound), see :func:`ground_truth_dir`.
+        data_root (str, optional): folder of the synthetic world SemPLeS
+            trained on; required when the config has one.
+        quick (bool): QUICK_SETTINGS sizes.
+        semples_cfg (Config, optional): the SemPLeS config: a segmentor
+            config on the synthetic world takes its data settings (dataset
+            type, root, lists, folders, classes) from it, so one config
+            describes a dataset (:func:`follows_semples_data`); None keeps
+            the segmentor config's own.
 
     Returns:
         Config
     """
     cfg = Config.fromfile(config)
-    if semples_cfg is not None:
+    if semples_cfg is not None and follows_semples_data(cfg):
         _take_data_settings(cfg, semples_cfg)
     if synthetic_world_of(cfg) is not None:
         if data_root is None:
@@ -239,15 +285,16 @@ def derive_deeplab_config(config, seed, mask_dir, data_root=None,
         _set_world(cfg, osp.abspath(data_root), seed, quick)
     cfg.randomness = dict(cfg.get('randomness') or {}, seed=seed)
     dataset = _dataset(cfg, 'train_dataloader')
-    dataset.setdefault('data_prefix', {})['seg_map_path'] = osp.abspath(
-        mask_dir)
+    dataset.setdefault('data_prefix', {})['seg_map_path'] = \
+        ground_truth_dir(cfg, config) if mask_dir is None else \
+        osp.abspath(mask_dir)
     if quick:
-        iters = QUICK_SETTINGS['deeplab_iters']
+        iters = QUICK_SETTINGS['segmentor_iters']
         cfg.train_cfg['max_iters'] = iters
         for scheduler in cfg.get('param_scheduler') or []:
             if scheduler.get('end', 0) > iters:
                 scheduler['end'] = iters
-        _set_quick_loaders(cfg, QUICK_SETTINGS['deeplab_batch_size'])
+        _set_quick_loaders(cfg, QUICK_SETTINGS['segmentor_batch_size'])
         cfg.default_hooks.logger['interval'] = 1
     max_iters = cfg.train_cfg['max_iters']
     cfg.train_cfg['val_begin'] = max_iters + 1

@@ -50,6 +50,7 @@ class ExperimentRecord:
             path, 'Delete it to let the runner check its steps afresh '
             'from their outputs.') if osp.exists(path) else {}
         self.data.setdefault('steps', {})
+        self.visited = []  # the steps of this invocation, in order
 
     def save(self):
         if not is_main_process():
@@ -89,6 +90,7 @@ class ExperimentRecord:
             bool: True if the step ran, False if it was skipped.
         """
         flat = flatten(inputs)
+        self.visited.append(step)
         entry = self.data['steps'].get(step, {})
         status, stored = entry.get('status'), entry.get('inputs')
         if status in ('running', 'done') and stored is not None and \

@@ -9,9 +9,13 @@ PSEUDO_ROWS = (('cam', 'CAM baseline (after cam)'),
                ('match', 'after match (SLM only)'),
                ('semples', 'SemPLeS (after refine)'))
 VAL_KEYS = ('mIoU', 'pseudo/mIoU', 'pseudo/bg_threshold')
+# (key in summary['segmentors'][stem], what the segmentor trained on)
+SEGMENTOR_ROWS = (('semples_masks', 'SemPLeS masks'),
+                  ('ground_truth', 'ground truth (upper bound)'))
+# steps of a summary without 'current_steps' (older runners): the
+# segmentors' follow
 STEP_ORDER = ('world', 'semples', 'export_cam', 'export_match',
-              'export_semples', 'export_train_list', 'deeplabv2_train',
-              'deeplabv2_test')
+              'export_semples', 'export_train_list')
 
 
 def collect_val_per_phase(work_dir, schedule):
@@ -52,6 +56,18 @@ def _fmt(value, digits=1):
     return f'{value:.{digits}f}'
 
 
+def segmentor_results(summary):
+    """``(stem, {source: val result})`` per segmentor of a summary, in the
+    order they ran; a summary written before several segmentors has its
+    DeepLabV2 under 'deeplabv2'."""
+    segmentors = summary.get('segmentors')
+    if segmentors is None:
+        segmentors = {'DeepLabV2': dict(semples_masks=summary['deeplabv2'])
+                      } if 'deeplabv2' in summary else {}
+    return [(stem, {key: entry[key] for key, _ in SEGMENTOR_ROWS
+                    if key in entry}) for stem, entry in segmentors.items()]
+
+
 def format_table(summary):
     """Markdown table of one run's ``summary.json``."""
     masks = summary.get('pseudo_masks', {})
@@ -71,10 +87,14 @@ def format_table(summary):
         lines.append(f"| (the best threshold of {', '.join(edges)} is an end "
                      'of the sweep: its mIoU is a lower bound; widen the '
                      "PseudoMaskMetric's bg_thresholds) | | | | |")
-    deeplab = summary.get('deeplabv2', {})
-    lines.append(
-        f"| DeepLabV2 on SemPLeS masks | {_fmt(deeplab.get('mIoU'))} | - | "
-        f"{deeplab.get('split', '-')} | {deeplab.get('num_images', '-')} |")
+    for stem, results in segmentor_results(summary):
+        for key, source in SEGMENTOR_ROWS:
+            if key in results:
+                result = results[key]
+                lines.append(
+                    f"| {stem} on {source} | {_fmt(result.get('mIoU'))} | - "
+                    f"| {result.get('split', '-')} | "
+                    f"{result.get('num_images', '-')} |")
     per_phase = summary.get('cam_val_per_phase') or {}
     if per_phase:
         lines += ['', '| phase end | CAM val pseudo/mIoU (%) | '
@@ -87,7 +107,8 @@ def format_table(summary):
     if steps:
         lines += ['', '| step | wall time (s) | this run |',
                   '| --- | --- | --- |']
-        order = [s for s in STEP_ORDER if s in steps] + [
+        order = summary.get('current_steps') or [
+            s for s in STEP_ORDER if s in steps] + [
             s for s in steps if s not in STEP_ORDER]
         for name in order:
             entry = steps[name]
@@ -104,8 +125,17 @@ def seed_values(summary):
     masks = summary.get('pseudo_masks', {})
     for key, name in PSEUDO_ROWS:
         values[f'pseudo masks, {name}'] = masks.get(key, {}).get('mIoU')
-    values['DeepLabV2 on SemPLeS masks (val)'] = summary.get(
-        'deeplabv2', {}).get('mIoU')
+    for stem, results in segmentor_results(summary):
+        miou = {key: results[key].get('mIoU') for key, _ in SEGMENTOR_ROWS
+                if key in results}
+        for key, source in SEGMENTOR_ROWS:
+            if key in miou:
+                values[f'{stem} on {source} (val)'] = miou[key]
+        if miou.get('semples_masks') is not None and \
+                miou.get('ground_truth'):
+            # the measure WSSS papers report: % of the fully supervised
+            values[f'{stem}: SemPLeS masks / ground truth (%)'] = \
+                100 * miou['semples_masks'] / miou['ground_truth']
     values['wall time of the run (s)'] = summary.get('total_wall_s')
     return values
 

@@ -1,5 +1,7 @@
 """The runner's steps: world -> SemPLeS -> pseudo masks after cam, match
-and refine -> DeepLabV2 on the SemPLeS masks -> its val mIoU.
+and refine -> each segmentor (DeepLabV2 by default) on the SemPLeS masks,
+and on the ground truth for the fully supervised upper bound -> its val
+mIoU.
 
 A step records its inputs (configs, settings, digests of the weights or
 masks it reads, a fingerprint of the data folders) when it starts, and is
@@ -36,7 +38,7 @@ from semples_mm.utils.launch import start_process_group
 from semples_mm.utils.read_back import DamagedFile
 from semples_mm.utils.work_dir_lock import WorkDirLock
 from ..shipped_configs import shipped_config
-from .derived_configs import (EXPORTS, data_paths, derive_deeplab_config,
+from .derived_configs import (EXPORTS, data_paths, derive_segmentor_config,
                               derive_semples_config, export_dataloader,
                               split_name)
 from .record import ExperimentRecord
@@ -46,6 +48,11 @@ from .results import (collect_val_per_phase, format_seed_table,
                       format_table, mean_over_seeds)
 
 SMALL_DEEPLAB_CONFIG = 'deeplabv2/deeplabv2_tiny_synthetic_pseudo.py'
+# (key in summary['segmentors'][stem], suffix of the run's name): what a
+# segmentor trains on
+MASK_SOURCES = (('semples_masks', ''), ('ground_truth', '_gt'))
+# work-dir folders of the runner's other steps
+RESERVED_NAMES = ('configs', 'data', 'semples', 'pseudo_masks')
 # Config keys that do not change trained weights (validation, logging,
 # exports): left out of a training step's inputs.
 NOT_TRAINING_INPUTS = ('pseudo_label_cfg', 'val_dataloader',
@@ -173,6 +180,74 @@ def _check_record(record, **settings):
     record.update(**settings)
 
 
+def segmentor_runs(seg_configs, ground_truth_bound):
+    """The segmentor trainings of a run: ``(config, stem, source, name)``
+    per config and mask source, where ``name`` (the config file's stem,
+    ``_gt`` added for the ground truth) names the run's work subfolder,
+    derived config and steps."""
+    runs = []
+    for config in seg_configs:
+        stem = osp.splitext(osp.basename(config))[0]
+        runs += [(config, stem, source, stem + suffix)
+                 for source, suffix in MASK_SOURCES
+                 if ground_truth_bound or source == 'semples_masks']
+    names = [run[3] for run in runs]
+    clashes = sorted({name for name in names if names.count(name) > 1} |
+                     set(names) & set(RESERVED_NAMES))
+    if clashes:
+        raise ValueError(
+            f'segmentor configs {list(seg_configs)}: the work subfolder(s) '
+            f'{clashes} would be shared (a name twice, or one of the '
+            f"runner's {list(RESERVED_NAMES)}); each config needs a file "
+            'name of its own: copy one under another name')
+    return runs
+
+
+def _train_and_test_segmentor(record, work_dir, name, cfg, masks, tta,
+                              launcher):
+    """Train ``cfg`` in ``<work_dir>/<name>`` (step ``<name>_train``), test
+    its final checkpoint (``<name>_test``) and return the test's result.
+
+    Args:
+        masks (str | None): the digest of the pseudo masks it trains on
+            (their folder is then left out of the data fingerprint); None
+            for the ground truth, which the data fingerprint covers.
+    """
+    cfg_path = osp.join(work_dir, 'configs', f'{name}.py')
+    _on_rank_zero(lambda: cfg.dump(cfg_path))
+    folder = osp.join(work_dir, name)
+    iters = cfg.train_cfg.max_iters
+    train_masks = cfg.train_dataloader.dataset.data_prefix.seg_map_path
+
+    def train_segmentor():
+        train(cfg_path, work_dir=folder, resume=True, launcher=launcher)
+        gc.collect()
+
+    inputs = training_inputs(cfg)
+    record.run_step(
+        f'{name}_train', train_segmentor,
+        inputs=dict(config=inputs, masks=masks,
+                    data=data_fingerprint(inputs, exclude=(
+                        train_masks, ) if masks else ())),
+        finished=lambda: 'final checkpoint exists' if final_checkpoint(
+            folder, iters) else None,
+        on_changed=_changed_step_outputs(folder))
+
+    checkpoint = final_checkpoint(folder, iters)
+    record.run_step(
+        f'{name}_test',
+        lambda: test_checkpoint(cfg_path, checkpoint,
+                                osp.join(folder, 'test'), tta=tta,
+                                launcher=launcher),
+        inputs=dict(weights=_weights_digest(checkpoint), tta=bool(tta),
+                    test_dataloader=cfg.test_dataloader,
+                    test_evaluator=cfg.test_evaluator,
+                    data=data_fingerprint(cfg.test_dataloader)))
+    root = cfg.train_dataloader.dataset.get('data_root') or ''
+    return dict(record.result(f'{name}_test') or {},
+                trained_on=osp.join(root, train_masks))
+
+
 def _on_rank_zero(function):
     """``function()`` on rank 0 alone (file writing); every rank returns
     its result."""
@@ -181,33 +256,43 @@ def _on_rank_zero(function):
     return result[0]
 
 
-def run_experiment(config, work_dir, seed=0, deeplab_config=None,
-                 quick=False, data_root=None, score_split=None, tta=False,
-                 no_rerun=False, launcher='none'):
+def run_experiment(config, work_dir, seed=0, seg_configs=None,
+                   ground_truth_bound=False, quick=False, data_root=None,
+                   score_split=None, tta=False, no_rerun=False,
+                   launcher='none'):
     """Run (or finish) the whole experiment in ``work_dir``.
 
     Layout: ``configs/`` (the derived configs), ``data/`` (the synthetic
     world), ``semples/`` (SemPLeS work dir: checkpoints, the CAM network of
     each phase end, whatever the config's hooks write),
-    ``pseudo_masks/<label>`` (the runner's exports), ``deeplabv2/``
-    (DeepLabV2 work dir), ``summary.json``.
+    ``pseudo_masks/<label>`` (the runner's exports), ``<stem>/`` (the
+    work dir of the segmentor config ``<stem>.py`` on the SemPLeS masks),
+    ``<stem>_gt/`` (on the ground truth), ``summary.json``.
 
     Args:
         config (str): SemPLeS config.
         work_dir (str): output folder of this run.
         seed (int): training seed and synthetic-world seed.
-        deeplab_config (str, optional): DeepLabV2 config, used as it is
-            (e.g. the R101 VOC one); default: the tiny one
-            (``configs/deeplabv2/deeplabv2_tiny_synthetic_pseudo.py``) on
-            the SemPLeS config's data and classes.
+        seg_configs (Sequence[str], optional): mmseg segmentor configs,
+            each trained on the SemPLeS masks and tested in turn. One on
+            the synthetic world takes the SemPLeS config's data and classes
+            (:func:`~.derived_configs.follows_semples_data`); one on a real
+            dataset (e.g. the R101 VOC DeepLabV2) is used as it is, except
+            for its training masks. Default: the tiny DeepLabV2
+            (``configs/deeplabv2/deeplabv2_tiny_synthetic_pseudo.py``),
+            whose result is also ``summary['deeplabv2']``.
+        ground_truth_bound (bool): also train each segmentor on the
+            training list's ground truth (the fully supervised upper bound
+            WSSS papers compare with), tested the same way.
         quick (bool): tiny world and iterations (tests, smoke runs).
         data_root (str, optional): synthetic-world folder; default
             ``<work_dir>/data/synthetic_world_seed<seed>``.
         score_split (str, optional): image list to export and score the
             pseudo masks on (e.g. VOC 'train'); default: the training list.
-            Otherwise the DeepLabV2 masks of the training list are written
+            Otherwise the segmentors' masks of the training list are written
             in an extra step.
-        tta (bool): multi-scale + flip DeepLabV2 test.
+        tta (bool): multi-scale + flip test of the segmentors (their
+            config's ``tta_pipeline``).
         no_rerun (bool): refuse (naming what changed) instead of rerunning
             a finished step whose inputs changed.
         launcher (str): 'none', 'pytorch' or 'slurm': every step runs in
@@ -221,12 +306,13 @@ def run_experiment(config, work_dir, seed=0, deeplab_config=None,
     start_process_group(launcher)
     with WorkDirLock(work_dir, 'run_experiment') if is_main_process() else \
             nullcontext():
-        return _run_experiment(config, work_dir, seed, deeplab_config, quick,
-                             data_root, score_split, tta, no_rerun, launcher)
+        return _run_experiment(config, work_dir, seed, seg_configs,
+                               ground_truth_bound, quick, data_root,
+                               score_split, tta, no_rerun, launcher)
 
 
-def _run_experiment(config, work_dir, seed, deeplab_config, quick, data_root,
-                  score_split, tta, no_rerun, launcher):
+def _run_experiment(config, work_dir, seed, seg_configs, ground_truth_bound,
+                    quick, data_root, score_split, tta, no_rerun, launcher):
     start = time.perf_counter()
     os.makedirs(osp.join(work_dir, 'configs'), exist_ok=True)
     record = ExperimentRecord(osp.join(work_dir, 'summary.json'), no_rerun)
@@ -238,15 +324,35 @@ def _run_experiment(config, work_dir, seed, deeplab_config, quick, data_root,
 
     semples_cfg, world = derive_semples_config(
         config, seed, data_root=data_root, quick=quick)
-    # Without a DeepLabV2 config, the tiny one on the SemPLeS config's data:
-    # a new dataset needs one config only.
-    derive_deeplab_data = deeplab_config is None
-    deeplab_config = deeplab_config or shipped_config(SMALL_DEEPLAB_CONFIG)
+    # the segmentors train on the SemPLeS masks of the training list
+    train_list = semples_cfg.train_dataloader.dataset.ann_file
+    mask_label = 'semples' if score_split is None else \
+        f'semples_{split_name(train_list)}'
+    mask_dir = osp.join(work_dir, 'pseudo_masks', mask_label)
+    # Without segmentor configs, the tiny DeepLabV2 on the SemPLeS config's
+    # data: a new dataset needs one config only. Their configs are derived
+    # now: a wrong one must not wait for the end of SemPLeS's training.
+    default_segmentor = not seg_configs
+    seg_configs = [osp.abspath(c) for c in seg_configs or
+                   [shipped_config(SMALL_DEEPLAB_CONFIG)]]
+    segmentor_cfgs = [
+        (seg_config, stem, source, name, derive_segmentor_config(
+            seg_config, seed,
+            mask_dir if source == 'semples_masks' else None,
+            data_root=data_root, quick=quick, semples_cfg=semples_cfg))
+        for seg_config, stem, source, name in segmentor_runs(
+            seg_configs, ground_truth_bound)]
     _check_record(record, config=osp.abspath(config), seed=seed,
                   quick=bool(quick),
-                  deeplab_config=osp.abspath(deeplab_config),
                   data_root=osp.abspath(data_root) if world else None,
                   score_split=score_split)
+    # The segmentors are no setting of the run: each has its own folder and
+    # steps, whose recorded inputs decide what runs again; the record names
+    # this invocation's (runs recorded before with `deeplab_config`
+    # continue under the new key).
+    record.data.pop('deeplab_config', None)
+    record.update(seg_configs=seg_configs,
+                  ground_truth_bound=bool(ground_truth_bound))
     _on_rank_zero(lambda: _remove_leftovers(
         work_dir, osp.abspath(data_root) if world else None))
     semples_cfg_path = osp.join(work_dir, 'configs', 'semples.py')
@@ -328,17 +434,13 @@ def _run_experiment(config, work_dir, seed, deeplab_config, quick, data_root,
                   cam_val_per_phase=collect_val_per_phase(semples_dir,
                                                           schedule))
 
-    # 3b. DeepLabV2's masks when the scored list is not the training list
-    mask_dir = rows['semples']['out_dir']
+    # 3b. the segmentors' masks when the scored list is not the training list
     if score_split is not None:
-        train_list = semples_cfg.train_dataloader.dataset.ann_file
-        label = f'semples_{split_name(train_list)}'
-        mask_dir = osp.join(work_dir, 'pseudo_masks', label)
         checkpoint = phase_checkpoint_path(semples_dir, 'refine')
         train_loader = export_dataloader(semples_cfg)
         record.run_step(
             'export_train_list',
-            lambda: export(label, checkpoint, mask_dir, train_loader,
+            lambda: export(mask_label, checkpoint, mask_dir, train_loader,
                            train_list, None),
             inputs=dict(weights=_weights_digest(checkpoint),
                         settings=settings, dataloader=train_loader,
@@ -346,48 +448,32 @@ def _run_experiment(config, work_dir, seed, deeplab_config, quick, data_root,
             finished=lambda: _export_finished(record, 'export_train_list',
                                               mask_dir))
 
-    # 4. DeepLabV2 on the SemPLeS pseudo masks, then its val mIoU
-    deeplab_cfg = derive_deeplab_config(
-        deeplab_config, seed, mask_dir, data_root=data_root, quick=quick,
-        semples_cfg=semples_cfg if derive_deeplab_data else None)
-    deeplab_cfg_path = osp.join(work_dir, 'configs', 'deeplabv2.py')
-    _on_rank_zero(lambda: deeplab_cfg.dump(deeplab_cfg_path))
-    deeplab_dir = osp.join(work_dir, 'deeplabv2')
-    deeplab_iters = deeplab_cfg.train_cfg.max_iters
+    # 4. each segmentor on the SemPLeS masks (and on the ground truth),
+    # then its val mIoU
+    masks_digest = (read_manifest(mask_dir) or {}).get('fingerprint')
+    segmentors = {}
+    for seg_config, stem, source, name, seg_cfg in segmentor_cfgs:
+        result = _train_and_test_segmentor(
+            record, work_dir, name, seg_cfg,
+            masks_digest if source == 'semples_masks' else None, tta,
+            launcher)
+        segmentors.setdefault(stem, dict(config=seg_config))[source] = result
+    # 'deeplabv2': the default run's result, where summaries had it before
+    # several segmentors (another invocation's is dropped)
+    record.data.pop('deeplabv2', None)
+    if default_segmentor:
+        record.data['deeplabv2'] = next(iter(segmentors.values()))[
+            'semples_masks']
+    record.update(segmentors=segmentors)
 
-    def train_deeplab():
-        train(deeplab_cfg_path, work_dir=deeplab_dir, resume=True,
-              launcher=launcher)
-        gc.collect()
-
-    deeplab_inputs = training_inputs(deeplab_cfg)
-    record.run_step(
-        'deeplabv2_train', train_deeplab,
-        inputs=dict(config=deeplab_inputs,
-                    masks=(read_manifest(mask_dir) or {}).get('fingerprint'),
-                    # the pseudo masks: by their export's digest above
-                    data=data_fingerprint(deeplab_inputs,
-                                          exclude=(mask_dir, ))),
-        finished=lambda: 'final checkpoint exists' if final_checkpoint(
-            deeplab_dir, deeplab_iters) else None,
-        on_changed=_changed_step_outputs(deeplab_dir))
-
-    checkpoint = final_checkpoint(deeplab_dir, deeplab_iters)
-    record.run_step(
-        'deeplabv2_test',
-        lambda: test_checkpoint(deeplab_cfg_path, checkpoint,
-                                osp.join(deeplab_dir, 'test'), tta=tta,
-                                launcher=launcher),
-        inputs=dict(weights=_weights_digest(checkpoint), tta=bool(tta),
-                    test_dataloader=deeplab_cfg.test_dataloader,
-                    test_evaluator=deeplab_cfg.test_evaluator,
-                    data=data_fingerprint(deeplab_cfg.test_dataloader)))
-    record.update(deeplabv2=record.result('deeplabv2_test'))
-
+    # The steps of this invocation count: those of a segmentor left out of
+    # it (or of an older runner's step names) keep their entries, which a
+    # later run of theirs checks, but are no part of this run.
+    steps = record.data['steps']
     record.update(
-        total_wall_s=round(sum(entry.get('wall_s') or 0.0
-                               for entry in record.data['steps'].values()),
-                           1),
+        current_steps=record.visited,
+        total_wall_s=round(sum(steps[step].get('wall_s') or 0.0
+                               for step in record.visited), 1),
         this_invocation_wall_s=round(time.perf_counter() - start, 1))
     print_log(f'[experiment] results of {work_dir} (seed {seed}):\n' +
               format_table(record.data), logger='current')
