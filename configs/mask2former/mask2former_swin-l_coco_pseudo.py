@@ -1,5 +1,6 @@
-# Mask2Former Swin-L on SemPLeS pseudo masks of COCO 2014 train, evaluated on COCO 2014 val, as FMA-WSSS
-# trains it (./_base_/mask2former_swin-l_fma-wsss.py). GPU only: needs
+# Mask2Former Swin-L on SemPLeS pseudo masks of COCO 2014 train, evaluated
+# on COCO 2014 val, as FMA-WSSS trains it
+# (./_base_/mask2former_swin-l_fma-wsss.py). GPU only: needs
 # onedl-mmdetection and mmcv's compiled ops.
 #
 # Set pseudo_mask_dir and pretrained_checkpoint (the base) before training,
@@ -45,7 +46,8 @@ val_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         ann_file='ImageSets/val2014.txt',
-        data_prefix=dict(img_path='val2014', seg_map_path='SegmentationClass/val2014'),
+        data_prefix=dict(
+            img_path='val2014', seg_map_path='SegmentationClass/val2014'),
         label_seg_map_path='SegmentationClass/val2014',
         test_mode=True,
         pipeline={{_base_.val_pipeline}}))

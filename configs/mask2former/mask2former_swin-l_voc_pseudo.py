@@ -1,5 +1,6 @@
-# Mask2Former Swin-L on SemPLeS pseudo masks of PASCAL VOC 2012 trainaug, evaluated on VOC val, as FMA-WSSS
-# trains it (./_base_/mask2former_swin-l_fma-wsss.py). GPU only: needs
+# Mask2Former Swin-L on SemPLeS pseudo masks of PASCAL VOC 2012 trainaug,
+# evaluated on VOC val, as FMA-WSSS trains it
+# (./_base_/mask2former_swin-l_fma-wsss.py). GPU only: needs
 # onedl-mmdetection and mmcv's compiled ops.
 #
 # Set pseudo_mask_dir and pretrained_checkpoint (the base) before training,
@@ -45,7 +46,8 @@ val_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         ann_file='ImageSets/Segmentation/val.txt',
-        data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
+        data_prefix=dict(
+            img_path='JPEGImages', seg_map_path='SegmentationClass'),
         label_seg_map_path='SegmentationClass',
         test_mode=True,
         pipeline={{_base_.val_pipeline}}))

@@ -1,19 +1,22 @@
-# SegFormer MiT-B1 trained on SemPLeS pseudo masks of PASCAL VOC 2012 trainaug (10,582 images), evaluated on VOC val (1,449); mmseg's
-# SegFormer model and recipe (./_base_/segformer_mit_wsss.py).
+# SegFormer MiT-B1 trained on SemPLeS pseudo masks of PASCAL VOC 2012
+# trainaug (10,582 images), evaluated on VOC val (1,449); mmseg's SegFormer
+# model and recipe (./_base_/segformer_mit_wsss.py).
 #
 # Set before training (or with --cfg-options):
 #   pretrained_checkpoint: a local ImageNet-1k MiT-B1 encoder in mmseg's
 #       layout: mmseg's converted mit_b1_20220624-02e5a6a1.pth (the
 #       checkpoint URL in mmseg's configs/segformer/
 #       segformer_mit-b1_8xb2-160k_ade20k-512x512.py), or the SegFormer
-#       authors' mit_b1.pth converted with mmseg's
-#       tools/model_converters/mit2mmseg.py mit_b1.pth mit_b1_mmseg.pth.
+#       authors' mit_b1.pth converted with mmseg's converter:
+#       python mmsegmentation/tools/model_converters/mit2mmseg.py \
+#           mit_b1.pth checkpoints/mit_b1_mmseg.pth
 #   pseudo_mask_dir (configs/_base_/datasets/voc12_pseudo_masks.py).
 # With --cfg-options, set the keys the variables feed, e.g.
 #   train_dataloader.dataset.data_prefix.seg_map_path=/abs/pseudo_masks
 #   model.backbone.init_cfg.checkpoint=/abs/mit_b1_mmseg.pth
 _base_ = [
-    '../_base_/datasets/voc12_pseudo_masks.py', './_base_/segformer_mit_wsss.py'
+    '../_base_/datasets/voc12_pseudo_masks.py',
+    './_base_/segformer_mit_wsss.py'
 ]
 
 pretrained_checkpoint = 'checkpoints/mit_b1_mmseg.pth'

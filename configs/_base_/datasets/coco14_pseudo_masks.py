@@ -1,7 +1,8 @@
-# COCO 2014 train for a final segmentation network (SegFormer, ...): trained on
-# pseudo masks (ids 0..80, 255 ignore, one <img_id>.png per train image,
-# from tools/make_pseudo_labels.py or the PseudoLabelHook), validated on the
-# ground truth of val; mmseg's 512x512 training augmentation.
+# COCO 2014 train for a final segmentation network (SegFormer, ...):
+# trained on pseudo masks (ids 0..80, 255 ignore, one <img_id>.png per
+# train image, from tools/make_pseudo_labels.py or the PseudoLabelHook),
+# validated on the ground truth of val; mmseg's 512x512 training
+# augmentation.
 #
 # Set pseudo_mask_dir here or with --cfg-options
 # train_dataloader.dataset.data_prefix.seg_map_path=/abs/pseudo_masks; a
