@@ -3,11 +3,15 @@
 # a couple of minutes. The same code path as the R101 configs, for demos
 # and integration tests.
 #
-# Set pseudo_mask_dir (configs/_base_/datasets/synthetic_pseudo_masks.py)
-# to the pseudo masks of the synthetic train images; the ground truth
-# (data/synthetic_world/SegmentationClass) gives the fully supervised upper
-# bound. configs/segformer/segformer_tiny_synthetic_pseudo.py is the same
-# data and schedule with a tiny SegFormer.
+# Point the training masks at the pseudo masks of the synthetic train
+# images: pseudo_mask_dir in configs/_base_/datasets/
+# synthetic_pseudo_masks.py, or --cfg-options
+# train_dataloader.dataset.data_prefix.seg_map_path=/abs/masks (a
+# pseudo_mask_dir set here would not reach the dataloader, which the
+# base resolves); the ground truth (data/synthetic_world/
+# SegmentationClass) gives the fully supervised upper bound.
+# configs/segformer/segformer_tiny_synthetic_pseudo.py is the same data
+# and schedule with a tiny SegFormer.
 _base_ = [
     '../_base_/datasets/synthetic_pseudo_masks.py',
     '../_base_/schedules/tiny_synthetic_300it.py', './_base_/deeplabv2_r101.py'

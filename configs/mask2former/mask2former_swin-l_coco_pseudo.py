@@ -1,18 +1,14 @@
 # Mask2Former Swin-L on SemPLeS pseudo masks of COCO 2014 train, evaluated
-# on COCO 2014 val, as FMA-WSSS trains it
-# (./_base_/mask2former_swin-l_fma-wsss.py). GPU only: needs
-# onedl-mmdetection and mmcv's compiled ops.
+# on COCO 2014 val, as FMA-WSSS trains it: ./mask2former_swin-l_voc_pseudo.py
+# with COCO's data (as configs/_base_/datasets/coco14_wsss.py), classes and
+# FMA-WSSS's COCO schedule. GPU only: needs onedl-mmdetection and mmcv's
+# compiled ops.
 #
 # Set pseudo_mask_dir and pretrained_checkpoint (the base) before training,
-# or with --cfg-options
-#   train_dataloader.dataset.data_prefix.seg_map_path=/abs/pseudo_masks
-#   model.backbone.init_cfg.checkpoint=/abs/swin_l_22k_mmseg.pth
-# The dataset entries repeat configs/_base_/datasets/coco14_wsss.py: the
-# Mask2Former base is a whole mmseg ADE20K config, and mmengine refuses two
-# bases that set the same keys, so they replace its data here.
+# or with --cfg-options (see the VOC config).
 import os.path as osp
 
-_base_ = ['./_base_/mask2former_swin-l_fma-wsss.py']
+_base_ = ['./mask2former_swin-l_voc_pseudo.py']
 
 pseudo_mask_dir = 'work_dirs/semples_coco/pseudo_masks'
 # mmengine would join a relative data_prefix onto data_root; resolve it here
@@ -24,33 +20,23 @@ data_root = 'data/coco2014'
 model = dict(
     decode_head=dict(
         num_classes=num_classes,
-        # mmseg's weights: 1 per class, 0.1 for "no object"
         loss_cls=dict(class_weight=[1.0] * num_classes + [0.1])))
 
 train_dataloader = dict(
     dataset=dict(
-        _delete_=True,
         type=dataset_type,
         data_root=data_root,
         ann_file='ImageSets/train2014.txt',
         data_prefix=dict(img_path='train2014', seg_map_path=pseudo_mask_dir),
-        # image labels from the ground truth masks
-        label_seg_map_path='SegmentationClass/train2014',
-        skip_empty=False,
-        # every image must have its pseudo mask
-        require_masks=True,
-        pipeline={{_base_.train_pipeline}}))
+        label_seg_map_path='SegmentationClass/train2014'))
 val_dataloader = dict(
     dataset=dict(
-        _delete_=True,
         type=dataset_type,
         data_root=data_root,
         ann_file='ImageSets/val2014.txt',
         data_prefix=dict(
             img_path='val2014', seg_map_path='SegmentationClass/val2014'),
-        label_seg_map_path='SegmentationClass/val2014',
-        test_mode=True,
-        pipeline={{_base_.val_pipeline}}))
+        label_seg_map_path='SegmentationClass/val2014'))
 test_dataloader = val_dataloader
 
 # FMA-WSSS's COCO run: 100k iterations (m2f-sl22-bt4-100k-512x-COCO.py)

@@ -26,13 +26,9 @@ crop_size = (512, 512)
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(
-        # MiT-B1 (mmseg's segformer_mit-b1 config): B0's depths, twice its
-        # widths
-        embed_dims=64,
-        num_layers=[2, 2, 2, 2],
+        num_layers=[2, 2, 2, 2],  # MiT-B1 (mmseg's segformer_mit-b1 config)
         init_cfg=dict(type='Pretrained', checkpoint=pretrained_checkpoint)),
-    decode_head=dict(
-        in_channels=[64, 128, 320, 512], num_classes=num_classes))
+    decode_head=dict(num_classes=num_classes))
 
 # mmseg's 160k iterations at total batch 16 (about 31 passes over the
 # 82,081 images)

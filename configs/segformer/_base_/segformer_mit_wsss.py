@@ -3,17 +3,23 @@
 # (none on norms and positional blocks), head lr x10, linear warm-up over
 # 1500 iterations then poly (power 1.0) to 0, 160k iterations. The configs
 # that use it add a pseudo-mask dataset base (configs/_base_/datasets/
-# *_pseudo_masks.py), widen the encoder to B1/B5 and set num_classes, the
-# crop size and the ImageNet checkpoint.
+# *_pseudo_masks.py), set the encoder's depths (B1 ... B5) and set
+# num_classes, the crop size and the ImageNet checkpoint.
 _base_ = [
     'mmseg::_base_/models/segformer_mit-b0.py',
     'mmseg::_base_/schedules/schedule_160k.py',
     '../../_base_/default_runtime.py'
 ]
 
-# as the DeepLabV2 configs: the loss averages over labelled pixels only
-# (pseudo masks leave many pixels at 255)
-model = dict(decode_head=dict(loss_decode=dict(avg_non_ignore=True)))
+model = dict(
+    # the widths of MiT-B1 to B5 (mmseg's segformer_mit-b1 ... b5 configs:
+    # twice B0's); they differ in depth
+    backbone=dict(embed_dims=64),
+    decode_head=dict(
+        in_channels=[64, 128, 320, 512],
+        # as the DeepLabV2 configs: the loss averages over labelled pixels
+        # only (pseudo masks leave many pixels at 255)
+        loss_decode=dict(avg_non_ignore=True)))
 
 optim_wrapper = dict(
     _delete_=True,
