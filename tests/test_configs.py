@@ -24,10 +24,15 @@ from semples_mm.engine.runner import merge_dataloader_cfg
 # exist until its EDIT lines are set: tests/test_custom_dataset.py sets them
 # and runs it through the pipeline.
 TEMPLATES = ('configs/semples/custom_dataset_example.py', )
+# Mask2Former needs mmdet and mmcv's compiled ops, and its head returns
+# class and mask predictions, not decode.loss_ce and logits:
+# tests/test_segmentor_configs.py builds it as far as this stack allows.
+GPU_STACK = 'configs/mask2former/'
 CONFIGS = sorted(
     str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / 'configs').rglob('*.py')
     if '_base_' not in p.parts
-    and str(p.relative_to(REPO_ROOT)) not in TEMPLATES)
+    and str(p.relative_to(REPO_ROOT)) not in TEMPLATES
+    and not str(p.relative_to(REPO_ROOT)).startswith(GPU_STACK))
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 IMAGE_IDS = ('img_a', 'img_b', 'img_c')
 

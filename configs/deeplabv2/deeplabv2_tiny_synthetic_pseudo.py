@@ -3,20 +3,19 @@
 # a couple of minutes. The same code path as the R101 configs, for demos
 # and integration tests.
 #
-# Set pseudo_mask_dir to the pseudo masks of the synthetic train images
-# (e.g. from tools/make_pseudo_labels.py); a relative path is taken from the
-# directory you run tools/train.py in. Pointing it at the ground truth
-# (data/synthetic_world/SegmentationClass) gives the fully supervised
-# upper bound.
-import os.path as osp
-
+# Point the training masks at the pseudo masks of the synthetic train
+# images: pseudo_mask_dir in configs/_base_/datasets/
+# synthetic_pseudo_masks.py, or --cfg-options
+# train_dataloader.dataset.data_prefix.seg_map_path=/abs/masks (a
+# pseudo_mask_dir set here would not reach the dataloader, which the
+# base resolves); the ground truth (data/synthetic_world/
+# SegmentationClass) gives the fully supervised upper bound.
+# configs/segformer/segformer_tiny_synthetic_pseudo.py is the same data
+# and schedule with a tiny SegFormer.
 _base_ = [
-    '../_base_/datasets/synthetic_wsss.py', './_base_/deeplabv2_r101_20k.py'
+    '../_base_/datasets/synthetic_pseudo_masks.py',
+    '../_base_/schedules/tiny_synthetic_300it.py', './_base_/deeplabv2_r101.py'
 ]
-
-pseudo_mask_dir = 'work_dirs/semples_synthetic/pseudo_masks'
-# mmengine would join a relative data_prefix onto data_root; resolve it here
-pseudo_mask_dir = osp.abspath(pseudo_mask_dir)
 
 num_classes = 6
 crop_size = (64, 64)
@@ -45,64 +44,11 @@ model = dict(
         # the DeepLab rates (6..24) would see mostly padding on an 8x8 map
         dilations=(1, 2, 3, 4)))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='CheckSegMapValues'),
-    dict(
-        type='RandomResize',
-        scale=(64, 64),
-        ratio_range=(0.75, 1.5),
-        keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs')
-]
-train_dataloader = dict(
-    batch_size=16,
-    dataset=dict(
-        data_prefix=dict(seg_map_path=pseudo_mask_dir),
-        skip_empty=False,
-        # every image must have its pseudo mask: a missing or incomplete
-        # folder fails when the dataset is built, naming it
-        require_masks=True,
-        pipeline=train_pipeline))
-
 # From scratch the WSSS recipe's lr (2.5e-4 for a pretrained backbone) is
 # far too small: a larger lr, no head multiplier, a short schedule.
+optimizer = dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=5e-4)
 optim_wrapper = dict(
-    optimizer=dict(lr=0.02),
+    type='OptimWrapper',
+    optimizer=optimizer,
+    clip_grad=None,
     paramwise_cfg=dict(custom_keys={'decode_head': dict(lr_mult=1.0)}))
-max_iters = 300
-param_scheduler = [
-    dict(
-        type='PolyLR',
-        eta_min=0.0,
-        power=0.9,
-        begin=0,
-        end=max_iters,
-        by_epoch=False)
-]
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-default_hooks = dict(
-    logger=dict(interval=20),
-    checkpoint=dict(interval=max_iters, max_keep_ckpts=1),
-    visualization=dict(type='SegVisualizationHook', draw=False))
-env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
-
-img_ratios = [0.75, 1.0, 1.25]
-tta_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
-    dict(
-        type='TestTimeAug',
-        transforms=[
-            [
-                dict(type='Resize', scale_factor=r, keep_ratio=True)
-                for r in img_ratios
-            ],
-            [
-                dict(type='RandomFlip', prob=0., direction='horizontal'),
-                dict(type='RandomFlip', prob=1., direction='horizontal')
-            ], [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]
-        ])
-]
