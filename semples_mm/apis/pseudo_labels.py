@@ -54,6 +54,15 @@ def build_split_dataset(dataloader_cfg: dict, ann_file: str):
     return dataset, has_masks
 
 
+def _export_loader_cfg(dataloader_cfg, settings: dict) -> dict:
+    """An in-order copy of a dataloader config (a dict or ConfigDict) at
+    the export's ``batch_size`` and ``num_workers``."""
+    return in_order_loader_cfg(
+        dataloader_cfg.to_dict() if hasattr(dataloader_cfg, 'to_dict')
+        else dataloader_cfg, batch_size=settings['batch_size'],
+        num_workers=settings['num_workers'])
+
+
 def make_pseudo_labels(config: Union[str, Config], checkpoint: str,
                        out_dir: str, split: str = 'train',
                        label: Optional[str] = None,
@@ -130,10 +139,7 @@ def make_pseudo_labels(config: Union[str, Config], checkpoint: str,
                 raise KeyError(f'{cfg.filename} has no {loader_key}; the '
                                'images of the split are read through it')
             dataloader_cfg = cfg[loader_key]
-        loader_cfg = in_order_loader_cfg(
-            dataloader_cfg.to_dict() if hasattr(dataloader_cfg, 'to_dict')
-            else dataloader_cfg, batch_size=settings['batch_size'],
-            num_workers=settings['num_workers'])
+        loader_cfg = _export_loader_cfg(dataloader_cfg, settings)
         dataset, has_masks = build_split_dataset(loader_cfg,
                                                  split_ann_file(split))
         loader = Runner.build_dataloader(dict(loader_cfg, dataset=dataset),
@@ -186,10 +192,7 @@ def _val_threshold(cfg, model, settings, metric):
             f'validation split, but {cfg.filename} has no val_dataloader; '
             'add one whose images have ground-truth masks, or give a number '
             '(--bg-threshold 0.45).')
-    loader_cfg = in_order_loader_cfg(
-        loader_cfg.to_dict() if hasattr(loader_cfg, 'to_dict')
-        else loader_cfg, batch_size=settings['batch_size'],
-        num_workers=settings['num_workers'])
+    loader_cfg = _export_loader_cfg(loader_cfg, settings)
     # built as configured: choose_val_threshold names missing masks
     loader = Runner.build_dataloader(loader_cfg, seed=0)
     return choose_val_threshold(model, loader, settings, metric)

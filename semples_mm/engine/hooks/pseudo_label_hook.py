@@ -144,6 +144,14 @@ class PseudoLabelHook(Hook):
         if self._export_iter is None:
             self.export(runner)
 
+    def _metric_cfg(self, runner) -> dict:
+        """The metric config: ``metric`` itself, or for 'val_evaluator'
+        (and for the ``bg_threshold='val'`` pass when ``metric`` is None)
+        the config's ``PseudoMaskMetric``."""
+        if isinstance(self.metric, dict):
+            return copy.deepcopy(self.metric)
+        return pseudo_mask_metric(runner.cfg)
+
     def export(self, runner, finished_iters=None):
         """Run the export now; returns (and stores) its summary.
 
@@ -157,9 +165,7 @@ class PseudoLabelHook(Hook):
                     runner.model, build_export_dataloader(
                         runner, None, None, settings['batch_size'],
                         settings['num_workers']), settings,
-                    copy.deepcopy(self.metric) if isinstance(
-                        self.metric, dict) else pseudo_mask_metric(
-                            runner.cfg))
+                    self._metric_cfg(runner))
         dataloader = build_export_dataloader(
             runner, self.dataloader, self.ann_file, settings['batch_size'],
             settings['num_workers'])
@@ -167,9 +173,7 @@ class PseudoLabelHook(Hook):
         evaluator = None
         if self.metric is not None:
             if dataset_has_masks(dataset):
-                evaluator = [pseudo_mask_metric(runner.cfg)
-                             if self.metric == 'val_evaluator' else
-                             copy.deepcopy(self.metric)]
+                evaluator = [self._metric_cfg(runner)]
             else:
                 runner.logger.warning(
                     f'PseudoLabelHook[{self.label}]: not every image of the '
