@@ -2,7 +2,7 @@
 runner and benchmark beside them (distribution ``semples-mm``)."""
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
@@ -44,11 +44,15 @@ setup(
     long_description=(HERE / 'README.md').read_text(),
     long_description_content_type='text/markdown',
     python_requires='>=3.9',
-    packages=find_packages(include=['semples_mm', 'semples_mm.*',
-                                    'semples_experiments',
-                                    'semples_experiments.*']),
-    package_data={'semples_mm': ['models/clip/model_configs/*.json',
-                                 'assets/*']},
+    # Namespace discovery also lists the data folders (assets/, the CLIP
+    # model configs) as packages, which setuptools needs to ship them
+    # without a warning.
+    packages=find_namespace_packages(include=['semples_mm', 'semples_mm.*',
+                                              'semples_experiments',
+                                              'semples_experiments.*'],
+                                     exclude=['*.__pycache__']),
+    package_data={'semples_mm.assets': ['*.json', '*.safetensors'],
+                  'semples_mm.models.clip.model_configs': ['*.json']},
     include_package_data=True,
     install_requires=read_requirements('runtime'),
     extras_require={
