@@ -615,7 +615,8 @@ def test_export_run_times_whole_resized_images(monkeypatch):
     seen = []
     predict = bench.model.predict_cams
     monkeypatch.setattr(bench.model, 'predict_cams',
-                        lambda x: seen.append(tuple(x.shape)) or predict(x))
+                        lambda x, c: seen.append(tuple(x.shape)) or
+                        predict(x, c))
     run = bench.run('export')
     # 20x30 -> x min(64 / 30, 40 / 20) = x2 -> 40x60; scale 1.5 -> 60x90;
     # 2 images and their flips in each pass

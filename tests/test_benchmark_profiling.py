@@ -90,7 +90,8 @@ def test_select_phase_runs_the_models_val_step(tmp_path, capsys,
     seen = []
     predict = bench.model.predict_cams
     monkeypatch.setattr(bench.model, 'predict_cams',
-                        lambda x: seen.append(tuple(x.shape)) or predict(x))
+                        lambda x, c: seen.append(tuple(x.shape)) or
+                        predict(x, c))
     run = bench.run('select')
     # one timed step, one counted, two profiled (FLOPs by module, then
     # time): 20x30 and 30x45 each

@@ -41,10 +41,12 @@ class HookTestCAMModel(BaseModel):
             'weight', torch.randn(num_classes, 3, generator=generator))
         self.scale = nn.Parameter(torch.ones(()))
 
-    def predict_cams(self, inputs, data_samples=None):
-        """(B, 3, H, W) -> (B, K, H / 4, W / 4)."""
+    def predict_cams(self, inputs, classes=None):
+        """(B, 3, H, W) -> (B, K, H / 4, W / 4), or the classes of the (K,)
+        bool mask ``classes``."""
         pooled = F.avg_pool2d(inputs, 4)
-        return torch.einsum('kc,bchw->bkhw', self.weight, pooled) * self.scale
+        weight = self.weight if classes is None else self.weight[classes]
+        return torch.einsum('kc,bchw->bkhw', weight, pooled) * self.scale
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         if mode == 'loss':

@@ -41,9 +41,11 @@ class PseudoLabelTestCAMModel(BaseModel):
         # built from mmseg's registry (a config's default_scope does this)
         super().__init__(data_preprocessor=MODELS.build(data_preprocessor))
 
-    def predict_cams(self, inputs, data_samples=None):
-        """(B, 3, H, W) -> (B, 3, H // 2, W // 2) raw CAMs."""
-        return F.avg_pool2d(inputs, 2) - 0.1
+    def predict_cams(self, inputs, classes=None):
+        """(B, 3, H, W) -> (B, 3, H // 2, W // 2) raw CAMs, or the classes
+        of the (3,) bool mask ``classes``."""
+        cams = F.avg_pool2d(inputs, 2) - 0.1
+        return cams if classes is None else cams[:, classes]
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         return self.predict_cams(inputs)
@@ -82,9 +84,10 @@ class PseudoLabelTestConvModel(PseudoLabelTestCAMModel):
         self.net[1].running_var.uniform_(0.5, 2.0)
         self.batch_sizes = []
 
-    def predict_cams(self, inputs, data_samples=None):
+    def predict_cams(self, inputs, classes=None):
         self.batch_sizes.append(inputs.shape[0])
-        return self.net(inputs)
+        cams = self.net(inputs)
+        return cams if classes is None else cams[:, classes]
 
 
 def build_test_model(model_type='PseudoLabelTestCAMModel'):
@@ -188,8 +191,8 @@ def test_scales_are_resized_upsampled_and_summed():
 @pytest.mark.float_compare
 def test_inference_upsamples_only_the_labelled_classes_maps():
     """The maps of absent classes are zero after normalisation anyway;
-    CAMInference leaves them out of the full-size work and gives the same
-    CAMs as normalising all of them."""
+    CAMInference leaves them out of the network's and the full-size work
+    and gives the same CAMs as normalising all of them."""
     torch.manual_seed(0)
     weights = torch.randn(4, 3, 1, 1)
     seen = []
@@ -197,9 +200,9 @@ def test_inference_upsamples_only_the_labelled_classes_maps():
     def network(x):  # (N, 3, h, w) -> (N, 4, h / 2, w / 2)
         return F.conv2d(F.avg_pool2d(x, 2), weights)
 
-    def recording(cams):
-        seen.append(cams.shape[1])
-        return cams
+    def recording(x, classes):
+        seen.append(classes.tolist())
+        return network(x)[:, classes]
 
     # two images of one size, and one of another without any class
     images = [torch.randn(1, 3, 8, 12) for _ in range(2)] + [
@@ -208,10 +211,10 @@ def test_inference_upsamples_only_the_labelled_classes_maps():
     full = multi_scale_flip_cams(network, torch.cat(images[:2]), (1.0, 1.5),
                                  True, (10, 14))
     cams = CAMInference(scales=(1.0, 1.5), flip=True)(
-        lambda x: recording(network(x)), images, [(10, 14)] * 2 + [(7, 7)],
-        labels)
-    # the network's maps, before the selection; none for the third image
-    assert seen == [4, 4]
+        recording, images, [(10, 14)] * 2 + [(7, 7)], labels)
+    # the network is asked for the classes present in the images of a size
+    # (at both scales); not at all for the third image, which has none
+    assert seen == [[True, False, False, True]] * 2
     expected = normalize_cams(full, labels[:2])
     for image_cams, want in zip(cams, expected):
         # the same per-map arithmetic, which a kernel may vectorise
@@ -220,6 +223,16 @@ def test_inference_upsamples_only_the_labelled_classes_maps():
         assert_close_up_to_rounding(image_cams, want, terms=4, depth=3)
     assert not cams[0][[1, 2]].any() and not cams[1][:3].any()
     assert cams[2].shape == (4, 7, 7) and not cams[2].any()
+
+
+def test_inference_refuses_maps_of_other_classes_than_asked():
+    """A network that ignores the class mask (all 4 maps for 2 present
+    classes) is named, not silently misread."""
+    images = [torch.randn(1, 3, 8, 8)]
+    with pytest.raises(ValueError, match='gave 4 class maps for the 2 '
+                       'present classes of a 4-class label mask'):
+        CAMInference()(lambda x, classes: x.new_zeros(1, 4, 4, 4), images,
+                       [(8, 8)], torch.tensor([[1., 0., 1., 0.]]))
 
 
 @pytest.mark.float_compare
@@ -294,9 +307,9 @@ def test_amp_runs_only_the_network_in_bf16_and_stays_close(
     samples = [item['data_samples'] for item in items]
     seen = []
     predict = model.predict_cams
-    monkeypatch.setattr(model, 'predict_cams', lambda x: seen.append(
+    monkeypatch.setattr(model, 'predict_cams', lambda x, c: seen.append(
         (torch.is_autocast_enabled('cpu'),
-         torch.get_autocast_dtype('cpu'))) or predict(x))
+         torch.get_autocast_dtype('cpu'))) or predict(x, c))
     with torch.no_grad():
         full = infer_batch_cams(model, CAMInference(scales=(1.0, 1.2)),
                                 inputs, samples)

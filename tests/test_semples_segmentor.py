@@ -911,3 +911,18 @@ def test_prompt_feature_cache_is_bounded_and_emptied_after_the_phase():
     with pytest.raises(ValueError, match='max_views'):
         build_model(prompt_crop_features=dict(
             type='ViewCacheCropFeatures', max_views=0))
+
+
+def test_predict_cams_of_some_classes_and_a_wrong_class_mask():
+    model = model_in_phase('cam', training=False)
+    inputs, _ = make_batch(LABELS)
+    with torch.no_grad():
+        cams = model.predict_cams(inputs)
+        classes = torch.tensor([True, False, True, False, True])
+        some = model.predict_cams(inputs, classes)
+    assert cams.shape[1] == 5 and some.shape[1] == 3
+    # the same convolution, its output sliced: bit for bit
+    torch.testing.assert_close(some, cams[:, classes], rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r'shape \(6,\), but '
+                       'cam_head.num_classes is 5'):
+        model.predict_cams(inputs, torch.ones(6, dtype=torch.bool))

@@ -155,3 +155,28 @@ def test_bf16_autocast_rounds_no_worse_than_the_stacked_map_formula():
     old_error = (old - exact).abs().max()
     assert old_error > 0  # bf16 did round
     assert new_error <= 2 * old_error + scale * 2**-8
+
+
+@pytest.mark.parametrize('selection', sorted(SELECTIONS))
+def test_present_classes_alone_equal_their_columns_of_all(selection):
+    """head(features, classes): only the masked classes are propagated (here
+    3 columns, one group of d = 16, where all 20 take two), and they equal
+    their columns of the full head's output."""
+    backbone, head = build_weaktr(SELECTIONS[selection])
+    backbone.eval(), head.eval()
+    classes = torch.zeros(head.num_classes, dtype=torch.bool)
+    classes[[0, 2, head.num_classes - 1]] = True
+    with torch.no_grad():
+        feats = backbone(torch.randn(2, 3, *IMAGE))
+        cams, logits = head(feats)
+        some_cams, some_logits = head(feats, classes)
+    assert some_cams.shape == (2, 3, 5, 7)
+    # each column is its own weighted sum, but the kernel may block a group
+    # of 3 value columns otherwise than one of 16: rounding of float32 sums
+    # in another order (observed: equal), well inside 1e-5 of the scale
+    scale = cams.abs().max()
+    torch.testing.assert_close(some_cams, cams[:, classes], rtol=1e-5,
+                               atol=1e-5 * scale)
+    for key, value in logits.items():
+        torch.testing.assert_close(some_logits[key], value[:, classes],
+                                   rtol=1e-5, atol=1e-5 * scale)

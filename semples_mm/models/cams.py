@@ -250,21 +250,24 @@ class CAMInference:
         if not self.amp:
             return predict_cams
 
-        def predict(inputs):
+        def predict(inputs, classes):
             with torch.autocast(inputs.device.type,
                                 dtype=AMP_DTYPES[self.amp]):
-                return predict_cams(inputs)
+                return predict_cams(inputs, classes)
 
         return predict
 
-    def __call__(self, predict_cams: Callable[[Tensor], Tensor],
+    def __call__(self, predict_cams: Callable[[Tensor, Tensor], Tensor],
                  images: Sequence[Tensor],
                  out_sizes: Sequence[Tuple[int, int]],
                  labels: Tensor) -> List[Tensor]:
         """Infer the CAMs of several images.
 
         Args:
-            predict_cams (callable): (N, 3, h, w) -> (N, K, h', w') raw CAMs.
+            predict_cams (callable): ``(inputs (N, 3, h, w), classes (K,)
+                bool mask) -> (N, K', h', w')`` raw CAMs of the K' classes
+                of the mask (the images' present classes), as
+                ``CAMSegmentor.predict_cams``.
             images (Sequence[Tensor]): per image (1, 3, H_i, W_i), normalised
                 and without padding.
             out_sizes (Sequence[tuple]): per image its original (H, W).
@@ -282,21 +285,24 @@ class CAMInference:
         num_classes = labels.shape[1]
         for (_, out_size), indices in groups.items():
             group_labels = labels[indices].to(images[indices[0]].device)
-            # absent classes' maps are zero in the end: the full-size work
-            # (upsampling, normalising) is done for the present ones only
-            present = (group_labels > 0).any(0).nonzero()[:, 0]
+            # absent classes' maps are zero in the end: the network (as far
+            # as it can) and the full-size work (upsampling, normalising)
+            # compute the present ones only
+            is_present = (group_labels > 0).any(0)
+            present = is_present.nonzero()[:, 0]
             if not len(present):  # no class at all: zero maps
                 for i in indices:
                     results[i] = images[i].new_zeros(num_classes, *out_size)
                 continue
 
             def present_maps(inputs):
-                cams = network(inputs)
-                if cams.shape[1] != num_classes:
+                cams = network(inputs, is_present)
+                if cams.shape[1] != len(present):
                     raise ValueError(
                         f'the CAM network gave {cams.shape[1]} class maps '
-                        f'but the labels have {num_classes} classes')
-                return cams[:, present]
+                        f'for the {len(present)} present classes of a '
+                        f'{num_classes}-class label mask')
+                return cams
 
             cams = multi_scale_flip_cams(
                 present_maps, torch.cat([images[i] for i in indices]),

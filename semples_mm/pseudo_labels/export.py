@@ -203,8 +203,9 @@ def export_pseudo_masks(model, dataloader, out_dir, settings=None,
     """
     model = model.module if is_model_wrapper(model) else model
     if not hasattr(model, 'predict_cams'):
-        raise TypeError(f'{type(model).__name__} has no predict_cams(inputs);'
-                        ' the exporter needs a CAM model (see docs/design.md)')
+        raise TypeError(f'{type(model).__name__} has no predict_cams('
+                        'inputs, classes); the exporter needs a CAM model '
+                        '(see docs/design.md)')
     settings = export_settings({}, **(settings or {}))
     if settings['bg_threshold'] == VAL_THRESHOLD:
         raise ValueError(

@@ -64,20 +64,25 @@ class CAMHead(BaseModule):
             in_channels, num_classes, kernel_size=1, bias=False)
         self.loss_cls = MODELS.build(loss_cls) if loss_cls else None
 
-    def forward(self, feats: Union[Tensor, Sequence[Tensor]]
-                ) -> Tuple[Tensor, Tensor]:
+    def forward(self, feats: Union[Tensor, Sequence[Tensor]],
+                classes: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """Compute CAMs and image-level logits.
 
         Args:
             feats (Tensor | Sequence[Tensor]): backbone/neck outputs, each
                 (B, C, h, w); ``feats[in_index]`` is used. A single tensor is
                 used as is.
+            classes (Tensor, optional): (K,) bool mask; only these classes
+                are returned. None returns all K.
 
         Returns:
-            tuple[Tensor, Tensor]: raw CAMs (B, K, h, w) and logits (B, K).
+            tuple[Tensor, Tensor]: raw CAMs (B, K, h, w) and logits (B, K),
+            K the classes of ``classes``.
         """
         feat = feats if isinstance(feats, Tensor) else feats[self.in_index]
         cams = self.classifier(feat)
+        if classes is not None:  # a 1x1 conv: nothing to save
+            cams = cams[:, classes]
         return cams, self.pool_cams(cams)
 
     def pool_cams(self, cams: Tensor) -> Tensor:

@@ -199,7 +199,8 @@ class WeakTrCAMHead(BaseModule):
         return weights.view(-1, self.num_heads, self.num_layers).transpose(
             1, 2).flatten(1)
 
-    def forward(self, features: WeakTrFeatures
+    def forward(self, features: WeakTrFeatures,
+                classes: Optional[Tensor] = None
                 ) -> Tuple[Tensor, Dict[str, Tensor]]:
         """Fine CAMs and WeakTr's three image-level logits.
 
@@ -209,16 +210,23 @@ class WeakTrCAMHead(BaseModule):
 
         Args:
             features (WeakTrFeatures): from :class:`WeakTrViT`.
+            classes (Tensor, optional): (K,) bool mask over the output
+                classes; only these are computed and returned (K' of them).
+                The propagation takes the fused CAMs in groups of the head
+                width (64 for DeiT-S), so COCO's 80 classes cost two groups
+                where an image's few present ones cost one. None: all K.
 
         Returns:
             tuple: the fine CAMs (B, K, h, w), and a dict of (B, K) logits:
             ``cls_token`` (mean over the width of each class token),
             ``coarse`` (mean of the conv scores S) and ``fine`` (mean of the
             fine CAM built from the detached coarse CAM); K the selected
-            slots (``class_indices``), in their order.
+            slots (``class_indices``, then ``classes``), in their order.
         """
         self._check_features(features)
         S, index = self.num_class_slots, self.class_index
+        if classes is not None:
+            index = index[classes]
         B, _, h, w = features.patch_tokens.shape
         scores = self.head(features.patch_tokens)
         # the fusion only decides how to mix the maps: detached attention
@@ -227,7 +235,7 @@ class WeakTrCAMHead(BaseModule):
         weights = self.fusion_weights(features.attn_feats.detach())
         class_attn = fused_class_attention(
             queries, keys, features.attn_scale, weights, S).view(B, S, h, w)
-        if S != self.num_classes or self.class_indices != tuple(range(S)):
+        if classes is not None or self.class_indices != tuple(range(S)):
             # every slot attends; only the selected ones are read out
             scores, class_attn = scores[:, index], class_attn[:, index]
             class_tokens = features.class_tokens[:, index]
@@ -243,7 +251,7 @@ class WeakTrCAMHead(BaseModule):
             fused.flatten(2), queries, keys, features.attn_scale, weights,
             S).view_as(fused)
         # (without gradients both are the one propagated CAM)
-        K = self.num_classes
+        K = len(index)
         cams, fine_for_loss = fine[:, :K], fine[:, -K:]
         logits = dict(
             cls_token=class_tokens.mean(-1),

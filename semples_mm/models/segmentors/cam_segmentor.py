@@ -113,9 +113,28 @@ class CAMSegmentor(BaseSegmentor):
         """(B, 3, H, W) -> raw CAMs (B, K, h, w) and the head's logits."""
         return self.cam_head(self.extract_feat(inputs))
 
-    def predict_cams(self, inputs: Tensor) -> Tensor:
-        """Raw (pre-ReLU) CAMs (B, K, h, w) at feature resolution."""
-        return self._forward(inputs)[0]
+    def predict_cams(self, inputs: Tensor,
+                     classes: Optional[Tensor] = None) -> Tensor:
+        """Raw (pre-ReLU) CAMs at feature resolution.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W).
+            classes (Tensor, optional): (K,) bool mask of the classes to
+                compute (inference passes the labels' present classes; the
+                head may skip the others' work). None computes all K.
+
+        Returns:
+            Tensor: (B, K, h, w), or (B, K', h, w) for the K' classes of
+            ``classes`` in class order.
+        """
+        num_classes = self._cam_modules()['cam_head'].num_classes
+        if classes is not None and tuple(classes.shape) != (num_classes, ):
+            raise ValueError(
+                f'{type(self).__name__}.predict_cams: a class mask of shape '
+                f'{tuple(classes.shape)}, but cam_head.num_classes is '
+                f'{num_classes}: the dataset\'s classes (the labels) must be '
+                'the CAM network\'s.')
+        return self.cam_head(self.extract_feat(inputs), classes)[0]
 
     def encode_decode(self, inputs: Tensor,
                       batch_img_metas: List[dict]) -> Tensor:
