@@ -373,7 +373,7 @@ def test_cam_inference_runs_under_the_chosen_autocast(amp, dtype):
     settings = export_settings(dict(pseudo_label_cfg=dict(amp=amp)))
     seen = []
 
-    def network(inputs):
+    def network(inputs, classes):
         seen.append(torch.is_autocast_enabled(inputs.device.type) and
                     torch.get_autocast_dtype(inputs.device.type))
         return torch.rand(inputs.shape[0], 2, 4, 4)
