@@ -913,6 +913,7 @@ def test_prompt_feature_cache_is_bounded_and_emptied_after_the_phase():
             type='ViewCacheCropFeatures', max_views=0))
 
 
+@pytest.mark.float_compare
 def test_predict_cams_of_some_classes_and_a_wrong_class_mask():
     model = model_in_phase('cam', training=False)
     inputs, _ = make_batch(LABELS)
